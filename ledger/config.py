@@ -1,0 +1,94 @@
+"""Settings: defaults in one place, ``LEDGER_*`` environment, explicit arguments win.
+
+    settings = Settings.load(bootstrap_servers="127.0.0.1:9092")
+
+Unknown keys are refused by name so a typo never silently falls back to a
+default.  Security settings are passed through to kafka-python unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+# kafka-python options a deployment may need for SASL / TLS; passed through.
+SECURITY_KEYS = (
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+    "sasl_kerberos_service_name",
+    "sasl_kerberos_domain_name",
+    "sasl_oauth_token_provider",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_password",
+    "ssl_check_hostname",
+    "ssl_crlfile",
+    "ssl_ciphers",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "ledger."
+    db: str = "./ledger.db"
+    partitions: int = 6
+    security: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then ``LEDGER_<NAME>`` from ``env`` (default os.environ), then overrides.
+
+        ``None`` overrides are ignored, so CLI options that were not given fall
+        through to the environment.
+        """
+        env = os.environ if env is None else env
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        security: dict[str, Any] = {}
+        for name in known - {"security"}:
+            raw = env.get(f"LEDGER_{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        for key in SECURITY_KEYS:
+            raw = env.get(f"LEDGER_{key.upper()}")
+            if raw is not None:
+                security[key] = raw
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name in SECURITY_KEYS:
+                security[name] = value
+            elif name in known:
+                values[name] = value
+            else:
+                raise ConfigError(
+                    f"unknown setting {name!r}; known settings: "
+                    + ", ".join(sorted(known - {'security'}) + list(SECURITY_KEYS))
+                )
+        if "partitions" in values:
+            try:
+                values["partitions"] = int(values["partitions"])
+            except ValueError as err:
+                raise ConfigError(f"partitions must be an integer, got {values['partitions']!r}") from err
+            if values["partitions"] < 1:
+                raise ConfigError("partitions must be at least 1")
+        if "ssl_check_hostname" in security and isinstance(security["ssl_check_hostname"], str):
+            security["ssl_check_hostname"] = security["ssl_check_hostname"].lower() in ("1", "true", "yes")
+        settings = cls(**values, security=security)
+        if not settings.bootstrap_servers.strip():
+            raise ConfigError("bootstrap_servers must not be empty")
+        return settings
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Connection options for any kafka-python client."""
+        return {"bootstrap_servers": self.bootstrap_servers.split(","), **dict(self.security)}
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
