@@ -1,0 +1,81 @@
+"""The ``ledger`` command: a thin layer over the library.
+
+Each command group lives in its own module exposing ``register(subparsers,
+common)``; ``common`` is a parent parser carrying ``--bootstrap-servers``,
+``--topic-prefix`` and ``--db``. Commands return an exit code. Library errors
+become one clean line on stderr. Modules import Kafka only inside the
+functions that talk to Kafka, so read-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import LedgerError
+
+# Order is the order shown in `ledger --help`.
+COMMAND_MODULES = (
+    "broker",
+    "topics",
+    "schemas",
+    "emit",
+    "outbox",
+    "simulate",
+    "consume",
+    "ledgerfile",  # head, verify, export, reprocess
+    "query",  # who-saw, disclosures, accesses, obligations
+    "report",
+    "replay",  # replay, diff
+)
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection")
+    group.add_argument("--bootstrap-servers", metavar="HOST:PORT",
+                       help="Kafka bootstrap servers (env LEDGER_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)")
+    group.add_argument("--topic-prefix", metavar="PREFIX",
+                       help="topic name prefix (env LEDGER_TOPIC_PREFIX, default 'ledger.')")
+    group.add_argument("--db", metavar="PATH", help="ledger file (env LEDGER_DB, default ./ledger.db)")
+    return common
+
+
+def settings_from(args: argparse.Namespace):
+    from ..config import Settings
+
+    return Settings.load(
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+        db=getattr(args, "db", None),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="Audit and disclosure ledger: who saw which customer's data, when, and why.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(subparsers, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LedgerError as err:
+        print(f"ledger {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

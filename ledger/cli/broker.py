@@ -1,0 +1,5 @@
+"""`ledger broker` commands (not yet built)."""
+
+
+def register(subparsers, common) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`ledger ledgerfile` commands (not yet built)."""
+
+
+def register(subparsers, common) -> None:
+    pass

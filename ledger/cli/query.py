@@ -1,0 +1,5 @@
+"""`ledger query` commands (not yet built)."""
+
+
+def register(subparsers, common) -> None:
+    pass

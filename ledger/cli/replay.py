@@ -1,0 +1,5 @@
+"""`ledger replay` commands (not yet built)."""
+
+
+def register(subparsers, common) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`ledger topics` commands (not yet built)."""
+
+
+def register(subparsers, common) -> None:
+    pass

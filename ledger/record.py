@@ -1,0 +1,33 @@
+"""A Kafka record as plain data: what the writer and replay hand to ingest.
+
+Nothing below this module's users sees a kafka-python type; a record fetched
+from any client (or built in a test) is turned into a :class:`Record` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # ms since the epoch: the Kafka record timestamp ("recorded time")
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @classmethod
+    def from_kafka(cls, msg) -> "Record":
+        """Build from a kafka-python ``ConsumerRecord`` (duck-typed, no import)."""
+        return cls(
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            timestamp=msg.timestamp,
+            key=msg.key,
+            value=msg.value,
+            headers=tuple((name, value if value is not None else b"") for name, value in (msg.headers or ())),
+        )
