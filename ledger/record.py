@@ -17,7 +17,7 @@ class Record:
     timestamp: int  # ms since the epoch: the Kafka record timestamp ("recorded time")
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()  # in broker order; a value may be null
 
     @classmethod
     def from_kafka(cls, msg) -> "Record":
@@ -29,5 +29,5 @@ class Record:
             timestamp=msg.timestamp,
             key=msg.key,
             value=msg.value,
-            headers=tuple((name, value if value is not None else b"") for name, value in (msg.headers or ())),
+            headers=tuple((name, value) for name, value in (msg.headers or ())),
         )
