@@ -1,0 +1,325 @@
+"""The ledger writer: Kafka event topics → one ledger file, exactly once.
+
+Run it as ``ledger consume``. Start reading at :meth:`LedgerWriter.run`.
+
+* One writer owns one ledger file (an exclusive lock). It ``assign()``s every
+  partition of the event topics — no consumer-group rebalances — and seeks each
+  to the next offset stored in the ledger, or to the beginning of a new ledger.
+* Each batch is decoded, chained and appended in one SQLite transaction that
+  also stores the next offset of every partition, so a SIGKILL at any moment
+  neither loses nor duplicates a record.
+* Undecodable records are appended as rejected and copied to the dead-letter
+  topic; the copies are flushed before the batch commits, so a crash can
+  repeat a copy but never lose one (the DLQ is counted per source offset).
+* On start it re-reads the record just before each stored offset and compares
+  it with the ledger; a shorter log or a different record stops the writer.
+* Offsets are also committed to Kafka under ``group_id``, after SQLite, only so
+  that standard tools can show lag. The ledger's own offsets are authoritative.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ledger.chain import leaf_hash
+from ledger.config import Settings
+from ledger.errors import BrokerError, LedgerDivergedError
+from ledger.ingest import Ingestor
+from ledger.record import Record
+from ledger.store import Ledger
+from ledger.topics import dlq_topic, event_topics
+
+DEFAULT_GROUP_ID = "ledger-writer"
+DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason")
+
+
+@dataclass
+class WriterStats:
+    records: int = 0
+    batches: int = 0
+    rejected: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+class LedgerWriter:
+    """Consumes the event topics into the ledger file named by ``settings.db``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        batch_size: int = 10_000,
+        batch_seconds: float = 1.0,
+        group_id: str | None = DEFAULT_GROUP_ID,
+        progress: bool = False,
+        progress_every: float = 2.0,
+    ):
+        self.settings = settings
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.group_id = group_id
+        self.progress = progress
+        self.progress_every = progress_every
+        self.stats = WriterStats()
+        self._stopping = False
+
+    def stop(self, *_: object) -> None:
+        """Ask the writer to finish its batch, commit and return (signal-safe)."""
+        self._stopping = True
+
+    def run(self, *, until_idle: bool = False, install_signals: bool = True) -> WriterStats:
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        ledger = Ledger.open(self.settings.db, readonly=False, create=True)
+        try:
+            ledger.lock_for_writing()
+            ingestor = Ingestor(ledger)
+            consumer = self._consumer()
+            dlq = None
+            try:
+                partitions = self._assign(consumer)
+                positions = ledger.positions()
+                check_continuity(self.settings, ledger, positions, partitions)
+                for tp in partitions:
+                    next_offset = positions.get((tp.topic, tp.partition))
+                    if next_offset is None:
+                        consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, next_offset)
+                started = time.monotonic()
+                last_progress = started
+                while not self._stopping:
+                    records = self._next_batch(consumer)
+                    if records:
+                        prepared = ingestor.prepare(records)
+                        if prepared.rejected:
+                            dlq = dlq or self._dlq_producer()
+                            send_to_dlq(dlq, dlq_topic(self.settings.topic_prefix), prepared.rejected)
+                        ingestor.commit(prepared)
+                        self._count(records, prepared)
+                        self._commit_to_kafka(consumer, partitions)
+                    now = time.monotonic()
+                    self.stats.seconds = now - started
+                    if self.progress and now - last_progress >= self.progress_every:
+                        self._print_progress(consumer, partitions)
+                        last_progress = now
+                    if until_idle and not records and caught_up(consumer, partitions):
+                        break
+                if self.progress:
+                    self._print_progress(consumer, partitions, final=True)
+            finally:
+                if dlq is not None:
+                    dlq.close(timeout=10)
+                consumer.close(autocommit=False)
+        finally:
+            ledger.close()
+        return self.stats
+
+    # -- Kafka ---------------------------------------------------------------------
+    def _consumer(self):
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        try:
+            return KafkaConsumer(
+                **self.settings.kafka_options(),
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                # Never "latest", never a silent reset: positions come from the ledger.
+                auto_offset_reset="none",
+                max_poll_records=self.batch_size,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+                check_crcs=True,
+            )
+        except KafkaError as err:
+            raise BrokerError(f"cannot reach Kafka at {self.settings.bootstrap_servers}: {err}") from err
+
+    def _assign(self, consumer) -> list:
+        partitions = event_partitions(consumer, self.settings.topic_prefix)
+        consumer.assign(partitions)
+        return partitions
+
+    def _next_batch(self, consumer) -> list[Record]:
+        """Poll until ``batch_size`` records or ``batch_seconds`` elapsed; records in offset order per partition."""
+        from kafka.errors import KafkaError, OffsetOutOfRangeError
+
+        batch: list[Record] = []
+        deadline = time.monotonic() + self.batch_seconds
+        while len(batch) < self.batch_size and not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                fetched = consumer.poll(timeout_ms=int(remaining * 1000), max_records=self.batch_size - len(batch))
+            except OffsetOutOfRangeError as err:
+                raise LedgerDivergedError(
+                    f"Kafka reports the ledger's position as out of range ({err}); the topic was "
+                    "truncated or recreated. The writer stops rather than skip or re-read records."
+                ) from err
+            except KafkaError as err:
+                raise BrokerError(f"fetch failed: {err}") from err
+            if not fetched:
+                break
+            for messages in fetched.values():
+                batch.extend(Record.from_kafka(m) for m in messages)
+        return batch
+
+    def _dlq_producer(self):
+        from ledger.producer import new_kafka_producer
+
+        return new_kafka_producer(self.settings)
+
+    def _commit_to_kafka(self, consumer, partitions) -> None:
+        if self.group_id is None:
+            return
+        from kafka.errors import KafkaError
+
+        try:  # for lag monitoring only; the ledger holds the authoritative positions
+            consumer.commit_async()
+        except KafkaError:
+            pass
+
+    def _count(self, records: list[Record], prepared) -> None:
+        self.stats.records += len(records)
+        self.stats.batches += 1
+        self.stats.rejected += len(prepared.rejected)
+        for status, n in prepared.counts.items():
+            self.stats.by_status[status] = self.stats.by_status.get(status, 0) + n
+
+    def _print_progress(self, consumer, partitions, final: bool = False) -> None:
+        lag = total_lag(consumer, partitions)
+        lag_text = "unknown" if lag is None else f"{lag:,}"
+        word = "done" if final else "consuming"
+        print(
+            f"ledger consume: {word}: {self.stats.records:,} records, {self.stats.rate:,.0f}/s, "
+            f"lag {lag_text}, rejected {self.stats.rejected:,}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def event_partitions(consumer, prefix: str) -> list:
+    """Every partition of the four event topics; refuses to start if a topic is missing."""
+    from kafka import TopicPartition
+
+    existing = consumer.topics()  # lists without auto-creating anything
+    missing = [t for t in event_topics(prefix) if t not in existing]
+    if missing:
+        raise BrokerError(f"topics missing: {', '.join(missing)}; create them with `ledger topics create`")
+    return [
+        TopicPartition(topic, p)
+        for topic in event_topics(prefix)
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+
+
+def caught_up(consumer, partitions) -> bool:
+    """True when every partition's position has reached its high watermark (known after a fetch)."""
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or consumer.position(tp) < highwater:
+            return False
+    return True
+
+
+def total_lag(consumer, partitions) -> int | None:
+    lag = 0
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return None
+        lag += max(0, highwater - consumer.position(tp))
+    return lag
+
+
+def send_to_dlq(producer, topic: str, rejected) -> None:
+    """Copy rejected records to the dead-letter topic and wait for every ack."""
+    from kafka.errors import KafkaError
+
+    futures = []
+    for record, reason in rejected:
+        headers = [
+            ("source_topic", record.topic.encode()),
+            ("source_partition", str(record.partition).encode()),
+            ("source_offset", str(record.offset).encode()),
+            ("reason", reason.encode()),
+        ]
+        futures.append(producer.send(topic, key=record.key, value=record.value, headers=headers))
+    try:
+        producer.flush()
+        for future in futures:
+            future.get(timeout=60)
+    except KafkaError as err:
+        raise BrokerError(f"could not copy rejected records to {topic}: {err}") from err
+
+
+def check_continuity(settings: Settings, ledger: Ledger, positions: dict, partitions, timeout: float = 30.0) -> None:
+    """Re-read the record just before each stored position and compare it with the ledger.
+
+    Raises LedgerDivergedError when the log is shorter than the stored position
+    or the record there differs (topic recreated, broker lost data). Works on
+    Apache Kafka (out-of-range error) and on brokers that answer a position
+    past the log end with silence (detected through the high watermark).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError, OffsetOutOfRangeError
+
+    wanted = {}
+    for tp in partitions:
+        next_offset = positions.get((tp.topic, tp.partition))
+        if next_offset:
+            wanted[TopicPartition(tp.topic, tp.partition)] = next_offset - 1
+    if not wanted:
+        return
+    consumer = KafkaConsumer(**settings.kafka_options(), group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="none", max_poll_records=1)
+    try:
+        consumer.assign(list(wanted))
+        for tp, offset in wanted.items():
+            consumer.seek(tp, offset)
+        found: dict = {}
+        deadline = time.monotonic() + timeout
+        while len(found) < len(wanted):
+            try:
+                fetched = consumer.poll(timeout_ms=500)
+            except OffsetOutOfRangeError as err:
+                raise LedgerDivergedError(f"a stored position is out of range on the broker: {err}") from err
+            except KafkaError as err:
+                raise BrokerError(f"cannot re-read the last recorded records: {err}") from err
+            for tp, messages in fetched.items():
+                if tp in wanted and tp not in found and messages:
+                    found[tp] = messages[0]
+                    consumer.pause(tp)
+            for tp, offset in wanted.items():
+                highwater = consumer.highwater(tp)
+                if tp not in found and highwater is not None and highwater <= offset:
+                    raise LedgerDivergedError(
+                        f"{tp.topic}[{tp.partition}]: the broker's log ends at offset {highwater} but the "
+                        f"ledger recorded offset {offset}; the topic was truncated or recreated, or the "
+                        "broker lost data. Refusing to continue."
+                    )
+            if time.monotonic() > deadline:
+                missing = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in wanted.items() if tp not in found)
+                raise BrokerError(f"timed out re-reading the last recorded records: {missing}")
+    finally:
+        consumer.close(autocommit=False)
+    for tp, message in found.items():
+        offset = wanted[tp]
+        stored = ledger.entry_at(tp.topic, tp.partition, offset)
+        record = Record.from_kafka(message)
+        if message.offset != offset or stored is None or leaf_hash(record) != stored["leaf_hash"]:
+            raise LedgerDivergedError(
+                f"{tp.topic}[{tp.partition}] offset {offset}: the broker's record differs from the one in "
+                f"the ledger (got offset {message.offset}); the topic was recreated or rewritten. "
+                "Refusing to continue."
+            )
