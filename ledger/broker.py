@@ -266,7 +266,8 @@ class LocalBroker:
                 raise self._failed(f"tansu exited with status {code} while starting on {self.bootstrap}")
             if _port_open(self.host, self.port):
                 try:
-                    admin = KafkaAdminClient(bootstrap_servers=[self.bootstrap], request_timeout_ms=2000)
+                    admin = KafkaAdminClient(bootstrap_servers=[self.bootstrap],
+                                             request_timeout_ms=2000, bootstrap_timeout_ms=2000)
                     try:
                         admin.list_topics()
                         return
