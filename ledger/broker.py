@@ -44,8 +44,10 @@ _MOTO_MAIN = (
     "from moto.server import main; main(sys.argv[1:])"
 )
 
-# Children still running; the atexit hook kills them if their owner did not.
+# Children still running and temporary logs not yet removed; the atexit hook
+# cleans up whatever their owner did not.
 _LIVE: set[subprocess.Popen] = set()
+_TEMP_LOGS: set[Path] = set()
 
 
 def _kill_all_at_exit() -> None:
@@ -56,6 +58,8 @@ def _kill_all_at_exit() -> None:
         except subprocess.TimeoutExpired:
             pass
     _LIVE.clear()
+    for path in list(_TEMP_LOGS):
+        path.unlink(missing_ok=True)
 
 
 atexit.register(_kill_all_at_exit)
@@ -141,6 +145,8 @@ class LocalBroker:
             fd, log_path = tempfile.mkstemp(prefix="ledger-broker-", suffix=".log")
             os.close(fd)
         self.log_path = Path(log_path)
+        if self._own_log:
+            _TEMP_LOGS.add(self.log_path)
         self._proc: subprocess.Popen | None = None
         self._moto: subprocess.Popen | None = None
 
@@ -196,6 +202,7 @@ class LocalBroker:
             self._moto = None
         if self._own_log:
             self.log_path.unlink(missing_ok=True)
+            _TEMP_LOGS.discard(self.log_path)
 
     def exit_code(self) -> int | None:
         """tansu's exit status if it has ended on its own, else None."""

