@@ -1,0 +1,239 @@
+"""Reference answers computed from a list of event dicts, naively and obviously.
+
+These are what the fast SQL queries are checked against, so each one is a
+plain loop over every event that reads like the rule it implements. Nothing
+here depends on emission order: only ``occurred_at`` (ties broken by
+``event_id``) decides what came first.
+
+Listing order, everywhere: newest first, i.e. sorted by ``(occurred_at,
+event_id)`` descending. Time windows are half-open: ``since <= occurred_at <
+until``; either bound may be None.
+
+Notification obligations (:func:`owed_notices`), as of an instant ``as_of``:
+
+* Only events with ``occurred_at <= as_of`` count. A ``SubjectNotified``
+  also needs ``notified_at <= as_of``; it clears exactly the customers it
+  names for its ``disclosure_event_id``, whether it arrived before or after
+  the disclosure.
+* The notice state starts from the disclosure's ``notification`` and each
+  ``NotificationStatusChanged`` for it replaces ``status``, ``delay_until``
+  and ``order_ref`` in ``(occurred_at, event_id)`` order.
+* Current status ``NOTIFIED`` or ``NOT_REQUIRED``: nothing is owed.
+* Own due date: ``notification.due_by``, or when it is None the
+  disclosure's ``occurred_at`` + :data:`DEFAULT_NOTICE_DAYS` days.
+* A delay (status ``DELAYED_BY_ORDER`` or ``DELAYED_FRAUD_INVESTIGATION``)
+  is *in force* at ``as_of`` when its ``delay_until`` is None (indefinite:
+  it never expires by itself) or ``as_of < delay_until``. While in force
+  nothing is overdue.
+* A delay *expires* at ``delay_until`` (the instant itself is no longer
+  delayed). A delay is *lifted* at the ``occurred_at`` L of the change that
+  sets a non-delayed status; the release instant is ``min(L, delay_until)``
+  (lifting an already expired delay changes nothing).
+* *Due at once*: once the latest delay has expired or been lifted at
+  instant R, the notice is due at ``max(own due date, R)``.
+* Each row carries ``due_by`` (the own due date), ``due`` (the effective
+  due date: the own one when no delay was ever released, ``max(own,
+  delay_until)`` for a current delay with an end, in force or expired, None
+  for an indefinite delay in force) and ``delay`` ("in force", "expired",
+  "lifted", or None when the notice was never delayed).
+  ``overdue`` is ``as_of > due`` (strictly: at the due instant itself a
+  notice is due, not yet overdue) and is always False while a delay is in
+  force.
+
+Subject-facing report (:func:`subject_report`): a legal disclosure is hidden
+from a customer while its current status is DELAYED_* (in force *or*
+expired: only a change away from DELAYED_* publishes it, "until the delay is
+lifted") and that customer has not been notified.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable
+
+DEFAULT_NOTICE_DAYS = 30
+EXPOSURE_TYPES = ("DataAccessed", "DataShared", "LegalDisclosure")
+DISCLOSURE_TYPES = ("DataShared", "LegalDisclosure")
+DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
+NOTHING_OWED = ("NOTIFIED", "NOT_REQUIRED")
+
+
+def _newest_first(events: list[dict]) -> list[dict]:
+    return sorted(events, key=lambda e: (e["occurred_at"], e["event_id"]), reverse=True)
+
+
+def _in_window(event: dict, since: datetime | None, until: datetime | None) -> bool:
+    at = event["occurred_at"]
+    return (since is None or since <= at) and (until is None or at < until)
+
+
+def touching(events: Iterable[dict], subject_id: str, since=None, until=None) -> list[dict]:
+    """Accesses, shares and legal disclosures naming ``subject_id``, newest first."""
+    return _newest_first([
+        e for e in events
+        if e["type"] in EXPOSURE_TYPES and subject_id in e["subject_ids"] and _in_window(e, since, until)
+    ])
+
+
+def by_actor(events: Iterable[dict], actor_id: str, since=None, until=None, types=None) -> list[dict]:
+    """Every event (of ``types``, default all) whose ``actor.id`` is ``actor_id``, newest first.
+
+    Denied and break-glass accesses are included like any other.
+    """
+    return _newest_first([
+        e for e in events
+        if e["actor"]["id"] == actor_id and (types is None or e["type"] in types)
+        and _in_window(e, since, until)
+    ])
+
+
+def disclosed_to(events: Iterable[dict], recipient_id: str | None = None, since=None, until=None,
+                 recipient_kind: str | None = None) -> list[dict]:
+    """Shares and legal disclosures to a recipient id and/or recipient kind, newest first."""
+    return _newest_first([
+        e for e in events
+        if e["type"] in DISCLOSURE_TYPES
+        and (recipient_id is None or e["recipient"]["id"] == recipient_id)
+        and (recipient_kind is None or e["recipient"]["kind"] == recipient_kind)
+        and _in_window(e, since, until)
+    ])
+
+
+def notice_state(disclosure: dict, changes: Iterable[dict], as_of: datetime) -> dict:
+    """The notice state of one disclosure at ``as_of`` (see the module docstring).
+
+    ``changes`` are the NotificationStatusChanged events for this disclosure;
+    those after ``as_of`` are ignored. Returns ``status``, ``delay_until``,
+    ``order_ref``, ``in_force`` (a delay holds the notice back now),
+    ``delay``, ``due_by`` (own due date) and ``due`` (effective due date).
+    """
+    notification = disclosure["notification"]
+    status = notification["status"]
+    delay_until = notification["delay_until"]
+    order_ref = notification["order_ref"]
+    released = lifted = None  # when the latest delay ended (by expiry or lift), when it was lifted
+    applied = sorted((c for c in changes if c["occurred_at"] <= as_of),
+                     key=lambda c: (c["occurred_at"], c["event_id"]))
+    for change in applied:
+        if status in DELAYED and change["status"] not in DELAYED:
+            lifted = change["occurred_at"]
+            released = lifted if delay_until is None else min(lifted, delay_until)
+        status, delay_until, order_ref = change["status"], change["delay_until"], change["order_ref"]
+
+    own_due = notification["due_by"]
+    if own_due is None:
+        own_due = disclosure["occurred_at"] + timedelta(days=DEFAULT_NOTICE_DAYS)
+    if status in DELAYED:
+        in_force = delay_until is None or as_of < delay_until
+        due = None if delay_until is None else max(own_due, delay_until)
+        delay = "in force" if in_force else "expired"
+    else:
+        in_force = False
+        due = own_due if released is None else max(own_due, released)
+        delay = None if released is None else "lifted" if released == lifted else "expired"
+    return {"status": status, "delay_until": delay_until, "order_ref": order_ref,
+            "in_force": in_force, "delay": delay, "due_by": own_due, "due": due}
+
+
+def _notified(events: list[dict], as_of: datetime) -> set[tuple[str, str]]:
+    """(disclosure_event_id, subject_id) pairs notified at or before ``as_of``."""
+    done = set()
+    for e in events:
+        if e["type"] == "SubjectNotified" and e["occurred_at"] <= as_of and e["notified_at"] <= as_of:
+            for subject_id in e["subject_ids"]:
+                done.add((e["disclosure_event_id"], subject_id))
+    return done
+
+
+def _changes_by_disclosure(events: list[dict], as_of: datetime) -> dict[str, list[dict]]:
+    changes: dict[str, list[dict]] = {}
+    for e in events:
+        if e["type"] == "NotificationStatusChanged" and e["occurred_at"] <= as_of:
+            changes.setdefault(e["disclosure_event_id"], []).append(e)
+    return changes
+
+
+def owed_notices(events: Iterable[dict], as_of: datetime) -> list[dict]:
+    """One row per (disclosure, customer) still owed a notice at ``as_of``.
+
+    Rows: ``disclosure_event_id, subject_id, due_by, due, status, delay,
+    delay_until, order_ref, overdue``, ordered by the disclosure's ``(occurred_at,
+    event_id)`` then ``subject_id``.
+    """
+    events = list(events)
+    notified = _notified(events, as_of)
+    changes = _changes_by_disclosure(events, as_of)
+    disclosures = sorted((e for e in events if e["type"] == "LegalDisclosure" and e["occurred_at"] <= as_of),
+                         key=lambda e: (e["occurred_at"], e["event_id"]))
+    rows = []
+    for d in disclosures:
+        state = notice_state(d, changes.get(d["event_id"], ()), as_of)
+        if state["status"] in NOTHING_OWED:
+            continue
+        overdue = not state["in_force"] and state["due"] is not None and as_of > state["due"]
+        for subject_id in sorted(d["subject_ids"]):
+            if (d["event_id"], subject_id) in notified:
+                continue
+            rows.append({
+                "disclosure_event_id": d["event_id"], "subject_id": subject_id,
+                "due_by": state["due_by"], "due": state["due"], "status": state["status"],
+                "delay": state["delay"], "delay_until": state["delay_until"],
+                "order_ref": state["order_ref"],
+                "overdue": overdue,
+            })
+    return rows
+
+
+def subject_report(events: Iterable[dict], subject_id: str, as_of: datetime) -> list[dict]:
+    """What the subject-facing report shows ``subject_id`` at ``as_of``, newest first.
+
+    Every access, share and legal disclosure naming the subject with
+    ``occurred_at <= as_of``, except a legal disclosure whose current status
+    is DELAYED_* (in force or expired) while this customer has not been
+    notified yet.
+    """
+    events = list(events)
+    notified = _notified(events, as_of)
+    changes = _changes_by_disclosure(events, as_of)
+    shown = []
+    for e in touching(events, subject_id, until=None):
+        if e["occurred_at"] > as_of:
+            continue
+        if e["type"] == "LegalDisclosure" and (e["event_id"], subject_id) not in notified:
+            if notice_state(e, changes.get(e["event_id"], ()), as_of)["status"] in DELAYED:
+                continue
+        shown.append(e)
+    return shown
+
+
+def anomalies(events: Iterable[dict]) -> list[dict]:
+    """SubjectNotified events whose disclosure never appears, in list order."""
+    events = list(events)
+    disclosure_ids = {e["event_id"] for e in events if e["type"] == "LegalDisclosure"}
+    return [e for e in events if e["type"] == "SubjectNotified" and e["disclosure_event_id"] not in disclosure_ids]
+
+
+def marketing_without_consent(events: Iterable[dict]) -> list[tuple[dict, str]]:
+    """(share, subject_id) for marketing shares not backed by a current PARTNERS-scope consent.
+
+    A share with purpose ``marketing.*`` needs, for each subject, a latest
+    ConsentChanged for that purpose (by ``(occurred_at, event_id)``, not after
+    the share) that grants consent with scope PARTNERS. In list order.
+    """
+    events = list(events)
+    consents = sorted((e for e in events if e["type"] == "ConsentChanged"),
+                      key=lambda e: (e["occurred_at"], e["event_id"]))
+    found = []
+    for share in events:
+        if share["type"] != "DataShared" or not share["purpose"].startswith("marketing."):
+            continue
+        for subject_id in share["subject_ids"]:
+            latest = None
+            for c in consents:
+                if c["occurred_at"] > share["occurred_at"]:
+                    break
+                if c["purpose"] == share["purpose"] and subject_id in c["subject_ids"]:
+                    latest = c
+            if latest is None or not latest["granted"] or latest["scope"] != "PARTNERS":
+                found.append((share, subject_id))
+    return found
