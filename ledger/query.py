@@ -1,0 +1,233 @@
+"""The auditors' queries: who saw a customer's data, what went to whom, what one actor did.
+
+    with Ledger.open("ledger.db") as ledger:
+        for row in who_saw(ledger, "cust-000042", since=parse_time("2026-01-01T00:00:00Z")):
+            print(row["occurred_at"], row["type"], row["actor"]["id"])
+
+Every query is a generator over one SQLite cursor (constant memory however
+many rows come out), newest first by event time (``occurred_at``, ties by
+``event_id``, so a replayed ledger lists them in the same order). ``since`` is inclusive, ``until`` exclusive, both on event
+time; ``as_of`` keeps only entries the ledger had recorded by then (Kafka
+timestamp ≤ as_of), so a live and a replayed ledger give the same answer.
+
+A row is the event as the ledger stored it (the schema's field names plus
+``type``, times as ``...Z`` strings in UTC) with two additions: ``labels``
+(purpose and data-category labels) and ``recorded_at`` (the Kafka timestamp).
+Only entries of status ``entry`` are read, each joined to the event_ids table
+so that an event_id shows once even if a side row were ever wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Iterable, Iterator
+
+from .errors import StoreError, ValidationError
+from .taxonomy import category_label, purpose_label
+from .timeparse import from_millis, iso, parse_time, to_micros, to_millis
+
+EVENT_TYPES = (
+    "DataAccessed", "DataShared", "LegalDisclosure",
+    "NotificationStatusChanged", "SubjectNotified", "ConsentChanged",
+)
+#: What touched a customer's data: accesses, sharing and legal disclosures.
+WHO_SAW_TYPES = ("DataAccessed", "DataShared", "LegalDisclosure")
+#: Data that left the operator: to third parties and to authorities.
+DISCLOSURE_TYPES = ("DataShared", "LegalDisclosure")
+RECIPIENT_KINDS = (
+    "PROCESSOR", "CONTROLLER", "AFFILIATE", "ADVERTISER", "PAYMENT_PROCESSOR",
+    "PARTNER", "AUDITOR", "REGULATOR", "ACQUIRER", "OTHER",
+)
+_FETCH = 500
+
+
+def connection(source) -> sqlite3.Connection:
+    """The sqlite3 connection of a Ledger (or the connection itself)."""
+    return getattr(source, "conn", source)
+
+
+def check_types(types: Iterable[str] | None, allowed: tuple[str, ...], option: str = "--type") -> tuple[str, ...]:
+    """``types`` validated against ``allowed`` (all of ``allowed`` when None)."""
+    if types is None:
+        return allowed
+    chosen = tuple(dict.fromkeys(types))
+    for t in chosen:
+        if t not in allowed:
+            raise ValidationError(option, f"unknown or unsupported event type {t!r}; choose from {', '.join(allowed)}")
+    if not chosen:
+        raise ValidationError(option, "give at least one event type")
+    return chosen
+
+
+def _micros(value, option: str) -> int | None:
+    return None if value is None else to_micros(parse_time(value, option=option))
+
+
+def side_rows(
+    source,
+    table: str,
+    key_column: str,
+    key: str | None,
+    types: tuple[str, ...],
+    *,
+    since=None,
+    until=None,
+    as_of=None,
+) -> Iterator[tuple[int, str, int, str]]:
+    """``(seq, json, timestamp_ms, type)`` of entries indexed under ``key`` in a side table, newest first.
+
+    With ``key=None`` the whole side table is read (SQLite sorts on disk). The
+    range scan walks the ``(key, occurred_at, seq)`` primary key backwards,
+    then fetches each entry by its seq (the rowid).
+    """
+    where = [f"s.type IN ({', '.join('?' * len(types))})"]
+    params: list = list(types)
+    if key is not None:
+        where.insert(0, f"s.{key_column} = ?")
+        params.insert(0, key)
+    since_us, until_us = _micros(since, "--since"), _micros(until, "--until")
+    if since_us is not None:
+        where.append("s.occurred_at >= ?")
+        params.append(since_us)
+    if until_us is not None:
+        where.append("s.occurred_at < ?")
+        params.append(until_us)
+    if as_of is not None:
+        where.append("e.timestamp <= ?")
+        params.append(to_millis(parse_time(as_of, option="--as-of")))
+    sql = (
+        f"SELECT e.seq, e.json, e.timestamp, e.type FROM {table} AS s "
+        "JOIN entries AS e ON e.seq = s.seq "
+        "JOIN event_ids AS i ON i.event_id = e.event_id AND i.seq = e.seq "
+        f"WHERE e.status = 'entry' AND {' AND '.join(where)} "
+        "ORDER BY s.occurred_at DESC, e.event_id DESC"
+    )
+    try:
+        cur = connection(source).execute(sql, params)
+        previous = None
+        while rows := cur.fetchmany(_FETCH):
+            for row in rows:
+                if row[0] != previous:  # one side row per (key, seq): never twice in a row
+                    previous = row[0]
+                    yield row
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read the ledger: {err}") from err
+
+
+def to_row(json_text: str, timestamp: int | None, event_type: str | None = None) -> dict:
+    """The stored event with ``labels`` and ``recorded_at`` added."""
+    row = json.loads(json_text)
+    if event_type and "type" not in row:
+        row["type"] = event_type
+    labels = {}
+    if "purpose" in row:
+        labels["purpose"] = purpose_label(row["purpose"])
+    if "data_categories" in row:
+        labels["data_categories"] = [category_label(c) for c in row["data_categories"]]
+    row["labels"] = labels
+    row["recorded_at"] = iso(from_millis(timestamp)) if timestamp is not None else None
+    return row
+
+
+def _purpose_matches(purpose: str | None, wanted: str) -> bool:
+    """``wanted`` matches itself and its dotted children (``marketing`` matches ``marketing.email``)."""
+    return purpose is not None and (purpose == wanted or purpose.startswith(wanted + "."))
+
+
+def who_saw(
+    source,
+    subject: str,
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    types: Iterable[str] | None = None,
+    actor: str | None = None,
+    purpose: str | None = None,
+    as_of: datetime | str | None = None,
+) -> Iterator[dict]:
+    """Every access, sharing and legal disclosure that touched ``subject``, newest first.
+
+    ``types`` narrows to some of :data:`WHO_SAW_TYPES`; ``actor`` is an actor
+    id; ``purpose`` matches the code and its dotted children.
+    """
+    chosen = check_types(types, WHO_SAW_TYPES)
+    for _, text, ts, etype in side_rows(source, "subjects", "subject_id", subject, chosen,
+                                        since=since, until=until, as_of=as_of):
+        row = to_row(text, ts, etype)
+        if actor is not None and row["actor"]["id"] != actor:
+            continue
+        if purpose is not None and not _purpose_matches(row.get("purpose"), purpose):
+            continue
+        yield row
+
+
+def disclosures(
+    source,
+    *,
+    recipient: str | None = None,
+    kind: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    types: Iterable[str] | None = None,
+    as_of: datetime | str | None = None,
+) -> Iterator[dict]:
+    """Data that went to third parties and authorities, newest first, each with ``subject_count``.
+
+    ``recipient`` is a recipient id; ``kind`` a recipient kind (``REGULATOR``...).
+    """
+    chosen = check_types(types, DISCLOSURE_TYPES)
+    if kind is not None and kind not in RECIPIENT_KINDS:
+        raise ValidationError("--kind", f"unknown recipient kind {kind!r}; choose from {', '.join(RECIPIENT_KINDS)}")
+    for _, text, ts, etype in side_rows(source, "recipients", "recipient_id", recipient, chosen,
+                                        since=since, until=until, as_of=as_of):
+        row = to_row(text, ts, etype)
+        if kind is not None and row["recipient"]["kind"] != kind:
+            continue
+        row["subject_count"] = len(row["subject_ids"])
+        yield row
+
+
+def accesses(
+    source,
+    actor: str,
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    types: Iterable[str] | None = None,
+    as_of: datetime | str | None = None,
+) -> Iterator[dict]:
+    """Everything one actor did, newest first: denied and break-glass accesses included."""
+    chosen = check_types(types, EVENT_TYPES)
+    for _, text, ts, etype in side_rows(source, "actors", "actor_id", actor, chosen,
+                                        since=since, until=until, as_of=as_of):
+        yield to_row(text, ts, etype)
+
+
+def summarize_disclosures(rows: Iterable[dict]) -> list[dict]:
+    """Per recipient: events, distinct subjects, first and last time, types; most events first.
+
+    Holds one set of subject ids per recipient (the distinct count needs it).
+    """
+    groups: dict[str, dict] = {}
+    for row in rows:
+        rec = row["recipient"]
+        g = groups.get(rec["id"])
+        if g is None:
+            g = groups[rec["id"]] = {
+                "recipient": rec, "events": 0, "subjects": set(), "first": row["occurred_at"],
+                "last": row["occurred_at"], "types": set(),
+            }
+        g["events"] += 1
+        g["subjects"].update(row["subject_ids"])
+        g["first"] = min(g["first"], row["occurred_at"])
+        g["last"] = max(g["last"], row["occurred_at"])
+        g["types"].add(row["type"])
+    out = []
+    for g in groups.values():
+        out.append({
+            "recipient": g["recipient"], "events": g["events"], "subject_count": len(g["subjects"]),
+            "first": g["first"], "last": g["last"], "types": sorted(g["types"]),
+        })
+    return sorted(out, key=lambda g: (-g["events"], g["recipient"]["id"]))

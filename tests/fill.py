@@ -1,0 +1,110 @@
+"""Fill a real ledger file from a simulated workload, without Kafka.
+
+    filled = fill_ledger(tmp_path / "ledger.db", workload.events)
+    filled.recorded["<event_id>"]          # the Kafka timestamp (ms) each event got
+
+Each event becomes the Record the writer would have consumed: topic from
+``topic_for``, partition ``crc32(key) % 3``, offsets sequential per
+partition, header ``event_type``, value ``codec.encode(event)``. The recorded
+time is when the event was emitted: the latest ``occurred_at`` seen so far in
+emission order plus a couple of seconds, so back-dated entries and
+disclosures typed in after their notice are recorded later than they occurred.
+Records go through the real :class:`~ledger.ingest.Ingestor` in batches.
+
+:func:`cached_ledger` builds one file per workload per test session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ledger.events import event_key
+from ledger.ingest import EVENT_TYPE_HEADER, Ingestor
+from ledger.record import Record
+from ledger.store import Ledger
+from ledger.timeparse import to_micros
+from ledger.topics import topic_for
+
+PARTITIONS = 3
+PREFIX = "ledger."
+LAG_MS = 2_000  # emission to broker: the recorded time trails the latest event seen
+
+
+@dataclass
+class Filled:
+    path: Path
+    recorded: dict[str, int]  # event_id -> Kafka timestamp (ms)
+    counts: dict[str, int]  # ingest status counts
+
+
+def to_records(events: Iterable[dict], *, codec, prefix: str = PREFIX, partitions: int = PARTITIONS,
+               recorded: dict[str, int] | None = None) -> Iterator[Record]:
+    """The records a writer would consume for ``events`` (emission order); fills ``recorded``."""
+    offsets: dict[tuple[str, int], int] = {}
+    latest_us = None
+    for event in events:
+        event = codec.validate(event)
+        at = to_micros(event["occurred_at"])
+        latest_us = at if latest_us is None else max(latest_us, at)
+        timestamp = latest_us // 1000 + LAG_MS
+        key = event_key(event)
+        topic = topic_for(event["type"], prefix)
+        partition = zlib.crc32(key) % partitions
+        offset = offsets.get((topic, partition), 0)
+        offsets[(topic, partition)] = offset + 1
+        if recorded is not None:
+            recorded[event["event_id"]] = timestamp
+        yield Record(topic, partition, offset, timestamp, key, codec.encode(event),
+                     ((EVENT_TYPE_HEADER, event["type"].encode()),))
+
+
+def fill_ledger(path: str | Path, events: Iterable[dict], *, batch: int = 10_000,
+                prefix: str = PREFIX) -> Filled:
+    """Write ``events`` into a new ledger file at ``path`` through the Ingestor."""
+    from ledger.codec import default_codec
+
+    codec = default_codec()
+    recorded: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    ledger = Ledger.open(path, readonly=False, create=True)
+    try:
+        ingestor = Ingestor(ledger, codec=codec)
+        chunk: list[Record] = []
+        for record in to_records(events, codec=codec, prefix=prefix, recorded=recorded):
+            chunk.append(record)
+            if len(chunk) >= batch:
+                _ingest(ingestor, chunk, counts)
+                chunk = []
+        if chunk:
+            _ingest(ingestor, chunk, counts)
+    finally:
+        ledger.close()
+    return Filled(Path(path), recorded, counts)
+
+
+def _ingest(ingestor: Ingestor, records: list[Record], counts: dict[str, int]) -> None:
+    result = ingestor.ingest(records)
+    for status, n in result.counts.items():
+        counts[status] = counts.get(status, 0) + n
+
+
+_CACHE: dict[tuple, Filled] = {}
+_DIR: list[Path] = []
+
+
+def cached_ledger(workload, key: tuple) -> Filled:
+    """One filled ledger per ``key`` for the whole test session (removed at exit)."""
+    found = _CACHE.get(key)
+    if found is None:
+        if not _DIR:
+            _DIR.append(Path(tempfile.mkdtemp(prefix="ledger-fill-")))
+            atexit.register(shutil.rmtree, _DIR[0], True)
+        name = "-".join(str(k) for k in key) + ".db"
+        found = _CACHE[key] = fill_ledger(_DIR[0] / name, workload.events)
+    return found
