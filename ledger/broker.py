@@ -215,7 +215,11 @@ class LocalBroker:
             return ""
 
     def __enter__(self) -> "LocalBroker":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # moto may be up even though tansu failed
+            raise
 
     def __exit__(self, *exc) -> None:
         self.close()
