@@ -1,0 +1,1 @@
+"""Reports on one customer and the output writers the query commands share."""
