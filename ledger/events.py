@@ -140,7 +140,7 @@ def _check_time(v):
             return v
         if v.utcoffset() is None:
             raise _Bad("datetime has no UTC offset; pass an aware datetime")
-        return v.astimezone(UTC)
+        return _to_utc(v)
     if isinstance(v, str):
         try:
             t = datetime.fromisoformat(v)
@@ -148,8 +148,15 @@ def _check_time(v):
             raise _Bad(f"not an ISO-8601 timestamp: {v!r}") from None
         if t.utcoffset() is None:
             raise _Bad(f"timestamp {v!r} has no UTC offset; add 'Z' or '+00:00'")
-        return t.astimezone(UTC)
+        return _to_utc(t)
     raise _Bad(f"expected an ISO-8601 timestamp with offset or an aware datetime, got {_typename(v)}")
+
+
+def _to_utc(t: datetime) -> datetime:
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:
+        raise _Bad(f"{t.isoformat()} is outside the representable range in UTC") from None
 
 
 def _check_bool(v):

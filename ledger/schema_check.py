@@ -112,9 +112,9 @@ class _Resolver:
                 ok &= self.resolve(branch, r, path)
             return ok
         if rk == "union":
-            for branch in r:  # the first reader branch that matches is used
-                if self._matches(w, branch):
-                    return self.resolve(w, branch, path)
+            branch = self._pick(w, r)
+            if branch is not None:
+                return self.resolve(w, branch, path)
             self.fail(path, f"writer type {_describe(w)} matches no branch of reader union {_describe(r)}")
             return False
         if wk in PROMOTIONS:
@@ -175,12 +175,18 @@ class _Resolver:
             return False
         return True
 
-    def _matches(self, w, branch) -> bool:
-        """Whether reader union ``branch`` can read ``w``, without recording anything."""
-        trial = _Resolver.__new__(_Resolver)
-        trial.writer_names, trial.reader_names, trial.found, trial.seen = (
-            self.writer_names, self.reader_names, [], set(self.seen))
-        return trial.resolve(w, branch, "")
+    def _pick(self, w, union: list):
+        """The reader branch used for ``w``: the first of the same type, else the first it promotes to."""
+        w = self._deref(w, self.writer_names)
+        wk = _kind(w)
+        branches = [(b, self._deref(b, self.reader_names)) for b in union]
+        for b, d in branches:
+            if _kind(d) == wk and (wk not in ("record", "enum", "fixed") or _full(d) == _full(w)):
+                return b
+        for b, d in branches:
+            if _kind(d) in PROMOTIONS.get(wk, ()):
+                return b
+        return None
 
     @staticmethod
     def _deref(t, names: dict):
