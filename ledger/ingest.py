@@ -1,0 +1,282 @@
+"""Kafka records → decoded → deduplicated → chained → appended to the ledger.
+
+    ingestor = Ingestor(ledger)               # ledger opened writable and locked
+    prepared = ingestor.prepare(records)      # pure given the tips: decode, dedupe, chain
+    send_copies(prepared.rejected)            # e.g. to the dead-letter topic, before...
+    ingestor.commit(prepared)                 # ...one transaction, entries + offsets
+
+Records of one partition must come in offset order. A record at or below a
+partition's tip is already in the ledger and is skipped (exactly once across
+restarts); a jump in offsets appends a gap entry first. Every record is kept:
+one that cannot be decoded is appended as ``rejected`` with its reason. A
+repeated ``event_id`` is appended as ``duplicate`` (same topic-partition as the
+first occurrence) or ``conflict`` (another one), and never indexed twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Iterator, Sequence
+
+from .chain import gap_hash, leaf_hash, link
+from .errors import DecodeError, LedgerError, StoreError, ValidationError
+from .index import add_side_rows, entry_columns, SIDE_TABLE_NAMES
+from .record import Record
+from .store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
+from .store.schema import headers_to_json
+
+EVENT_TYPE_HEADER = "event_type"
+STATUSES = ("entry", "duplicate", "conflict", "rejected", "gap")
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Column positions in an entries row (schema.ENTRY_COLUMNS).
+_STATUS, _EVENT_ID = 11, 13
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready to commit: rows, counts, rejected records, and the tips after it."""
+
+    rows: AppendBatch
+    counts: dict[str, int]  # per status, plus "skipped" (already in the ledger)
+    rejected: list[tuple[Record, str]]  # (record, reason), in input order
+    tips: dict[tuple[str, int], Tip]
+    base_seq: int  # first seq of this batch: commit refuses a batch prepared on stale state
+    next_seq: int
+
+
+@dataclass
+class ReprocessResult:
+    examined: int  # rejected entries looked at
+    counts: dict[str, int]  # new status -> how many moved
+    still_rejected: int
+
+
+@dataclass
+class IngestResult:
+    counts: dict[str, int]
+    rejected: list[tuple[Record, str]] = field(default_factory=list)
+
+
+def default_codec():
+    from .codec import default_codec as load
+
+    return load()
+
+
+def decode_value(codec, value: bytes | None) -> tuple[dict | None, str | None]:
+    """``(event, None)`` if the value decodes and validates, else ``(None, reason)``."""
+    if value is None:
+        return None, "null value (a tombstone or an empty produce)"
+    try:
+        return codec.decode(value), None
+    except DecodeError as err:
+        return None, err.reason
+    except ValidationError as err:
+        return None, f"invalid: {err}"
+    except LedgerError as err:  # e.g. a schema problem found while decoding
+        return None, f"undecodable: {err}"
+
+
+def decode_with_older_readers(codec, value: bytes) -> Iterator[dict]:
+    """The value decoded with each older reader version of its type, newest first.
+
+    Ingest reads with the newest schema it knows; after a new version is
+    installed, verify uses this to find the reader an old entry was read with.
+    Stops at the writer's own version; readers that fail are skipped.
+    """
+    from fastavro import schemaless_reader
+
+    from .events import Validator
+
+    writer = codec.schema_for(codec.fingerprint(value) or b"")
+    if writer is None:
+        return
+    validators = codec.__dict__.setdefault("_older_validators", {})
+    for reader in reversed(codec.versions(writer.event_type)[:-1]):
+        if reader.version < writer.version:
+            return
+        try:
+            body = BytesIO(value)
+            body.seek(10)
+            record = schemaless_reader(body, writer.schema, None if reader is writer else reader.schema)
+            record["type"] = writer.event_type
+            key = (writer.event_type, reader.version)
+            if key not in validators:
+                validators[key] = Validator({writer.event_type: reader.source})
+            yield validators[key].validate(record)
+        except Exception:  # fastavro and validation raise many types; this reader does not fit
+            continue
+
+
+def peek_event_id(value: bytes | None) -> str | None:
+    """The event_id of an undecodable record when it can still be read.
+
+    Every schema starts with ``event_id`` (a 36-character UUID string): in the
+    single-object encoding that is byte 10 = 0x48 (zigzag length 36) and the
+    UUID text after it.
+    """
+    if value is None or len(value) < 47 or value[:2] != b"\xc3\x01" or value[10] != 0x48:
+        return None
+    text = bytes(value[11:47])
+    return text.decode("ascii") if _UUID.fullmatch(text) else None
+
+
+def header_type(record: Record) -> str | None:
+    """The ``event_type`` header, when present and readable."""
+    for name, value in record.headers:
+        if name == EVENT_TYPE_HEADER and value is not None:
+            try:
+                return value.decode("utf-8")[:200]
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+class Ingestor:
+    """Appends batches of records to one ledger; the only writer of that file."""
+
+    def __init__(self, ledger: Ledger, *, codec=None):
+        if ledger.readonly:
+            raise StoreError("ingest needs a ledger opened with readonly=False")
+        ledger.lock_for_writing()
+        self.ledger = ledger
+        self.codec = codec if codec is not None else default_codec()
+        self.tips: dict[tuple[str, int], Tip] = ledger.tips()
+        self.next_seq = ledger.next_seq()
+
+    def ingest(self, records: Sequence[Record]) -> IngestResult:
+        """Prepare and commit in one go (when nothing must happen in between)."""
+        prepared = self.prepare(records)
+        self.commit(prepared)
+        return IngestResult(prepared.counts, prepared.rejected)
+
+    def commit(self, prepared: PreparedBatch) -> None:
+        """Append the batch in one transaction and move the tips forward."""
+        if prepared.base_seq != self.next_seq:
+            raise StoreError(
+                f"batch was prepared at seq {prepared.base_seq} but the ledger is at {self.next_seq}; "
+                "prepare it again"
+            )
+        if prepared.next_seq != prepared.base_seq:
+            self.ledger.append(prepared.rows)
+        self.tips = prepared.tips
+        self.next_seq = prepared.next_seq
+
+    def prepare(self, records: Sequence[Record]) -> PreparedBatch:
+        """Decode, chain and classify ``records`` against the current tips; writes nothing."""
+        tips = dict(self.tips)
+        seq = self.next_seq
+        counts = dict.fromkeys(STATUSES, 0)
+        counts["skipped"] = 0
+        entries: list[list] = []
+        decoded: list[tuple[list, dict]] = []
+        rejected: list[tuple[Record, str]] = []
+        touched: set[tuple[str, int]] = set()
+        codec = self.codec
+        fingerprint = codec.fingerprint
+
+        for rec in records:
+            where = (rec.topic, rec.partition)
+            tip = tips.get(where)
+            expected, prev = (0, None) if tip is None else (tip.offset + 1, tip.chain_hash)
+            if rec.offset < expected:
+                counts["skipped"] += 1  # already in the ledger (a restart re-delivers)
+                continue
+            if rec.offset > expected:
+                leaf = gap_hash(rec.topic, rec.partition, expected, rec.offset)
+                prev = link(prev, leaf)
+                entries.append([seq, rec.topic, rec.partition, expected, "gap", rec.offset, None, None,
+                                None, None, None, "gap", None, None, None, None, None, leaf, prev])
+                counts["gap"] += 1
+                seq += 1
+            leaf = leaf_hash(rec)
+            chain = link(prev, leaf)
+            tips[where] = Tip(rec.offset, chain, seq)
+            touched.add(where)
+            value = rec.value
+            event, reason = decode_value(codec, value)
+            row = [seq, rec.topic, rec.partition, rec.offset, "record", None, rec.timestamp, rec.key,
+                   headers_to_json(rec.headers), value, None if value is None else fingerprint(value)]
+            if event is None:
+                row += ["rejected", reason, peek_event_id(value), header_type(rec), None, None, leaf, chain]
+                rejected.append((rec, reason))
+                counts["rejected"] += 1
+            else:
+                cols = entry_columns(event)
+                row += [None, None, cols["event_id"], cols["type"], cols["occurred_at"], cols["json"],
+                        leaf, chain]
+                decoded.append((row, event))
+            entries.append(row)
+            seq += 1
+
+        rows = AppendBatch(side={name: [] for name in SIDE_TABLE_NAMES})
+        self._classify(decoded, rows, counts)
+        rows.entries = entries
+        rows.offsets = [
+            (t, p, tips[(t, p)].offset + 1, tips[(t, p)].seq, tips[(t, p)].chain_hash)
+            for t, p in sorted(touched)
+        ]
+        return PreparedBatch(rows, counts, rejected, tips, self.next_seq, seq)
+
+    def _classify(self, decoded: list[tuple[list, dict]], rows: AppendBatch, counts: dict[str, int]) -> None:
+        """Set each decoded row's status (first occurrence wins) and collect index rows."""
+        first = self.ledger.first_seen({row[_EVENT_ID] for row, _ in decoded})
+        for row, event in decoded:
+            event_id = row[_EVENT_ID]
+            seen = first.get(event_id)
+            seq, topic, partition = row[0], row[1], row[2]
+            if seen is None:
+                row[_STATUS] = "entry"
+                first[event_id] = FirstSeen(seq, topic, partition)
+                rows.event_ids.append((event_id, seq, topic, partition))
+                add_side_rows(seq, event, row[15], rows.side)
+            elif seen.topic == topic and seen.partition == partition:
+                row[_STATUS] = "duplicate"
+            else:
+                row[_STATUS] = "conflict"
+                rows.conflicts.append((seq, event_id, seen.seq))
+            counts[row[_STATUS]] += 1
+
+
+def reprocess(ledger: Ledger, *, codec=None) -> ReprocessResult:
+    """Retry every rejected entry with the schemas installed now; index those that decode.
+
+    The chain is untouched: only the decoded columns and status change (the one
+    move the triggers allow), each move logged in ``reprocess_log`` with the
+    ledger's last seq, so verify can replay the dedupe decisions in this order.
+    """
+    if ledger.readonly:
+        raise StoreError("reprocess needs a ledger opened with readonly=False")
+    ledger.lock_for_writing()
+    codec = codec if codec is not None else default_codec()
+    rejected = list(iter_entries(ledger, where="status = 'rejected' AND kind = 'record'"))
+    after_seq = ledger.next_seq() - 1
+    decoded = []
+    for entry in rejected:
+        event, _ = decode_value(codec, entry.value)
+        if event is not None:
+            decoded.append((event, entry, entry_columns(event)))
+    rows = AppendBatch(side={name: [] for name in SIDE_TABLE_NAMES})
+    first = ledger.first_seen({cols["event_id"] for *_, cols in decoded})
+    counts = dict.fromkeys(("entry", "duplicate", "conflict"), 0)
+    moves = []
+    for event, entry, cols in decoded:
+        seen = first.get(cols["event_id"])
+        if seen is None:
+            status = "entry"
+            first[cols["event_id"]] = FirstSeen(entry.seq, entry.topic, entry.partition)
+            rows.event_ids.append((cols["event_id"], entry.seq, entry.topic, entry.partition))
+            add_side_rows(entry.seq, event, cols["occurred_at"], rows.side)
+        elif (seen.topic, seen.partition) == (entry.topic, entry.partition):
+            status = "duplicate"
+        else:
+            status = "conflict"
+            rows.conflicts.append((entry.seq, cols["event_id"], seen.seq))
+        counts[status] += 1
+        moves.append((entry.seq, after_seq, entry.reason, status, cols["event_id"], cols["type"],
+                      cols["occurred_at"], cols["json"]))
+    if moves:
+        ledger.mark_reprocessed(moves, rows)
+    return ReprocessResult(len(rejected), counts, len(rejected) - len(moves))

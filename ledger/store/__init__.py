@@ -1,0 +1,22 @@
+"""The SQLite ledger file: schema, ``Ledger.open``, append, read, heads, export.
+
+Start at :class:`Ledger` (ledger.py); the tables are described in schema.py.
+"""
+
+from .ledger import AppendBatch, FirstSeen, Head, Ledger, Tip
+from .read import Entry, iter_entries, iter_side_rows
+from .schema import ENTRY_COLUMNS, EVIDENCE_COLUMNS, SIDE_TABLES
+
+__all__ = [
+    "Ledger",
+    "AppendBatch",
+    "Head",
+    "Tip",
+    "FirstSeen",
+    "Entry",
+    "iter_entries",
+    "iter_side_rows",
+    "ENTRY_COLUMNS",
+    "EVIDENCE_COLUMNS",
+    "SIDE_TABLES",
+]

@@ -1,0 +1,351 @@
+"""The ledger file: open, append in one transaction, positions, heads, export.
+
+    with Ledger.open("ledger.db") as ledger:          # read-only (mode=ro)
+        for head in ledger.heads(): ...
+
+    ledger = Ledger.open("ledger.db", readonly=False, create=True)
+    ledger.lock_for_writing()                          # one writer per file
+    ledger.append(batch)                               # entries + side rows + offsets, atomically
+
+The writer's position (next offset per partition) is stored in the same
+transaction as the entries, so a crash never loses or repeats a record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..errors import LedgerLockedError, StoreError
+from . import schema
+
+_ENTRY_INSERT = (
+    f"INSERT INTO entries ({', '.join(schema.ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(schema.ENTRY_COLUMNS))})"
+)
+_SIDE_INSERT = {
+    table: f"INSERT INTO {table} ({key}, seq, occurred_at, type) VALUES (?, ?, ?, ?)"
+    for table, key in schema.SIDE_TABLES
+}
+# Variables per IN (...) query; SQLite 3.32+ allows 32766.
+_IN_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Latest entry of one topic-partition: what an auditor writes down."""
+
+    topic: str
+    partition: int
+    offset: int
+    chain_hash: bytes
+
+    def line(self) -> str:
+        return f"{self.topic} {self.partition} {self.offset} {self.chain_hash.hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """Where a partition's chain stands: its last entry."""
+
+    offset: int  # offset of the last record (next_offset - 1)
+    chain_hash: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class FirstSeen:
+    """The entry that holds an event_id's first occurrence."""
+
+    seq: int
+    topic: str
+    partition: int
+
+
+@dataclass
+class AppendBatch:
+    """Rows for one atomic append, each a tuple in its table's column order."""
+
+    entries: list[tuple] = field(default_factory=list)  # schema.ENTRY_COLUMNS
+    side: dict[str, list[tuple]] = field(default_factory=dict)  # table -> (key, seq, occurred_at, type)
+    event_ids: list[tuple] = field(default_factory=list)  # (event_id, seq, topic, partition)
+    conflicts: list[tuple] = field(default_factory=list)  # (seq, event_id, first_seq)
+    offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
+
+
+class Ledger:
+    """One ledger file. Use :meth:`open`; close it (or use ``with``) when done."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool):
+        self.path = path
+        self.conn = conn
+        self.readonly = readonly
+        self._lock_fd: int | None = None
+        self._depth = 0
+
+    # -- opening and closing -----------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        readonly: bool = True,
+        create: bool = False,
+    ) -> "Ledger":
+        """Open a ledger file; ``create=True`` (writers only) makes a new one if missing."""
+        path = Path(path)
+        if readonly and create:
+            raise StoreError("a ledger cannot be created read-only; pass readonly=False")
+        exists = path.exists()
+        if not exists and not create:
+            raise StoreError(f"no ledger file at {path}; run `ledger consume` to create one, or check --db")
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            schema.apply_pragmas(conn, readonly=readonly)
+            has_meta = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+            if not has_meta:
+                if readonly:
+                    raise StoreError(f"{path} is not a ledger file (no meta table)")
+                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise StoreError(f"{path} is an SQLite file but not a ledger; refusing to touch it")
+                schema.create(conn, {"created_at": str(int(time.time() * 1000))})
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open ledger {path}: {err}") from err
+        ledger = cls(path, conn, readonly)
+        version = ledger.meta().get("format_version")
+        if version != schema.FORMAT_VERSION:
+            ledger.close()
+            raise StoreError(
+                f"{path} has ledger format {version!r}; this version reads format {schema.FORMAT_VERSION!r}"
+            )
+        return ledger
+
+    def close(self) -> None:
+        self.conn.close()
+        self.unlock()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the writer lock ------------------------------------------------------------
+    def lock_for_writing(self) -> "Ledger":
+        """Take the exclusive writer lock ``<path>.lock``; raise LedgerLockedError if held elsewhere."""
+        if self.readonly:
+            raise StoreError("a read-only ledger cannot be locked for writing")
+        if self._lock_fd is not None:
+            return self
+        lock_path = f"{self.path}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            os.close(fd)
+            holder = _read_pid(lock_path)
+            raise LedgerLockedError(
+                f"{self.path} is locked by another writer{f' (pid {holder})' if holder else ''}; "
+                "only one `ledger consume` (or reprocess) may write a ledger file at a time"
+            ) from err
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        return self
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd is not None
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- transactions ---------------------------------------------------------------
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """A transaction (BEGIN IMMEDIATE); nested calls become savepoints."""
+        depth = self._depth
+        name = f"sp{depth}"
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {name}")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot start a transaction on {self.path}: {err}") from err
+        self._depth += 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth -= 1
+            if depth == 0:
+                self.conn.execute("ROLLBACK")
+            else:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            raise
+        self._depth -= 1
+        try:
+            self.conn.execute("COMMIT" if depth == 0 else f"RELEASE {name}")
+        except sqlite3.Error as err:
+            if depth == 0:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"cannot commit to {self.path}: {err}") from err
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same state, whatever a writer does."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    # -- writing --------------------------------------------------------------------
+    def append(self, batch: AppendBatch) -> None:
+        """Write a batch's entries, side rows, dedupe rows and offsets in one transaction."""
+        if self.readonly:
+            raise StoreError("the ledger was opened read-only")
+        now = int(time.time() * 1000)
+        try:
+            with self.atomic() as conn:
+                conn.executemany(_ENTRY_INSERT, batch.entries)
+                self._insert_rows(conn, batch)
+                conn.executemany(
+                    "INSERT INTO offsets (topic, partition, next_offset, last_seq, chain_hash, written_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(*row, now) for row in batch.offsets],
+                )
+        except sqlite3.Error as err:
+            raise StoreError(
+                f"cannot append to {self.path}: {err} (is another process writing without the lock?)"
+            ) from err
+
+    def mark_reprocessed(self, moves: list[tuple], rows: AppendBatch) -> None:
+        """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.
+
+        ``moves``: ``(seq, after_seq, old_reason, new_status, event_id, type, occurred_at, json)``;
+        ``rows``: their side, event_ids and conflicts rows (no entries, no offsets).
+        """
+        now = int(time.time() * 1000)
+        try:
+            with self.atomic() as conn:
+                for seq, after_seq, old_reason, status, event_id, etype, occurred_at, text in moves:
+                    conn.execute(
+                        "INSERT INTO reprocess_log (seq, after_seq, old_reason, new_status, reprocessed_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (seq, after_seq, old_reason, status, now),
+                    )
+                    conn.execute(
+                        "UPDATE entries SET status = ?, reason = NULL, event_id = ?, type = ?, "
+                        "occurred_at = ?, json = ? WHERE seq = ? AND status = 'rejected'",
+                        (status, event_id, etype, occurred_at, text, seq),
+                    )
+                self._insert_rows(conn, rows)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot record reprocessed entries in {self.path}: {err}") from err
+
+    @staticmethod
+    def _insert_rows(conn: sqlite3.Connection, batch: AppendBatch) -> None:
+        for table, rows in batch.side.items():
+            if rows:
+                conn.executemany(_SIDE_INSERT[table], rows)
+        if batch.event_ids:
+            conn.executemany(
+                "INSERT INTO event_ids (event_id, seq, topic, partition) VALUES (?, ?, ?, ?)", batch.event_ids
+            )
+        if batch.conflicts:
+            conn.executemany("INSERT INTO conflicts (seq, event_id, first_seq) VALUES (?, ?, ?)", batch.conflicts)
+
+    # -- reading --------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    def next_seq(self) -> int:
+        return (self.conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0) + 1
+
+    def tips(self) -> dict[tuple[str, int], Tip]:
+        """Each partition's last entry, from the latest offsets row (written with the entries)."""
+        rows = self.conn.execute(
+            "SELECT topic, partition, max(next_offset), last_seq, chain_hash FROM offsets "
+            "GROUP BY topic, partition"
+        )
+        return {(t, p): Tip(n - 1, h, s) for t, p, n, s, h in rows}
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Next Kafka offset to read, per topic-partition present in the ledger."""
+        return {
+            (t, p): n
+            for t, p, n in self.conn.execute(
+                "SELECT topic, partition, max(next_offset) FROM offsets GROUP BY topic, partition"
+            )
+        }
+
+    def heads(self) -> list[Head]:
+        """Latest offset and chain hash per topic-partition, sorted by topic then partition."""
+        heads = [Head(t, p, tip.offset, tip.chain_hash) for (t, p), tip in self.tips().items()]
+        return sorted(heads, key=lambda h: (h.topic, h.partition))
+
+    def first_seen(self, event_ids: Iterable[str]) -> dict[str, FirstSeen]:
+        """The first (status ``entry``) occurrence of each of ``event_ids`` already in the ledger."""
+        ids = list(event_ids)
+        found: dict[str, FirstSeen] = {}
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i : i + _IN_CHUNK]
+            rows = self.conn.execute(
+                "SELECT event_id, seq, topic, partition FROM event_ids "
+                f"WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for event_id, seq, topic, partition in rows:
+                found[event_id] = FirstSeen(seq, topic, partition)
+        return found
+
+    def entry_at(self, topic: str, partition: int, offset: int) -> dict | None:
+        """The entry (all columns, as a dict) at a topic-partition-offset, or None."""
+        cur = self.conn.execute(
+            f"SELECT {', '.join(schema.ENTRY_COLUMNS)} FROM entries "
+            "WHERE topic = ? AND partition = ? AND offset = ?",
+            (topic, partition, offset),
+        )
+        row = cur.fetchone()
+        return None if row is None else dict(zip(schema.ENTRY_COLUMNS, row))
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    # -- copying --------------------------------------------------------------------
+    def export(self, path: str | os.PathLike) -> int:
+        """Write a consistent copy to ``path`` with SQLite's backup API; returns its entry count."""
+        target = Path(path)
+        if target.exists():
+            raise StoreError(f"{target} already exists; choose a new file name for the export")
+        try:
+            dest = sqlite3.connect(target)
+            try:
+                self.conn.backup(dest)
+                dest.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+                return dest.execute("SELECT count(*) FROM entries").fetchone()[0]
+            finally:
+                dest.close()
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot export {self.path} to {target}: {err}") from err
+
+
+def _read_pid(lock_path: str) -> str | None:
+    try:
+        return Path(lock_path).read_text().strip() or None
+    except OSError:
+        return None

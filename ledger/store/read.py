@@ -1,0 +1,76 @@
+"""Reading the ledger file row by row, in append order (for verify, reprocess, queries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..record import Record
+from .schema import ENTRY_COLUMNS, SIDE_TABLES, headers_from_json
+
+_FETCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One row of ``entries``; see schema.py for the meaning of each column."""
+
+    seq: int
+    topic: str
+    partition: int
+    offset: int
+    kind: str
+    gap_end: int | None
+    timestamp: int | None
+    key: bytes | None
+    headers: str | None
+    value: bytes | None
+    fingerprint: bytes | None
+    status: str
+    reason: str | None
+    event_id: str | None
+    type: str | None
+    occurred_at: int | None
+    json: str | None
+    leaf_hash: bytes
+    chain_hash: bytes
+
+    def record(self) -> Record:
+        """The Kafka record this entry holds (meaningless for a gap)."""
+        return Record(
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            timestamp=self.timestamp,
+            key=self.key,
+            value=self.value,
+            headers=headers_from_json(self.headers),
+        )
+
+    def where(self) -> str:
+        """Human-readable position, e.g. ``ledger.access[2]@41 (seq 9, event_id ...)``."""
+        event = f", event_id {self.event_id}" if self.event_id else ""
+        return f"{self.topic}[{self.partition}]@{self.offset} (seq {self.seq}{event})"
+
+
+def iter_entries(source, *, start_seq: int = 1, where: str = "", params: tuple = ()) -> Iterator[Entry]:
+    """Entries with ``seq >= start_seq`` (and an optional SQL condition), in seq order.
+
+    ``source`` is a Ledger or an sqlite3 connection.
+    """
+    cur = getattr(source, "conn", source).execute(
+        f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq >= ? {'AND ' + where if where else ''} "
+        "ORDER BY seq",
+        (start_seq, *params),
+    )
+    while rows := cur.fetchmany(_FETCH):
+        for row in rows:
+            yield Entry(*row)
+
+
+def iter_side_rows(source, table: str) -> Iterator[tuple]:
+    """Rows ``(key, seq, occurred_at, type)`` of a side table, ordered by seq then key."""
+    key = dict(SIDE_TABLES)[table]
+    cur = getattr(source, "conn", source).execute(f"SELECT {key}, seq, occurred_at, type FROM {table} ORDER BY seq, {key}")
+    while rows := cur.fetchmany(_FETCH):
+        yield from rows

@@ -1,0 +1,194 @@
+"""The ledger file's tables, append-only triggers and connection pragmas.
+
+``entries`` holds one row per Kafka record (or offset gap) with the evidence
+columns (what Kafka held, and the hashes over it) and the decoded columns
+(what the ledger made of it). Side tables index entries of status ``entry``
+for the auditors' queries; they are WITHOUT ROWID and keyed
+``(key, occurred_at, seq)`` so that one subject's (actor's, recipient's,
+category's) history is a contiguous range already in time order.
+
+Triggers refuse every UPDATE and DELETE, with one exception: ``ledger
+reprocess`` may move an entry from ``rejected`` to a decoded status, filling
+only the decoded columns, after logging the move in ``reprocess_log``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from base64 import b64decode, b64encode
+
+FORMAT_VERSION = "1"
+
+# Column order of an `entries` row as written by Ledger.append.
+ENTRY_COLUMNS = (
+    "seq", "topic", "partition", "offset", "kind", "gap_end", "timestamp", "key",
+    "headers", "value", "fingerprint", "status", "reason", "event_id", "type",
+    "occurred_at", "json", "leaf_hash", "chain_hash",
+)
+# What Kafka held and the hashes over it: never changed once written.
+EVIDENCE_COLUMNS = (
+    "seq", "topic", "partition", "offset", "kind", "gap_end", "timestamp", "key",
+    "headers", "value", "fingerprint", "leaf_hash", "chain_hash",
+)
+# (table, key column); every side table has columns (key, seq, occurred_at, type).
+SIDE_TABLES = (
+    ("subjects", "subject_id"),
+    ("actors", "actor_id"),
+    ("recipients", "recipient_id"),
+    ("categories", "category"),
+)
+APPEND_ONLY_TABLES = (
+    "meta", "entries", "subjects", "actors", "recipients", "categories",
+    "event_ids", "conflicts", "offsets", "reprocess_log",
+)
+
+_TABLES = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE entries (
+    seq         INTEGER PRIMARY KEY,      -- append order
+    topic       TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    offset      INTEGER NOT NULL,         -- a gap: first missing offset
+    kind        TEXT    NOT NULL CHECK (kind IN ('record', 'gap')),
+    gap_end     INTEGER,                  -- a gap: next present offset (exclusive end)
+    timestamp   INTEGER,                  -- Kafka record timestamp, ms ("recorded time")
+    key         BLOB,
+    headers     TEXT,                     -- JSON [[name, base64 | null], ...]
+    value       BLOB,
+    fingerprint BLOB,                     -- writer schema fingerprint, 8 bytes LE
+    status      TEXT    NOT NULL
+                CHECK (status IN ('entry', 'duplicate', 'conflict', 'rejected', 'gap')),
+    reason      TEXT,                     -- why a record was rejected
+    event_id    TEXT,
+    type        TEXT,
+    occurred_at INTEGER,                  -- µs since the epoch, UTC
+    json        TEXT,                     -- readable form: compact JSON, sorted keys
+    leaf_hash   BLOB    NOT NULL,
+    chain_hash  BLOB    NOT NULL,
+    UNIQUE (topic, partition, offset)
+);
+"""
+
+_SIDE_TABLE = """
+CREATE TABLE {table} (
+    {key}       TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    PRIMARY KEY ({key}, occurred_at, seq)
+) WITHOUT ROWID;
+"""
+
+_OTHER_TABLES = """
+CREATE TABLE event_ids (               -- first occurrence of each event_id (status entry)
+    event_id  TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    topic     TEXT    NOT NULL,
+    partition INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE conflicts (               -- an event_id seen again on another topic-partition
+    seq       INTEGER PRIMARY KEY,     -- the conflicting entry
+    event_id  TEXT    NOT NULL,
+    first_seq INTEGER NOT NULL         -- the entry that won
+);
+
+CREATE TABLE offsets (                 -- the writer's position, one row per partition per batch
+    topic       TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,      -- seq of the partition's last entry in that batch
+    chain_hash  BLOB    NOT NULL,      -- chain hash of that entry
+    written_at  INTEGER NOT NULL,      -- wall clock, ms
+    PRIMARY KEY (topic, partition, next_offset)
+) WITHOUT ROWID;
+
+CREATE TABLE reprocess_log (           -- each rejected -> decoded move by `ledger reprocess`
+    id             INTEGER PRIMARY KEY,
+    seq            INTEGER NOT NULL UNIQUE,
+    after_seq      INTEGER NOT NULL,   -- last seq in the ledger when decided (dedupe order)
+    old_reason     TEXT,
+    new_status     TEXT    NOT NULL,
+    reprocessed_at INTEGER NOT NULL    -- wall clock, ms
+);
+"""
+
+_NO_DELETE = """
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: DELETE on {table} refused'); END;
+"""
+_NO_UPDATE = """
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE on {table} refused'); END;
+"""
+# The one permitted UPDATE: rejected -> decoded, evidence unchanged, logged first.
+_ENTRIES_UPDATE = """
+CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+WHEN NOT (
+    OLD.status = 'rejected'
+    AND NEW.status IN ('entry', 'duplicate', 'conflict')
+    AND {unchanged}
+    AND EXISTS (SELECT 1 FROM reprocess_log
+                WHERE reprocess_log.seq = OLD.seq AND reprocess_log.new_status = NEW.status)
+)
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE on entries refused'); END;
+"""
+
+
+def ddl() -> str:
+    """The full schema: tables then triggers."""
+    parts = [_TABLES]
+    parts += [_SIDE_TABLE.format(table=t, key=k) for t, k in SIDE_TABLES]
+    parts.append(_OTHER_TABLES)
+    for table in APPEND_ONLY_TABLES:
+        parts.append(_NO_DELETE.format(table=table))
+        if table != "entries":
+            parts.append(_NO_UPDATE.format(table=table))
+    unchanged = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in EVIDENCE_COLUMNS)
+    parts.append(_ENTRIES_UPDATE.format(unchanged=unchanged))
+    return "\n".join(parts)
+
+
+def apply_pragmas(conn: sqlite3.Connection, *, readonly: bool) -> None:
+    """Connection settings measured to matter for the ingest rate (PERFORMANCE-NOTES.md)."""
+    conn.execute("PRAGMA cache_size = -262144")  # 256 MiB: side-table index pages stay hot
+    conn.execute("PRAGMA temp_store = FILE")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+    conn.execute("PRAGMA busy_timeout = 10000")
+
+
+def create(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
+    """Create every table and trigger and write ``meta``, all in one transaction."""
+    rows = [("format_version", FORMAT_VERSION), *sorted(meta.items())]
+    inserts = "".join(f"INSERT INTO meta (key, value) VALUES ({_literal(k)}, {_literal(v)});" for k, v in rows)
+    conn.executescript("BEGIN IMMEDIATE;" + ddl() + inserts + "COMMIT;")
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def headers_to_json(headers) -> str:
+    """The ``headers`` column: JSON ``[[name, base64 | null], ...]`` in broker order."""
+    if not headers:
+        return "[]"
+    return json.dumps(
+        [[name, None if value is None else b64encode(value).decode("ascii")] for name, value in headers],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def headers_from_json(text: str | None) -> tuple[tuple[str, bytes | None], ...]:
+    """Inverse of :func:`headers_to_json`."""
+    if not text:
+        return ()
+    return tuple((name, None if value is None else b64decode(value)) for name, value in json.loads(text))

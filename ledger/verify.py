@@ -1,0 +1,389 @@
+"""Verify a ledger file from its raw evidence: hashes, offsets, decoded columns, indexes.
+
+    with Ledger.open("ledger.db") as ledger:
+        report = verify_ledger(ledger, expected_heads=read_heads(Path("heads.txt")))
+    report.raise_if_bad()        # VerificationError listing each Problem
+
+What is re-derived and compared, entry by entry in append order:
+
+* every leaf hash (from topic, partition, offset, timestamp, key, headers,
+  value) and every chain link; offsets contiguous per partition except for
+  explicit gap entries; ``seq`` without holes;
+* the fingerprint, event_id, type, occurred_at and JSON form (by decoding the
+  raw value again) and the status: rejected iff it does not decode, first
+  occurrence of an event_id ``entry``, a repeat ``duplicate`` on the same
+  topic-partition and ``conflict`` on another (checked against ``event_ids``
+  and ``conflicts``, in the order ingest and reprocess decided them);
+* the side-table rows of each entry (index.side_rows), none missing or extra;
+* the ``offsets`` rows (each names a real record and its chain hash; the last
+  one per partition is the partition's last entry) and ``reprocess_log``;
+* optionally, that heads written down earlier (``ledger head``) still lie on
+  the chains.
+
+Preconditions: the codec knows every schema version that ingest used (schema
+files are never deleted). A rejected entry that decodes now is a notice
+(``ledger reprocess`` will index it) unless an earlier entry with the same
+writer schema decoded, which means it should not have been rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .chain import gap_hash, leaf_hash, link
+from .errors import StoreError, VerificationError
+from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
+from .ingest import decode_value, decode_with_older_readers, default_codec, header_type, peek_event_id
+from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
+
+_LOOKUP_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding, naming the entry it concerns (when there is one)."""
+
+    what: str
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    event_id: str | None = None
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        if self.topic is None:
+            return self.what
+        event = f" event_id {self.event_id}" if self.event_id else ""
+        return f"{self.topic}[{self.partition}]@{self.offset} (seq {self.seq}{event}): {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def raise_if_bad(self) -> None:
+        if not self.ok:
+            raise VerificationError(self.problems)
+
+
+def read_heads(path: Path) -> list[Head]:
+    """Heads written down earlier: the text or ``--json`` output of ``ledger head``."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise StoreError(f"cannot read heads file {path}: {err}") from err
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            doc = json.loads(text)
+            items = doc["heads"] if isinstance(doc, dict) else doc
+            return [Head(h["topic"], int(h["partition"]), int(h["offset"]), bytes.fromhex(h["chain_hash"]))
+                    for h in items]
+        heads = []
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                topic, partition, offset, chain = line.split()
+                heads.append(Head(topic, int(partition), int(offset), bytes.fromhex(chain)))
+        return heads
+    except (ValueError, KeyError, TypeError) as err:
+        raise StoreError(
+            f"{path} is not the output of `ledger head` (lines 'topic partition offset chain_hash' "
+            f"or its --json form): {err}"
+        ) from err
+
+
+class _Verifier:
+    def __init__(self, ledger: Ledger, codec, max_problems: int):
+        self.ledger = ledger
+        self.conn = ledger.conn
+        self.codec = codec
+        self.max_problems = max_problems
+        self.report = VerifyReport()
+        self.chains: dict[tuple[str, int], tuple[bytes | None, int, str]] = {}  # prev hash, next offset, kind
+        self.last_entry: dict[tuple[str, int], Entry] = {}
+        self.decoded_fingerprints: dict[bytes, int] = {}  # writer schema -> first seq that decoded
+        self.reprocessed = {seq: (after, rid, status) for rid, seq, after, status in self.conn.execute(
+            "SELECT id, seq, after_seq, new_status FROM reprocess_log")}
+        self.pending: list[tuple[Entry, str]] = []  # decoded entries whose status awaits a lookup
+        self.entry_count = 0
+        self.conflict_count = 0
+        self.waiting_reprocess = 0
+        self.side = {t: _Peekable(iter_side_rows(self.conn, t)) for t in SIDE_TABLE_NAMES}
+
+    def problem(self, what: str, entry: Entry | None = None) -> None:
+        self.report.problem_count += 1
+        if len(self.report.problems) < self.max_problems:
+            if entry is None:
+                self.report.problems.append(Problem(what))
+            else:
+                self.report.problems.append(Problem(what, entry.topic, entry.partition, entry.offset,
+                                                    entry.event_id, entry.seq))
+
+    # -- the pass over entries ---------------------------------------------------------------
+    def run(self) -> VerifyReport:
+        expected_seq = 1
+        for entry in iter_entries(self.conn):
+            if entry.seq != expected_seq:
+                self.problem(f"seq {expected_seq}..{entry.seq - 1} missing (entries deleted?)", entry)
+            expected_seq = entry.seq + 1
+            self.report.checked += 1
+            try:
+                self.check_chain(entry)
+                event = self.check_decoded(entry) if entry.kind == "record" else None
+                self.check_side_rows(entry, event)
+            except Exception as err:  # a tampered column of the wrong type must not stop verify
+                self.problem(f"unreadable entry: {type(err).__name__}: {err}", entry)
+            if len(self.pending) >= _LOOKUP_CHUNK:
+                self.check_statuses()
+        self.check_statuses()
+        self.check_leftover_side_rows()
+        self.check_tables()
+        self.check_offsets()
+        if self.waiting_reprocess:
+            self.report.notes.append(
+                f"{self.waiting_reprocess} rejected entr{'y' if self.waiting_reprocess == 1 else 'ies'} "
+                "decode with the schemas installed now; run `ledger reprocess` to index them")
+        return self.report
+
+    def check_chain(self, e: Entry) -> None:
+        where = (e.topic, e.partition)
+        prev, expected, last_kind = self.chains.get(where, (None, 0, "record"))
+        if e.offset != expected:
+            if e.offset > expected:
+                self.problem(f"offsets {expected}..{e.offset - 1} are missing and no gap entry covers them", e)
+            else:
+                self.problem(f"offset out of order: expected {expected} after the previous entry", e)
+        if e.kind == "gap":
+            leaf = gap_hash(e.topic, e.partition, e.offset, e.gap_end)
+            if e.status != "gap":
+                self.problem(f"a gap entry has status {e.status!r}", e)
+            if last_kind == "gap" and where in self.chains:
+                self.problem("two gap entries in a row", e)
+            following = e.gap_end
+        elif e.kind == "record":
+            leaf = leaf_hash(e.record())
+            following = e.offset + 1
+        else:
+            raise ValueError(f"unknown kind {e.kind!r}")
+        if leaf != e.leaf_hash:
+            self.problem(f"leaf hash differs: stored {_hex(e.leaf_hash)}, recomputed {leaf.hex()} "
+                         "(the record's topic, offset, timestamp, key, headers or value changed)", e)
+        chain = link(prev, leaf)
+        if chain != e.chain_hash:
+            self.problem(f"chain hash differs: stored {_hex(e.chain_hash)}, recomputed {chain.hex()}", e)
+        # Continue from the stored hash so that one bad entry is reported once.
+        self.chains[where] = (e.chain_hash, following, e.kind)
+        self.last_entry[where] = e
+
+    def check_decoded(self, e: Entry) -> dict | None:
+        """Compare the decoded columns with a fresh decode; returns the event if it is indexable."""
+        value = e.value
+        expected_fp = None if value is None else self.codec.fingerprint(value)
+        if e.fingerprint != expected_fp:
+            self.problem(f"fingerprint column {_hex(e.fingerprint)} but the value carries {_hex(expected_fp)}", e)
+        event, reason = decode_value(self.codec, value)
+        if event is None or e.status == "rejected":
+            if e.status != "rejected":
+                self.problem(f"status {e.status!r} but the value does not decode: {reason}", e)
+                return None
+            if (e.event_id, e.type) != (peek_event_id(value), header_type(e.record())):
+                self.problem(f"rejected entry's event_id/type {e.event_id}/{e.type} do not match the record", e)
+            if e.json is not None or e.occurred_at is not None:
+                self.problem("a rejected entry has decoded columns (json, occurred_at)", e)
+            if event is not None:
+                first = self.decoded_fingerprints.get(expected_fp)
+                if first is not None:
+                    self.problem(f"status 'rejected' but the value decodes, and its schema already decoded "
+                                 f"seq {first}: run `ledger reprocess` if the rules changed, else tampered", e)
+                else:
+                    self.waiting_reprocess += 1
+            return None
+        if e.status not in ("entry", "duplicate", "conflict"):
+            self.problem(f"status {e.status!r} is not one a decoded record can have", e)
+            return None
+        if e.seq not in self.reprocessed:  # decoded at ingest time: its schema was known then
+            self.decoded_fingerprints.setdefault(expected_fp, e.seq)
+        if e.reason is not None:
+            self.problem(f"a decoded entry carries a rejection reason {e.reason!r}", e)
+        cols = entry_columns(event)
+        if cols["json"] != e.json:  # written with an older reader schema?
+            for older in decode_with_older_readers(self.codec, value):
+                if entry_columns(older)["json"] == e.json:
+                    event, cols = older, entry_columns(older)
+                    break
+        stored = {"event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at, "json": e.json}
+        for column in ("event_id", "type", "occurred_at", "json"):
+            if stored[column] != cols[column]:
+                self.problem(f"{column} differs from the raw value: stored {_short(stored[column])}, "
+                             f"decoded {_short(cols[column])}", e)
+        self.pending.append((e, cols["event_id"]))
+        return event if e.status == "entry" else None
+
+    def check_side_rows(self, e: Entry, event: dict | None) -> None:
+        expected = side_rows(e.seq, event) if event is not None else {}
+        for table, rows in self.side.items():
+            for orphan in rows.take_below(e.seq):
+                self.problem(f"{table} row {orphan!r} belongs to no entry (seq {orphan[1]} missing)")
+            found = rows.take_equal(e.seq)
+            want = expected.get(table, [])
+            if found != want:
+                extra = sorted(set(found) - set(want))
+                missing = sorted(set(want) - set(found))
+                self.problem(f"{table} rows differ: extra {extra}, missing {missing}", e)
+
+    def check_leftover_side_rows(self) -> None:
+        for table, rows in self.side.items():
+            for orphan in rows.take_below(None):
+                self.problem(f"{table} row {orphan!r} belongs to no entry (seq {orphan[1]} missing)")
+
+    # -- statuses (batched lookups into event_ids and conflicts) ------------------------------
+    def decision_key(self, seq: int) -> tuple:
+        """When ingest or reprocess decided an entry's status: the dedupe order."""
+        if seq in self.reprocessed:
+            after, rid, _ = self.reprocessed[seq]
+            return (after, 1, rid)
+        return (seq, 0, 0)
+
+    def check_statuses(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        ids = sorted({event_id for _, event_id in pending})
+        first = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            first.update((r[0], r[1:]) for r in self.conn.execute(
+                f"SELECT event_id, seq, topic, partition FROM event_ids WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        seqs = [e.seq for e, _ in pending if e.status == "conflict"]
+        conflicts = {}
+        for i in range(0, len(seqs), 900):
+            chunk = seqs[i : i + 900]
+            conflicts.update((r[0], r[1:]) for r in self.conn.execute(
+                f"SELECT seq, event_id, first_seq FROM conflicts WHERE seq IN ({','.join('?' * len(chunk))})", chunk))
+        for e, event_id in pending:
+            winner = first.get(event_id)
+            if e.status == "entry":
+                self.entry_count += 1
+                if winner != (e.seq, e.topic, e.partition):
+                    self.problem(f"event_ids row for this event is {winner}, expected {(e.seq, e.topic, e.partition)}", e)
+                continue
+            if winner is None:
+                self.problem(f"status {e.status!r} but no first occurrence of {event_id} in event_ids", e)
+                continue
+            if not self.decision_key(winner[0]) < self.decision_key(e.seq):
+                self.problem(f"status {e.status!r} but the recorded first occurrence (seq {winner[0]}) "
+                             "comes later: this entry should have status 'entry'", e)
+            same_place = (winner[1], winner[2]) == (e.topic, e.partition)
+            if e.status == "duplicate" and not same_place:
+                self.problem(f"status 'duplicate' but the first occurrence is on {winner[1]}[{winner[2]}]: "
+                             "expected 'conflict'", e)
+            if e.status == "conflict":
+                self.conflict_count += 1
+                if same_place:
+                    self.problem("status 'conflict' but the first occurrence is on the same topic-partition: "
+                                 "expected 'duplicate'", e)
+                if conflicts.get(e.seq) != (event_id, winner[0]):
+                    self.problem(f"conflicts row {conflicts.get(e.seq)} does not match {(event_id, winner[0])}", e)
+            if e.seq in self.reprocessed and self.reprocessed[e.seq][2] != e.status:
+                self.problem(f"reprocess_log says {self.reprocessed[e.seq][2]!r}, entry says {e.status!r}", e)
+
+    # -- whole-table checks ------------------------------------------------------------------------
+    def check_tables(self) -> None:
+        count = self.conn.execute("SELECT count(*) FROM event_ids").fetchone()[0]
+        if count != self.entry_count:
+            self.problem(f"event_ids has {count} rows for {self.entry_count} entries of status 'entry'")
+        count = self.conn.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+        if count != self.conflict_count:
+            self.problem(f"conflicts has {count} rows for {self.conflict_count} entries of status 'conflict'")
+        for seq, after_seq in self.conn.execute(
+            "SELECT r.seq, r.after_seq FROM reprocess_log r LEFT JOIN entries e ON e.seq = r.seq "
+            "WHERE e.seq IS NULL OR e.kind != 'record' OR e.status != r.new_status OR r.after_seq < r.seq"
+        ):
+            self.problem(f"reprocess_log row for seq {seq} (after_seq {after_seq}) does not match its entry")
+
+    def check_offsets(self) -> None:
+        positions: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, partition, next_offset, last_seq, chain in self.conn.execute(
+            "SELECT topic, partition, next_offset, last_seq, chain_hash FROM offsets "
+            "ORDER BY topic, partition, next_offset"
+        ):
+            where = (topic, partition)
+            entry = self.ledger.entry_at(topic, partition, next_offset - 1)
+            label = f"offsets row {topic}[{partition}] next_offset {next_offset}"
+            if entry is None or entry["kind"] != "record":
+                self.problem(f"{label} points to no record at offset {next_offset - 1}")
+            elif (entry["seq"], entry["chain_hash"]) != (last_seq, chain):
+                self.problem(f"{label} says seq {last_seq} chain {_hex(chain)}, the entry has seq "
+                             f"{entry['seq']} chain {_hex(entry['chain_hash'])}")
+            if where in positions and last_seq <= positions[where][1]:
+                self.problem(f"{label} goes backwards (seq {last_seq} after {positions[where][1]})")
+            positions[where] = (next_offset, last_seq)
+        for where, last in sorted(self.last_entry.items()):
+            stored = positions.pop(where, None)
+            if stored is None:
+                self.problem(f"{where[0]}[{where[1]}] has entries but no offsets row", last)
+            elif stored[0] != last.offset + 1 or last.kind != "record":
+                self.problem(f"the stored position {stored[0]} does not follow the partition's last entry "
+                             f"(offset {last.offset}, {last.kind})", last)
+        for (topic, partition), (next_offset, _) in sorted(positions.items()):
+            self.problem(f"offsets rows for {topic}[{partition}] (next {next_offset}) but no entries")
+
+    def check_heads(self, heads: list[Head]) -> None:
+        for head in heads:
+            entry = self.ledger.entry_at(head.topic, head.partition, head.offset)
+            label = f"head written down earlier {head.line()}"
+            if entry is None:
+                self.problem(f"{label}: the ledger has no entry at that offset (truncated?)")
+            elif entry["chain_hash"] != head.chain_hash:
+                self.problem(f"{label}: the chain hash there is now {_hex(entry['chain_hash'])}")
+
+
+class _Peekable:
+    """A seq-ordered row iterator that hands out the rows below / at a seq."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.head = next(rows, None)
+
+    def take_below(self, seq: int | None) -> list:
+        out = []
+        while self.head is not None and (seq is None or self.head[1] < seq):
+            out.append(self.head)
+            self.head = next(self.rows, None)
+        return out
+
+    def take_equal(self, seq: int) -> list:
+        out = []
+        while self.head is not None and self.head[1] == seq:
+            out.append(self.head)
+            self.head = next(self.rows, None)
+        return out
+
+
+def _hex(value) -> str:
+    return value.hex() if isinstance(value, bytes) else repr(value)
+
+
+def _short(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def verify_ledger(ledger: Ledger, *, codec=None, expected_heads: list[Head] | None = None,
+                  max_problems: int = 1000) -> VerifyReport:
+    """Check the whole ledger (see the module docstring); never raises for a finding."""
+    verifier = _Verifier(ledger, codec if codec is not None else default_codec(), max_problems)
+    with ledger.snapshot():
+        report = verifier.run()
+        if expected_heads:
+            verifier.check_heads(expected_heads)
+    return report
