@@ -190,7 +190,7 @@ class SchemaVersion:
     version: int
     path: Path
     source: dict  # the file's JSON, as written (defaults, docs, logical types)
-    schema: dict  # parsed by fastavro
+    parsed: dict  # the schema parsed by fastavro
     canonical_form: str
     fingerprint: bytes  # 8 bytes, little-endian, as on the wire
 
@@ -277,17 +277,21 @@ class Codec:
         self.directory = directory
         self.max_record_bytes = max_record_bytes
         self._versions = versions
-        self.validator = events.Validator({t: vs[-1].source for t, vs in versions.items()})
-        # type -> (header bytes, compiled writer of the newest version)
-        self._writers = {t: (MAGIC + vs[-1].fingerprint, _compile_writer(vs[-1].source, events.NAMESPACE, {}))
-                         for t, vs in versions.items()}
-        # fingerprint -> (type, writer version, parsed writer, parsed reader or None when the same)
-        self._readers = {}
+        newest = {t: vs[-1] for t, vs in versions.items()}
+        try:
+            self.validator = events.Validator({t: sv.source for t, sv in newest.items()})
+            # type -> (header bytes, compiled writer of the newest version)
+            self._writers = {t: (MAGIC + sv.fingerprint, _compile_writer(sv.source, events.NAMESPACE, {}))
+                             for t, sv in newest.items()}
+        except SchemaError as err:
+            raise SchemaError(f"newest schemas in {directory or 'schemas/'}: {err}") from err
+        # fingerprint -> (type, writer version, parsed writer, parsed reader or None when it is the writer)
+        self._readers: dict[bytes, tuple] = {}
         for t, vs in versions.items():
-            newest = _reading_schema(vs[-1].source)
-            for sv in vs:
-                reader = None if sv is vs[-1] else newest
-                self._readers[sv.fingerprint] = (t, sv, _reading_schema(sv.source) if reader else newest, reader)
+            reader = _reading_schema(vs[-1].source)
+            for sv in vs[:-1]:
+                self._readers[sv.fingerprint] = (t, sv, _reading_schema(sv.source), reader)
+            self._readers[vs[-1].fingerprint] = (t, vs[-1], reader, None)
 
     @classmethod
     def load(cls, directory: str | Path | None = None, *, max_record_bytes: int = MAX_RECORD_BYTES) -> "Codec":
@@ -339,6 +343,8 @@ class Codec:
 
     def decode(self, data: bytes) -> dict:
         """Bytes from Kafka → a normalized event dict; DecodeError (keeping ``raw``) otherwise."""
+        if data is None:
+            raise DecodeError("record has no value (null); an event is never a tombstone", raw=None)
         size = len(data)
         if size > self.max_record_bytes:
             raise DecodeError(f"record is {size} bytes, above the {self.max_record_bytes}-byte limit", raw=data)

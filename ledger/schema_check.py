@@ -67,11 +67,11 @@ def pair_problems(writer: SchemaVersion, reader: SchemaVersion) -> list[Incompat
 def _sample_problems(writer: SchemaVersion, reader: SchemaVersion) -> list[tuple[str, str]]:
     """Write generated records with ``writer`` and read them back with ``reader``."""
     try:
-        for record in generate_many(writer.schema, SAMPLES):
+        for record in generate_many(writer.parsed, SAMPLES):
             buf = BytesIO()
-            schemaless_writer(buf, writer.schema, record)
+            schemaless_writer(buf, writer.parsed, record)
             buf.seek(0)
-            schemaless_reader(buf, writer.schema, reader.schema)
+            schemaless_reader(buf, writer.parsed, reader.parsed)
     except Exception as err:  # any failure here is a finding, whatever fastavro raises
         return [("(sample)", f"a generated {writer.label} record could not be read: {type(err).__name__}: {err}")]
     return []

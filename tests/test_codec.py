@@ -100,7 +100,7 @@ def test_crc64_matches_the_spec_constants_and_fastavro():
 def test_schema_fingerprints_match_fastavro(event_type):
     """Each loaded version's fingerprint is CRC-64-AVRO of its Parsing Canonical Form, little-endian."""
     for sv in default_codec().versions(event_type):
-        assert sv.canonical_form == fastavro.schema.to_parsing_canonical_form(sv.schema)
+        assert sv.canonical_form == fastavro.schema.to_parsing_canonical_form(sv.parsed)
         assert sv.fingerprint == bytes.fromhex(fastavro.schema.fingerprint(sv.canonical_form, "CRC-64-AVRO"))
         assert sv.fingerprint == schema_fingerprint(sv.canonical_form)
         assert (sv.event_type, sv.label, sv.path.name) == (event_type, f"v{sv.version}", f"v{sv.version}.avsc")
@@ -126,7 +126,7 @@ def test_encoder_writes_the_same_bytes_as_fastavro(obj):
     codec = default_codec()
     event = events.validate(obj)
     reference = io.BytesIO()
-    fastavro.schemaless_writer(reference, codec.newest(event["type"]).schema, event)
+    fastavro.schemaless_writer(reference, codec.newest(event["type"]).parsed, event)
     assert codec.encode(event)[10:] == reference.getvalue()
 
 
@@ -197,6 +197,8 @@ def test_env_variable_selects_the_schema_directory(tmp_path, monkeypatch):
     (lambda root: (root / "DataShared" / "v3.avsc").write_text("{}"), "without gaps"),
     (lambda root: (root / "DataShared" / "latest.avsc").write_text("{}"), "v1.avsc, v2.avsc"),
     (lambda root: (root / "DataLeaked").mkdir(), "not an event type"),
+    (lambda root: _add_version(root, "DataShared", _with_field(
+        {"name": "x", "type": ["null", "string", "long"], "default": None, "doc": "x"})), "unions are supported"),
     (lambda root: shutil.rmtree(root / "ConsentChanged"), "no schema version for ConsentChanged"),
 ])
 def test_load_refuses_an_inconsistent_directory(tmp_path, mutate, words):
@@ -224,7 +226,7 @@ def _written_by_fastavro(record: dict) -> bytes:
     sv = default_codec().newest("SubjectNotified")
     out = io.BytesIO(MAGIC + sv.fingerprint)
     out.seek(0, io.SEEK_END)
-    fastavro.schemaless_writer(out, sv.schema, record)
+    fastavro.schemaless_writer(out, sv.parsed, record)
     return out.getvalue()
 
 
@@ -235,6 +237,7 @@ def _bad_record(**changes) -> dict:
 
 
 @pytest.mark.parametrize(("make", "words"), [
+    (lambda ok: None, "no value"),
     (lambda ok: b"", "not Avro single-object"),
     (lambda ok: ok[:9], "not Avro single-object"),
     (lambda ok: b"\xc3\x02" + ok[2:], "not Avro single-object"),
