@@ -85,27 +85,33 @@ def _order_ref(s, jurisdiction: str = "ORD") -> str:
 
 def _change(s, disclosure: dict, status: str, delay_until: datetime | None, order_ref: str | None,
             reason: str):
-    """A builder for a NotificationStatusChanged about ``disclosure``."""
+    """A builder for a NotificationStatusChanged about ``disclosure``.
+
+    What it needs is copied now, so a consumer mutating the emitted
+    disclosure cannot change the follow-up.
+    """
+    about, case, named = disclosure["event_id"], disclosure["correlation_id"], list(disclosure["subject_ids"])
+
     def build(now: datetime) -> dict:
-        event = s.event("NotificationStatusChanged", _pick(s.rng, cast.LEGAL_COUNSEL),
-                        list(disclosure["subject_ids"]), "legal-case-tool",
-                        correlation_id=disclosure["correlation_id"])
-        event.update(disclosure_event_id=disclosure["event_id"], status=status,
-                     delay_until=delay_until, order_ref=order_ref, reason=reason)
+        event = s.event("NotificationStatusChanged", _pick(s.rng, cast.LEGAL_COUNSEL), list(named),
+                        "legal-case-tool", correlation_id=case)
+        event.update(disclosure_event_id=about, status=status, delay_until=delay_until,
+                     order_ref=order_ref, reason=reason)
         return event
     return build
 
 
 def _notice(s, disclosure: dict, customers: list[str]):
     """A builder for a SubjectNotified telling ``customers`` about ``disclosure``."""
+    about, case, told = disclosure["event_id"], disclosure["correlation_id"], list(customers)
+
     def build(now: datetime) -> dict:
         letter = s.rng.random() < 0.3
         actor = _pick(s.rng, cast.LEGAL_COUNSEL) if letter else cast.NOTIFIER
-        event = s.event("SubjectNotified", actor, list(customers), "notifier",
-                        correlation_id=disclosure["correlation_id"])
+        event = s.event("SubjectNotified", actor, list(told), "notifier", correlation_id=case)
         # A letter is posted first and logged afterwards; an email is logged as it is sent.
         sent = now - timedelta(minutes=s.rng.randint(5, 360)) if letter else now
-        event.update(disclosure_event_id=disclosure["event_id"], notified_at=max(sent, s.start),
+        event.update(disclosure_event_id=about, notified_at=max(sent, s.start),
                      channel="letter" if letter else "email")
         return event
     return build
