@@ -289,13 +289,13 @@ def test_pending_notice_is_overdue_strictly_after_its_due_date():
     assert owed(events, T0 - US) == []
     assert only(events, day(30))["overdue"] is False
     row = only(events, day(30) + US)
-    assert row["overdue"] is True and row["due"] == row["due_by"] == day(30) and row["delay"] is None
+    assert row["overdue"] is True and row["due_by"] == row["own_due_by"] == day(30) and row["delay"] is None
 
 
 def test_unset_due_date_defaults_to_thirty_days_after_the_disclosure():
     """A disclosure without due_by is due DEFAULT_NOTICE_DAYS (30) days after it occurred."""
     row = only([disclosure("d1", at=day(0.5), due_by=None)], day(40))
-    assert DEFAULT_NOTICE_DAYS == 30 and row["due_by"] == row["due"] == day(30.5)
+    assert DEFAULT_NOTICE_DAYS == 30 and row["own_due_by"] == row["due_by"] == day(30.5)
 
 
 def test_a_notice_clears_only_the_customers_it_names():
@@ -323,16 +323,16 @@ def test_a_delay_in_force_is_never_overdue_and_its_expiry_makes_the_notice_due()
     """Under a gag order nothing is overdue; at delay_until the notice is due, overdue right after."""
     events = [disclosure("d1", status="DELAYED_BY_ORDER", delay_until=day(40), order_ref="GAG-1")]
     row = only(events, day(40) - US)
-    assert (row["delay"], row["overdue"], row["due"], row["order_ref"]) == ("in force", False, day(40), "GAG-1")
+    assert (row["delay"], row["overdue"], row["due_by"], row["order_ref"]) == ("in force", False, day(40), "GAG-1")
     row = only(events, day(40))
-    assert (row["delay"], row["overdue"], row["due"]) == ("expired", False, day(40))
+    assert (row["delay"], row["overdue"], row["due_by"]) == ("expired", False, day(40))
     assert only(events, day(40) + US)["overdue"] is True
 
 
 def test_a_delay_ending_before_the_own_due_date_keeps_that_date():
     """When a delay expires before due_by, the notice is due at due_by, not at once."""
     row = only([disclosure("d1", status="DELAYED_FRAUD_INVESTIGATION", delay_until=day(10))], day(20))
-    assert (row["delay"], row["due"], row["overdue"]) == ("expired", day(30), False)
+    assert (row["delay"], row["due_by"], row["overdue"]) == ("expired", day(30), False)
 
 
 def test_an_extension_keeps_the_notice_back_until_the_new_end():
@@ -342,7 +342,7 @@ def test_an_extension_keeps_the_notice_back_until_the_new_end():
     row = only(events, day(25))
     assert (row["delay"], row["overdue"], row["order_ref"], row["delay_until"]) == ("in force", False, "GAG-2", day(50))
     row = only(events, day(50) + US)
-    assert (row["overdue"], row["due"]) == (True, day(50))
+    assert (row["overdue"], row["due_by"]) == (True, day(50))
     assert only(events, day(14))["order_ref"] == "GAG-1"  # the extension does not count before it happened
 
 
@@ -350,9 +350,9 @@ def test_lifting_an_indefinite_delay_makes_the_notice_due_at_once():
     """An indefinite delay holds until lifted; the lift time becomes the due date if due_by has passed."""
     events = [disclosure("d1", status="DELAYED_FRAUD_INVESTIGATION"), change("c1", "d1", day(45), "PENDING")]
     row = only(events, day(45) - US)
-    assert (row["delay"], row["due"], row["overdue"]) == ("in force", None, False)
+    assert (row["delay"], row["due_by"], row["overdue"]) == ("in force", None, False)
     row = only(events, day(45))
-    assert (row["delay"], row["status"], row["due"], row["overdue"]) == ("lifted", "PENDING", day(45), False)
+    assert (row["delay"], row["status"], row["due_by"], row["overdue"]) == ("lifted", "PENDING", day(45), False)
     assert only(events, day(45) + US)["overdue"] is True
 
 
@@ -360,7 +360,7 @@ def test_lifting_before_the_own_due_date_keeps_that_date():
     """A delay lifted early leaves the notice due at its own due_by."""
     events = [disclosure("d1", status="DELAYED_BY_ORDER", order_ref="GAG-1"), change("c1", "d1", day(10), "PENDING")]
     row = only(events, day(20))
-    assert (row["delay"], row["due"], row["overdue"]) == ("lifted", day(30), False)
+    assert (row["delay"], row["due_by"], row["overdue"]) == ("lifted", day(30), False)
 
 
 def test_lifting_an_already_expired_delay_changes_nothing():
@@ -368,15 +368,15 @@ def test_lifting_an_already_expired_delay_changes_nothing():
     events = [disclosure("d1", status="DELAYED_BY_ORDER", due_by=day(5), delay_until=day(10), order_ref="G"),
               change("c1", "d1", day(20), "PENDING")]
     row = only(events, day(15))
-    assert (row["delay"], row["due"], row["overdue"]) == ("expired", day(10), True)
+    assert (row["delay"], row["due_by"], row["overdue"]) == ("expired", day(10), True)
     row = only(events, day(25))
-    assert (row["delay"], row["due"], row["overdue"]) == ("expired", day(10), True)
+    assert (row["delay"], row["due_by"], row["overdue"]) == ("expired", day(10), True)
 
 
 def test_an_indefinite_delay_never_expires_by_itself():
     """With no delay_until, a delay is still in force years later and nothing is overdue."""
     row = only([disclosure("d1", status="DELAYED_BY_ORDER", order_ref="GAG-1")], day(5000))
-    assert (row["delay"], row["due"], row["overdue"]) == ("in force", None, False)
+    assert (row["delay"], row["due_by"], row["overdue"]) == ("in force", None, False)
 
 
 def test_a_delay_imposed_after_the_disclosure_suspends_an_overdue_notice():

@@ -31,12 +31,12 @@ Notification obligations (:func:`owed_notices`), as of an instant ``as_of``:
   (lifting an already expired delay changes nothing).
 * *Due at once*: once the latest delay has expired or been lifted at
   instant R, the notice is due at ``max(own due date, R)``.
-* Each row carries ``due_by`` (the own due date), ``due`` (the effective
-  due date: the own one when no delay was ever released, ``max(own,
-  delay_until)`` for a current delay with an end, in force or expired, None
-  for an indefinite delay in force) and ``delay`` ("in force", "expired",
-  "lifted", or None when the notice was never delayed).
-  ``overdue`` is ``as_of > due`` (strictly: at the due instant itself a
+* Each row carries ``own_due_by`` (the own due date), ``due_by`` (the
+  effective due date: the own one when no delay was ever released,
+  ``max(own, delay_until)`` for a current delay with an end, in force or
+  expired, None for an indefinite delay in force) and ``delay`` ("in force",
+  "expired", "lifted", or None when the notice was never delayed).
+  ``overdue`` is ``as_of > due_by`` (strictly: at the due instant itself a
   notice is due, not yet overdue) and is always False while a delay is in
   force.
 
@@ -105,7 +105,7 @@ def notice_state(disclosure: dict, changes: Iterable[dict], as_of: datetime) -> 
     ``changes`` are the NotificationStatusChanged events for this disclosure;
     those after ``as_of`` are ignored. Returns ``status``, ``delay_until``,
     ``order_ref``, ``in_force`` (a delay holds the notice back now),
-    ``delay``, ``due_by`` (own due date) and ``due`` (effective due date).
+    ``delay``, ``own_due_by`` and ``due_by`` (the effective due date).
     """
     notification = disclosure["notification"]
     status = notification["status"]
@@ -132,7 +132,7 @@ def notice_state(disclosure: dict, changes: Iterable[dict], as_of: datetime) -> 
         due = own_due if released is None else max(own_due, released)
         delay = None if released is None else "lifted" if released == lifted else "expired"
     return {"status": status, "delay_until": delay_until, "order_ref": order_ref,
-            "in_force": in_force, "delay": delay, "due_by": own_due, "due": due}
+            "in_force": in_force, "delay": delay, "own_due_by": own_due, "due_by": due}
 
 
 def _notified(events: list[dict], as_of: datetime) -> set[tuple[str, str]]:
@@ -156,8 +156,8 @@ def _changes_by_disclosure(events: list[dict], as_of: datetime) -> dict[str, lis
 def owed_notices(events: Iterable[dict], as_of: datetime) -> list[dict]:
     """One row per (disclosure, customer) still owed a notice at ``as_of``.
 
-    Rows: ``disclosure_event_id, subject_id, due_by, due, status, delay,
-    delay_until, order_ref, overdue``, ordered by the disclosure's ``(occurred_at,
+    Rows: ``disclosure_event_id, subject_id, own_due_by, due_by, status,
+    delay, delay_until, order_ref, overdue``, ordered by the disclosure's ``(occurred_at,
     event_id)`` then ``subject_id``.
     """
     events = list(events)
@@ -170,13 +170,13 @@ def owed_notices(events: Iterable[dict], as_of: datetime) -> list[dict]:
         state = notice_state(d, changes.get(d["event_id"], ()), as_of)
         if state["status"] in NOTHING_OWED:
             continue
-        overdue = not state["in_force"] and state["due"] is not None and as_of > state["due"]
+        overdue = not state["in_force"] and state["due_by"] is not None and as_of > state["due_by"]
         for subject_id in sorted(d["subject_ids"]):
             if (d["event_id"], subject_id) in notified:
                 continue
             rows.append({
                 "disclosure_event_id": d["event_id"], "subject_id": subject_id,
-                "due_by": state["due_by"], "due": state["due"], "status": state["status"],
+                "own_due_by": state["own_due_by"], "due_by": state["due_by"], "status": state["status"],
                 "delay": state["delay"], "delay_until": state["delay_until"],
                 "order_ref": state["order_ref"],
                 "overdue": overdue,
