@@ -65,18 +65,31 @@ def to_records(events: Iterable[dict], *, codec, prefix: str = PREFIX, partition
 
 
 def fill_ledger(path: str | Path, events: Iterable[dict], *, batch: int = 10_000,
-                prefix: str = PREFIX) -> Filled:
-    """Write ``events`` into a new ledger file at ``path`` through the Ingestor."""
+                prefix: str = PREFIX, by_partition: bool = False) -> Filled:
+    """Write ``events`` into a new ledger file at ``path`` through the Ingestor.
+
+    ``by_partition=True`` ingests one topic-partition after another, as a
+    replay that reads partitions in turn would: same records, other seq order.
+    """
     from ledger.codec import default_codec
 
     codec = default_codec()
     recorded: dict[str, int] = {}
+    records: Iterable[Record] = to_records(events, codec=codec, prefix=prefix, recorded=recorded)
+    if by_partition:
+        records = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    counts = ingest_records(path, records, batch=batch, codec=codec)
+    return Filled(Path(path), recorded, counts)
+
+
+def ingest_records(path: str | Path, records: Iterable[Record], *, batch: int = 10_000, codec=None) -> dict[str, int]:
+    """Append ``records`` to the ledger at ``path`` (created if missing); returns the status counts."""
     counts: dict[str, int] = {}
     ledger = Ledger.open(path, readonly=False, create=True)
     try:
         ingestor = Ingestor(ledger, codec=codec)
         chunk: list[Record] = []
-        for record in to_records(events, codec=codec, prefix=prefix, recorded=recorded):
+        for record in records:
             chunk.append(record)
             if len(chunk) >= batch:
                 _ingest(ingestor, chunk, counts)
@@ -85,7 +98,7 @@ def fill_ledger(path: str | Path, events: Iterable[dict], *, batch: int = 10_000
             _ingest(ingestor, chunk, counts)
     finally:
         ledger.close()
-    return Filled(Path(path), recorded, counts)
+    return counts
 
 
 def _ingest(ingestor: Ingestor, records: list[Record], counts: dict[str, int]) -> None:
@@ -98,13 +111,30 @@ _CACHE: dict[tuple, Filled] = {}
 _DIR: list[Path] = []
 
 
-def cached_ledger(workload, key: tuple) -> Filled:
+def cached_ledger(workload, key: tuple, *, by_partition: bool = False) -> Filled:
     """One filled ledger per ``key`` for the whole test session (removed at exit)."""
+    key = (*key, "by_partition" if by_partition else "emission")
     found = _CACHE.get(key)
     if found is None:
         if not _DIR:
             _DIR.append(Path(tempfile.mkdtemp(prefix="ledger-fill-")))
             atexit.register(shutil.rmtree, _DIR[0], True)
         name = "-".join(str(k) for k in key) + ".db"
-        found = _CACHE[key] = fill_ledger(_DIR[0] / name, workload.events)
+        found = _CACHE[key] = fill_ledger(_DIR[0] / name, workload.events, by_partition=by_partition)
     return found
+
+
+def workload_for_tests():
+    """The simulated workload the query, obligation and report tests share (every legal case occurs)."""
+    from ledger.simulate import simulate
+
+    key = ("workload", 11, 6000, 150)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _CACHE[key] = simulate(seed=11, events=6000, subjects=150)
+    return found
+
+
+def recorded_by(workload, filled: Filled, as_of_ms: int) -> list[dict]:
+    """The workload's events the ledger had recorded by ``as_of_ms`` (what the oracle should see)."""
+    return [e for e in workload.events if filled.recorded[e["event_id"]] <= as_of_ms]

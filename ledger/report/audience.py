@@ -1,0 +1,74 @@
+"""Who a report is for, and what each audience may see of an event.
+
+The *subject* audience is the customer. One filter applies to everything a
+subject report outputs (rows, counts, groupings): :func:`visible` decides
+which events count at all, and :func:`subject_view` copies only the fields a
+customer may read, from an allow-list, so a field added to a schema later
+stays hidden until someone decides otherwise:
+
+* a legal disclosure whose notice is delayed stays hidden until the delay is
+  lifted by a NotificationStatusChanged or this customer is notified (an
+  expired delay makes the notice due; it does not publish the disclosure);
+* other customers' ids, ``justification.note``, ``attributes``, tracing and
+  bookkeeping ids (``recorded_by``, ``reviewed_by``, ``trace_id``...) never
+  appear;
+* people appear by role and organisation, never by name or id.
+
+The *auditor* audience sees whole events, with delayed disclosures marked.
+"""
+
+from __future__ import annotations
+
+from ..taxonomy import category_label, purpose_label
+
+AUDIENCES = ("subject", "auditor")
+
+# Allow-lists for the subject audience, per event type (top-level fields).
+_COMMON = ("type", "event_id", "occurred_at", "source_service", "data_categories", "purpose", "legal_basis")
+_BY_TYPE = {
+    "DataAccessed": _COMMON + ("access_type", "outcome", "channel"),
+    "DataShared": _COMMON + ("transfer_safeguard", "retention_until"),
+    "LegalDisclosure": _COMMON,
+}
+_RECIPIENT = ("name", "kind", "country", "address")
+_REQUEST = ("kind", "authority", "jurisdiction", "received_at")
+
+
+def actor_for_subject(actor: dict) -> dict:
+    """An actor as a customer sees it: kind, role and organisation; never an id or a name."""
+    return {"type": actor["type"], "role": actor.get("role"), "organization": actor.get("organization")}
+
+
+def subject_view(event: dict) -> dict:
+    """The fields of ``event`` (JSON form) a customer may read, plus labels."""
+    view = {k: event[k] for k in _BY_TYPE.get(event["type"], _COMMON) if k in event}
+    view["actor"] = actor_for_subject(event["actor"])
+    j = event.get("justification")
+    view["justification"] = None if j is None else {"reason_code": j["reason_code"]}
+    if event.get("recipient"):
+        view["recipient"] = {k: event["recipient"].get(k) for k in _RECIPIENT}
+    if event.get("request"):
+        view["request"] = {k: event["request"].get(k) for k in _REQUEST}
+    add_labels(view)
+    return view
+
+
+def auditor_view(event: dict) -> dict:
+    """The whole event (JSON form) plus labels."""
+    view = dict(event)
+    add_labels(view)
+    return view
+
+
+def add_labels(view: dict) -> dict:
+    labels = {}
+    if view.get("purpose"):
+        labels["purpose"] = purpose_label(view["purpose"])
+    if view.get("data_categories"):
+        labels["data_categories"] = [category_label(c) for c in view["data_categories"]]
+    view["labels"] = labels
+    return view
+
+
+def view_for(audience: str, event: dict) -> dict:
+    return subject_view(event) if audience == "subject" else auditor_view(event)
