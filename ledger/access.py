@@ -21,8 +21,6 @@ import inspect
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from .events import validate
-
 
 class AccessRecorder:
     """Context manager and decorator; made by ``AuditProducer.accessing(**fields)``."""
@@ -62,7 +60,7 @@ class AccessRecorder:
 
     def _begin(self, fields: dict[str, Any]) -> dict[str, Any]:
         event = {"occurred_at": datetime.now(UTC), **fields}
-        return validate(event)  # raises ValidationError before the data is read
+        return self._producer.codec.validate(event)  # raises ValidationError before the data is read
 
     def _finish(self, event: dict[str, Any], exc: BaseException | None) -> None:
         if isinstance(exc, PermissionError):

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 from .codec import Codec, default_codec
 from .config import Settings
 from .errors import BrokerError
-from .events import event_key, validate
+from .events import event_key
 from .topics import topic_for
 
 EVENT_TYPE_HEADER = "event_type"
@@ -94,7 +94,7 @@ class WireRecord:
 
 def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
     """Validate an event (raising ValidationError) and encode it for Kafka."""
-    normalized = validate(event)
+    normalized = codec.validate(event)
     etype = normalized["type"]
     return WireRecord(
         event_id=normalized["event_id"],
@@ -128,7 +128,7 @@ class AuditProducer:
         **overrides: Any,
     ):
         self.settings = settings if settings is not None else Settings.load(**overrides)
-        self._codec = codec or default_codec()
+        self.codec = codec or default_codec()
         self._client = None  # created on first send: constructing never blocks on a missing broker
         self._outbox = None
         if durable is not None:
@@ -158,7 +158,7 @@ class AuditProducer:
     # -- generic --------------------------------------------------------------------
     def emit(self, event: Mapping[str, Any]) -> Delivery:
         """Validate and send one event (a mapping with ``"type"``); raises before sending if invalid."""
-        wire = wire_record(event, self._codec, self.settings.topic_prefix)
+        wire = wire_record(event, self.codec, self.settings.topic_prefix)
         if self._outbox is not None:
             return Delivery(wire.event_id, wire.topic, self._outbox.put(wire))
         from kafka.errors import KafkaError

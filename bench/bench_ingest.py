@@ -1,0 +1,129 @@
+"""End-to-end ingest: broker → decoded → chained → committed, against a bare pipeline.
+
+    python bench/bench_ingest.py [--events 200000] [--runs 3] [--sustained 1000000]
+
+The events are produced once (pre-encoded, bare producer) to fresh topics; each
+run then consumes all of them into an empty ledger with the real writer
+(`LedgerWriter.run(until_idle=True)`) and, in the same run, with a bare
+pipeline: kafka-python consume + fastavro decode + SQLite insert into one table
+with subject and actor indexes, no validation, no chaining, no side tables.
+Goal: writer >= 20,000 events/s and >= 0.5 of the bare pipeline; >= 15,000
+events/s sustained to 1,000,000 entries (`--sustained`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sqlite3
+import tempfile
+import time
+
+from common import bench_settings, machine, median
+
+from consumers.ledger_writer import LedgerWriter
+from ledger.codec import default_codec
+from ledger.producer import new_kafka_producer, wire_record
+from ledger.simulate import simulate
+from ledger.topics import event_topics
+
+
+def produce(settings, n: int, seed: int = 1) -> None:
+    codec = default_codec()
+    producer = new_kafka_producer(settings)
+    made = 0
+    while made < n:  # in chunks, so a million events never sit in memory at once
+        chunk = simulate(seed=seed + made, events=min(100_000, n - made), subjects=10_000).events
+        for event in chunk:
+            w = wire_record(event, codec, settings.topic_prefix)
+            producer.send(w.topic, value=w.value, key=w.key, headers=w.headers)
+        made += len(chunk)
+    producer.flush()
+    producer.close()
+
+
+def run_writer(settings, db: str) -> tuple[float, int]:
+    writer = LedgerWriter(settings.with_(db=db), group_id=None)
+    started = time.perf_counter()
+    stats = writer.run(until_idle=True, install_signals=False)
+    return time.perf_counter() - started, stats.records
+
+
+def run_bare(settings, db: str) -> tuple[float, int]:
+    """kafka-python consume + fastavro decode + one indexed table; nothing else."""
+    from fastavro import schemaless_reader
+    from kafka import KafkaConsumer, TopicPartition
+
+    codec = default_codec()
+    by_fingerprint = {v.fingerprint: v.parsed for vs in codec.all_versions().values() for v in vs}
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT, subject TEXT, actor TEXT, "
+                 "occurred_at INTEGER, value BLOB)")
+    conn.execute("CREATE INDEX by_subject ON events (subject, occurred_at)")
+    conn.execute("CREATE INDEX by_actor ON events (actor, occurred_at)")
+    started = time.perf_counter()
+    consumer = KafkaConsumer(**settings.kafka_options(), enable_auto_commit=False, max_poll_records=10_000,
+                             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+    tps = [TopicPartition(t, p) for t in event_topics(settings.topic_prefix)
+           for p in sorted(consumer.partitions_for_topic(t) or ())]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    n = 0
+    while True:
+        fetched = consumer.poll(timeout_ms=1000, max_records=10_000)
+        rows = []
+        for messages in fetched.values():
+            for m in messages:
+                event = schemaless_reader(io.BytesIO(m.value[10:]), by_fingerprint[m.value[2:10]], None)
+                rows.append((event["event_id"], event["subject_ids"][0], event["actor"]["id"],
+                             event["occurred_at"], m.value))
+        if rows:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events (event_id, subject, actor, occurred_at, value) VALUES (?,?,?,?,?)",
+                             rows)
+            conn.execute("COMMIT")
+            n += len(rows)
+        elif all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp)
+                 for tp in tps):
+            break
+    consumer.close()
+    conn.close()
+    return time.perf_counter() - started, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sustained", type=int, default=0, help="also ingest this many events in one run")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
+        started = time.perf_counter()
+        produce(settings, args.events)
+        print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
+        writer_rates, bare_rates = [], []
+        for run in range(args.runs):
+            seconds, n = run_writer(settings, os.path.join(tmp, f"writer{run}.db"))
+            writer_rates.append(n / seconds)
+            seconds, m = run_bare(settings, os.path.join(tmp, f"bare{run}.db"))
+            bare_rates.append(m / seconds)
+            print(f"run {run + 1}: writer {n:,} records {writer_rates[-1]:,.0f}/s; "
+                  f"bare {m:,} records {bare_rates[-1]:,.0f}/s")
+        print(f"writer (decode + validate + dedupe + chain + side tables + offsets), median of {args.runs}: "
+              f"{median(writer_rates):,.0f} events/s")
+        print(f"bare pipeline (consume + decode + one table, two indexes), median of {args.runs}: "
+              f"{median(bare_rates):,.0f} events/s")
+        print(f"ratio writer / bare: {median(writer_rates) / median(bare_rates):.2f}")
+    if args.sustained:
+        with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
+            produce(settings, args.sustained)
+            seconds, n = run_writer(settings, os.path.join(tmp, "sustained.db"))
+            print(f"sustained: {n:,} events into one ledger in {seconds:.1f}s = {n / seconds:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()
