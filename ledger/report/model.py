@@ -165,7 +165,7 @@ def _basis(event: dict, audience: str) -> str:
     request = event.get("request")
     if not request:
         basis = event.get("legal_basis")
-        return purpose_label(event["purpose"]) + (f" ({basis})" if basis else "")
+        return purpose_label(event["purpose"]) + (f" (legal basis: {basis.replace('_', ' ').lower()})" if basis else "")
     where = f", {request['jurisdiction']}" if request.get("jurisdiction") else ""
     ref = f" ref. {request['case_ref']}" if audience == "auditor" and request.get("case_ref") else ""
     return f"{request['kind'].replace('_', ' ').lower()} from {request['authority']}{where}{ref}"

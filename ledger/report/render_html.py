@@ -98,9 +98,14 @@ def who(actor: dict) -> str:
     return text
 
 
+def _lower_first(label: str) -> str:
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
+
+
 def _what(item: dict) -> str:
     t = item["type"]
-    data = ", ".join(item.get("labels", {}).get("data_categories", []))
+    # Labels start with a capital (they head table rows); mid-sentence they read better without it.
+    data = ", ".join(_lower_first(x) for x in item.get("labels", {}).get("data_categories", []))
     if t == "DataAccessed":
         verb = {"VIEW": "viewed", "QUERY": "queried", "EXPORT": "exported", "MODIFY": "changed",
                 "DELETE": "deleted"}.get(item.get("access_type"), "accessed")
