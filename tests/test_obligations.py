@@ -37,14 +37,14 @@ def ledger(filled):
 
 def oracle_rows(workload, filled, as_of: datetime) -> list[tuple]:
     seen = recorded_by(workload, filled, to_millis(as_of))
-    return [(r["disclosure_event_id"], r["subject_id"], iso(r["due_by"]), r["status"], iso(r["delay_until"]),
-             r["order_ref"], r["overdue"]) for r in oracle.owed_notices(seen, as_of)]
+    return [(r["disclosure_event_id"], r["subject_id"], iso(r["own_due_by"]), iso(r["due_by"]), r["status"],
+             r["delay"], iso(r["delay_until"]), r["order_ref"], r["overdue"]) for r in oracle.owed_notices(seen, as_of)]
 
 
 def ledger_rows(ledger, as_of: datetime, **kw) -> list[tuple]:
     notices, _ = obligations(ledger, as_of=as_of, **kw)
-    return [(n.disclosure_event_id, n.subject_id, iso(n.due_by), n.status, iso(n.delay_until), n.order_ref,
-             n.overdue) for n in notices]
+    return [(n.disclosure_event_id, n.subject_id, iso(n.own_due_by), iso(n.due_by), n.status, n.delay,
+             iso(n.delay_until), n.order_ref, n.overdue) for n in notices]
 
 
 def boundary_instants(workload) -> list[datetime]:
@@ -152,8 +152,9 @@ def owed(events, now):
     for e in events:
         book.add(to_json(e))
     mine = [(n.subject_id, n.due_by, n.status, n.delay, n.overdue) for n in book.notices(now)]
-    reference = [(r["subject_id"], r["due_by"], r["status"], r["overdue"]) for r in oracle.owed_notices(events, now)]
-    assert [(s, d, st, o) for s, d, st, _, o in mine] == reference
+    reference = [(r["subject_id"], r["due_by"], r["status"], r["delay"], r["overdue"])
+                 for r in oracle.owed_notices(events, now)]
+    assert mine == reference
     return mine
 
 
