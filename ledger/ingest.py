@@ -67,8 +67,6 @@ def default_codec():
 
 def decode_value(codec, value: bytes | None) -> tuple[dict | None, str | None]:
     """``(event, None)`` if the value decodes and validates, else ``(None, reason)``."""
-    if value is None:
-        return None, "null value (a tombstone or an empty produce)"
     try:
         return codec.decode(value), None
     except DecodeError as err:
@@ -100,7 +98,7 @@ def decode_with_older_readers(codec, value: bytes) -> Iterator[dict]:
         try:
             body = BytesIO(value)
             body.seek(10)
-            record = schemaless_reader(body, writer.schema, None if reader is writer else reader.schema)
+            record = schemaless_reader(body, writer.parsed, None if reader is writer else reader.parsed)
             record["type"] = writer.event_type
             key = (writer.event_type, reader.version)
             if key not in validators:

@@ -39,6 +39,7 @@ from .ingest import decode_value, decode_with_older_readers, default_codec, head
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
 
 _LOOKUP_CHUNK = 2000
+_UNKNOWN = object()  # an entry whose decoded form cannot be derived (a problem already reported)
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,16 @@ class _Verifier:
             expected_seq = entry.seq + 1
             self.report.checked += 1
             try:
-                self.check_chain(entry)
-                event = self.check_decoded(entry) if entry.kind == "record" else None
-                self.check_side_rows(entry, event)
+                if self.check_chain(entry) and entry.kind == "record":
+                    event = self.check_decoded(entry)
+                else:
+                    event = None if entry.kind == "gap" else _UNKNOWN
             except Exception as err:  # a tampered column of the wrong type must not stop verify
                 self.problem(f"unreadable entry: {type(err).__name__}: {err}", entry)
+                event = _UNKNOWN
+            if event is _UNKNOWN and entry.status == "entry":
+                self.entry_count += 1  # already reported; keep the table counts from repeating it
+            self.check_side_rows(entry, event)
             if len(self.pending) >= _LOOKUP_CHUNK:
                 self.check_statuses()
         self.check_statuses()
@@ -153,9 +159,11 @@ class _Verifier:
                 "decode with the schemas installed now; run `ledger reprocess` to index them")
         return self.report
 
-    def check_chain(self, e: Entry) -> None:
+    def check_chain(self, e: Entry) -> bool:
+        """Offsets, leaf and link; False when the record's columns are unusable (reported)."""
         where = (e.topic, e.partition)
         prev, expected, last_kind = self.chains.get(where, (None, 0, "record"))
+        self.last_entry[where] = e
         if e.offset != expected:
             if e.offset > expected:
                 self.problem(f"offsets {expected}..{e.offset - 1} are missing and no gap entry covers them", e)
@@ -169,19 +177,25 @@ class _Verifier:
                 self.problem("two gap entries in a row", e)
             following = e.gap_end
         elif e.kind == "record":
-            leaf = leaf_hash(e.record())
             following = e.offset + 1
+            self.chains[where] = (e.chain_hash, following, e.kind)
+            for column in ("key", "value", "fingerprint"):
+                if not isinstance(getattr(e, column), (bytes, type(None))):
+                    self.problem(f"the {column} column holds {type(getattr(e, column)).__name__}, not bytes", e)
+                    return False
+            leaf = leaf_hash(e.record())
         else:
             raise ValueError(f"unknown kind {e.kind!r}")
         if leaf != e.leaf_hash:
             self.problem(f"leaf hash differs: stored {_hex(e.leaf_hash)}, recomputed {leaf.hex()} "
                          "(the record's topic, offset, timestamp, key, headers or value changed)", e)
-        chain = link(prev, leaf)
+        # Link the *stored* leaf and continue from the stored chain hash, so that a
+        # changed record is reported once (leaf) and a changed link where it breaks.
+        chain = link(prev, e.leaf_hash)
         if chain != e.chain_hash:
             self.problem(f"chain hash differs: stored {_hex(e.chain_hash)}, recomputed {chain.hex()}", e)
-        # Continue from the stored hash so that one bad entry is reported once.
         self.chains[where] = (e.chain_hash, following, e.kind)
-        self.last_entry[where] = e
+        return True
 
     def check_decoded(self, e: Entry) -> dict | None:
         """Compare the decoded columns with a fresh decode; returns the event if it is indexable."""
@@ -193,7 +207,7 @@ class _Verifier:
         if event is None or e.status == "rejected":
             if e.status != "rejected":
                 self.problem(f"status {e.status!r} but the value does not decode: {reason}", e)
-                return None
+                return _UNKNOWN
             if (e.event_id, e.type) != (peek_event_id(value), header_type(e.record())):
                 self.problem(f"rejected entry's event_id/type {e.event_id}/{e.type} do not match the record", e)
             if e.json is not None or e.occurred_at is not None:
@@ -227,12 +241,15 @@ class _Verifier:
         self.pending.append((e, cols["event_id"]))
         return event if e.status == "entry" else None
 
-    def check_side_rows(self, e: Entry, event: dict | None) -> None:
-        expected = side_rows(e.seq, event) if event is not None else {}
+    def check_side_rows(self, e: Entry, event) -> None:
+        """The entry's rows in each side table; ``_UNKNOWN``: cannot be derived (already reported)."""
+        expected = side_rows(e.seq, event) if isinstance(event, dict) else {}
         for table, rows in self.side.items():
             for orphan in rows.take_below(e.seq):
                 self.problem(f"{table} row {orphan!r} belongs to no entry (seq {orphan[1]} missing)")
             found = rows.take_equal(e.seq)
+            if event is _UNKNOWN:
+                continue
             want = expected.get(table, [])
             if found != want:
                 extra = sorted(set(found) - set(want))
@@ -271,6 +288,8 @@ class _Verifier:
                 f"SELECT seq, event_id, first_seq FROM conflicts WHERE seq IN ({','.join('?' * len(chunk))})", chunk))
         for e, event_id in pending:
             winner = first.get(event_id)
+            if e.seq in self.reprocessed and self.reprocessed[e.seq][2] != e.status:
+                self.problem(f"reprocess_log says {self.reprocessed[e.seq][2]!r}, entry says {e.status!r}", e)
             if e.status == "entry":
                 self.entry_count += 1
                 if winner != (e.seq, e.topic, e.partition):
@@ -293,8 +312,6 @@ class _Verifier:
                                  "expected 'duplicate'", e)
                 if conflicts.get(e.seq) != (event_id, winner[0]):
                     self.problem(f"conflicts row {conflicts.get(e.seq)} does not match {(event_id, winner[0])}", e)
-            if e.seq in self.reprocessed and self.reprocessed[e.seq][2] != e.status:
-                self.problem(f"reprocess_log says {self.reprocessed[e.seq][2]!r}, entry says {e.status!r}", e)
 
     # -- whole-table checks ------------------------------------------------------------------------
     def check_tables(self) -> None:
@@ -382,8 +399,17 @@ def verify_ledger(ledger: Ledger, *, codec=None, expected_heads: list[Head] | No
                   max_problems: int = 1000) -> VerifyReport:
     """Check the whole ledger (see the module docstring); never raises for a finding."""
     verifier = _Verifier(ledger, codec if codec is not None else default_codec(), max_problems)
-    with ledger.snapshot():
-        report = verifier.run()
-        if expected_heads:
-            verifier.check_heads(expected_heads)
+    # Tampered text may not be UTF-8: read it anyway (and report it) rather than stop.
+    text_factory, ledger.conn.text_factory = ledger.conn.text_factory, _lenient_text
+    try:
+        with ledger.snapshot():
+            report = verifier.run()
+            if expected_heads:
+                verifier.check_heads(expected_heads)
+    finally:
+        ledger.conn.text_factory = text_factory
     return report
+
+
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")

@@ -1,0 +1,291 @@
+"""Ingest: decode, dedupe, chain and append records to a real ledger file (no Kafka).
+
+The helpers at the top (make_event, make_record, open_writer) are shared with
+the other ledger-file tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from fastavro import schemaless_writer
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ledger.codec import Codec, default_codec
+from ledger.errors import LedgerLockedError, StoreError
+from ledger.events import schemas_dir
+from ledger.ingest import Ingestor, reprocess
+from ledger.record import Record
+from ledger.store import Ledger, iter_entries
+
+CODEC = default_codec()
+START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+RECIPIENT = {"id": "rcpt-adreach", "name": "AdReach", "kind": "ADVERTISER"}
+
+
+def make_event(n: int, etype: str = "DataAccessed", *, codec: Codec = CODEC, **over) -> dict:
+    """A valid, deterministic event number ``n`` of ``etype`` (fields overridable)."""
+    base = {
+        "type": etype,
+        "event_id": str(uuid.UUID(int=n + 1)),
+        "occurred_at": START + timedelta(minutes=n),
+        "source_service": "support-desk",
+        "actor": {"id": f"emp-{n % 3}", "type": "EMPLOYEE"},
+        "subject_ids": [f"cust-{n:04d}", f"cust-{n + 1:04d}"],
+    }
+    extra = {
+        "DataAccessed": {"data_categories": ["user.contact.email"], "purpose": "essential.service.support",
+                         "access_type": "VIEW", "outcome": "GRANTED"},
+        "DataShared": {"data_categories": ["user.contact.email", "user.contact.phone"],
+                       "purpose": "marketing.advertising", "recipient": RECIPIENT},
+        "LegalDisclosure": {"data_categories": ["user.contact.email"], "purpose": "legal.compliance",
+                            "recipient": {**RECIPIENT, "id": "rcpt-police", "kind": "OTHER"},
+                            "reviewed_by": "legal-1", "requested_categories": ["user.contact.email"],
+                            "request": {"id": f"REQ-{n}", "kind": "SUBPOENA", "authority": "Court",
+                                        "received_at": START},
+                            "notification": {"status": "PENDING"}},
+        "ConsentChanged": {"purpose": "marketing.email", "granted": True, "channel": "EMAIL",
+                           "scope": "FIRST_PARTY"},
+        "SubjectNotified": {"disclosure_event_id": str(uuid.UUID(int=999)), "notified_at": START,
+                            "channel": "email"},
+    }[etype]
+    return codec.validate({**base, **extra, **over})
+
+
+def make_record(value, topic: str = "ledger.access", partition: int = 0, offset: int = 0, *,
+                timestamp: int | None = None, etype: str | None = "DataAccessed", codec: Codec = CODEC) -> Record:
+    """A Record carrying ``value`` (an event dict is encoded with ``codec``)."""
+    if isinstance(value, dict):
+        etype = value["type"]
+        value = codec.encode(value)
+    headers = (("event_type", etype.encode()),) if etype else ()
+    return Record(topic, partition, offset, 1_772_323_200_000 + offset if timestamp is None else timestamp,
+                  b"key", value, headers)
+
+
+def open_writer(path: Path, codec: Codec = CODEC) -> tuple[Ledger, Ingestor]:
+    ledger = Ledger.open(path, readonly=False, create=True)
+    return ledger, Ingestor(ledger, codec=codec)
+
+
+def statuses(ledger: Ledger) -> list[tuple]:
+    return [(e.topic, e.partition, e.offset, e.status) for e in iter_entries(ledger)]
+
+
+def v2_schemas(tmp_path: Path) -> Path:
+    """A copy of schemas/ with a DataAccessed v2 that adds an optional field."""
+    root = tmp_path / "schemas"
+    shutil.copytree(schemas_dir(), root)
+    v1 = json.loads((root / "DataAccessed" / "v1.avsc").read_text())
+    v1["fields"].append({"name": "review_note", "type": ["null", "string"], "default": None})
+    (root / "DataAccessed" / "v2.avsc").write_text(json.dumps(v1))
+    return root
+
+
+# -- statuses and index rows --------------------------------------------------------------------
+def test_decoded_records_become_entries_with_index_rows(tmp_path):
+    """A decodable record is an `entry` with its decoded columns and one side row per subject/actor/category."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    result = ingestor.ingest([make_record(event)])
+    assert result.counts["entry"] == 1 and result.rejected == []
+    entry = ledger.entry_at("ledger.access", 0, 0)
+    assert (entry["status"], entry["event_id"], entry["type"]) == ("entry", event["event_id"], "DataAccessed")
+    assert json.loads(entry["json"])["subject_ids"] == ["cust-0001", "cust-0002"]
+    conn = ledger.conn
+    assert conn.execute("SELECT subject_id FROM subjects ORDER BY 1").fetchall() == [("cust-0001",), ("cust-0002",)]
+    assert conn.execute("SELECT actor_id, type FROM actors").fetchall() == [("emp-1", "DataAccessed")]
+    assert conn.execute("SELECT category FROM categories").fetchall() == [("user.contact.email",)]
+    assert conn.execute("SELECT count(*) FROM recipients").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("etype,recipients,categories", [
+    ("DataShared", 1, 2), ("LegalDisclosure", 1, 1), ("ConsentChanged", 0, 0), ("SubjectNotified", 0, 0),
+])
+def test_side_rows_follow_the_event_type(tmp_path, etype, recipients, categories):
+    """Recipients are indexed for shares and disclosures, categories only where the event has them."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    ingestor.ingest([make_record(make_event(1, etype))])
+    conn = ledger.conn
+    assert conn.execute("SELECT count(*) FROM recipients").fetchone()[0] == recipients
+    assert conn.execute("SELECT count(*) FROM categories").fetchone()[0] == categories
+    assert conn.execute("SELECT count(*) FROM actors").fetchone()[0] == 1
+
+
+def test_repeat_on_same_partition_is_duplicate_and_not_indexed(tmp_path):
+    """A repeated event_id on the same partition is kept as `duplicate`; the first offset wins."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    ingestor.ingest([make_record(event, offset=0)])
+    result = ingestor.ingest([make_record(event, offset=1), make_record(event, offset=2)])
+    assert result.counts["duplicate"] == 2
+    assert [s for *_, s in statuses(ledger)] == ["entry", "duplicate", "duplicate"]
+    assert ledger.conn.execute("SELECT count(*) FROM subjects").fetchone() == (2,)
+    assert ledger.first_seen([event["event_id"]])[event["event_id"]].seq == 1
+
+
+def test_repeat_on_another_partition_is_a_conflict(tmp_path):
+    """The same event_id on another topic-partition is kept as `conflict` with a conflicts row."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    result = ingestor.ingest([make_record(event, partition=0), make_record(event, partition=1)])
+    assert result.counts["conflict"] == 1
+    assert ledger.conn.execute("SELECT seq, event_id, first_seq FROM conflicts").fetchall() == [
+        (2, event["event_id"], 1)]
+
+
+def fingerprint_swapped(data: bytes) -> bytes:
+    return data[:2] + bytes(8) + data[10:]
+
+
+def invalid_but_avro(event: dict) -> bytes:
+    """Avro-valid bytes with the current fingerprint whose content fails validation (no subjects)."""
+    version = CODEC.newest("DataAccessed")
+    out = BytesIO()
+    out.write(b"\xc3\x01" + version.fingerprint)
+    schemaless_writer(out, version.parsed, {**event, "subject_ids": []})
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("make_value,reason,readable_id", [
+    (lambda e: None, "no value (null)", False),
+    (lambda e: b"not avro", "not Avro single-object encoded", False),
+    (lambda e: fingerprint_swapped(CODEC.encode(e)), "unknown writer schema fingerprint", True),
+    (invalid_but_avro, "is invalid: subject_ids", True),
+    (lambda e: CODEC.encode(e) + b"\x00", "trailing byte", True),
+])
+def test_undecodable_records_are_kept_as_rejected(tmp_path, make_value, reason, readable_id):
+    """A record that cannot be decoded or validated is appended raw, rejected with its reason, never indexed."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    record = make_record(make_value(event), etype="DataAccessed")
+    prepared = ingestor.prepare([record])
+    assert [(r, why) for r, why in prepared.rejected if reason in why] == [(record, prepared.rejected[0][1])]
+    ingestor.commit(prepared)
+    entry = ledger.entry_at("ledger.access", 0, 0)
+    assert entry["status"] == "rejected" and reason in entry["reason"]
+    assert entry["value"] == record.value and entry["type"] == "DataAccessed"
+    assert entry["event_id"] == (event["event_id"] if readable_id else None)
+    assert ledger.conn.execute("SELECT count(*) FROM subjects").fetchone() == (0,)
+    assert ledger.conn.execute("SELECT count(*) FROM event_ids").fetchone() == (0,)
+
+
+def test_oversized_records_are_rejected(tmp_path):
+    """A value above the codec's size limit is rejected, not decoded."""
+    small = Codec.load(max_record_bytes=64)
+    ledger, ingestor = open_writer(tmp_path / "l.db", codec=small)
+    ingestor.ingest([make_record(make_event(1))])
+    assert "limit" in ledger.entry_at("ledger.access", 0, 0)["reason"]
+
+
+# -- offsets, gaps, restarts ---------------------------------------------------------------------
+def test_jumps_in_offsets_get_gap_entries(tmp_path):
+    """A first record above offset 0, and any later jump, are preceded by an explicit gap entry."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    result = ingestor.ingest([make_record(make_event(1), offset=3), make_record(make_event(2), offset=4),
+                              make_record(make_event(3), offset=9)])
+    assert result.counts["gap"] == 2
+    rows = ledger.conn.execute("SELECT offset, kind, gap_end, status FROM entries ORDER BY seq").fetchall()
+    assert rows == [(0, "gap", 3, "gap"), (3, "record", None, "entry"), (4, "record", None, "entry"),
+                    (5, "gap", 9, "gap"), (9, "record", None, "entry")]
+    assert ledger.positions() == {("ledger.access", 0): 10}
+
+
+def test_records_already_in_the_ledger_are_skipped(tmp_path):
+    """Re-delivered offsets at or below the tip are skipped: exactly once across restarts."""
+    path = tmp_path / "l.db"
+    ledger, ingestor = open_writer(path)
+    records = [make_record(make_event(i), offset=i) for i in range(5)]
+    ingestor.ingest(records[:3])
+    ledger.close()
+    ledger, ingestor = open_writer(path)
+    result = ingestor.ingest(records)
+    assert (result.counts["skipped"], result.counts["entry"]) == (3, 2)
+    assert [o for _, _, o, _ in statuses(ledger)] == [0, 1, 2, 3, 4]
+
+
+def test_prepare_writes_nothing_and_a_stale_batch_is_refused(tmp_path):
+    """prepare() leaves the file untouched; committing a batch prepared before another commit fails."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    first = ingestor.prepare([make_record(make_event(1), offset=0)])
+    second = ingestor.prepare([make_record(make_event(2), offset=0)])
+    assert ledger.count() == 0
+    ingestor.commit(first)
+    with pytest.raises(StoreError, match="prepare it again"):
+        ingestor.commit(second)
+    assert ledger.count() == 1
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    """An Ingestor takes the writer lock; another one on the same file gets LedgerLockedError."""
+    path = tmp_path / "l.db"
+    open_writer(path)
+    other = Ledger.open(path, readonly=False)
+    with pytest.raises(LedgerLockedError, match="locked by another writer"):
+        Ingestor(other, codec=CODEC)
+
+
+@st.composite
+def record_streams(draw):
+    """Records over three partitions with random gaps, duplicates and conflicts, plus batch cut points."""
+    n = draw(st.integers(1, 30))
+    offsets = {0: 0, 1: 0, 2: 0}
+    records = []
+    for i in range(n):
+        partition = draw(st.integers(0, 2))
+        offsets[partition] += draw(st.sampled_from([0, 0, 0, 1, 3]))
+        event = make_event(draw(st.integers(0, n)))  # repeats give duplicates and conflicts
+        value = CODEC.encode(event) if draw(st.booleans()) or i % 7 else b"junk"
+        records.append(make_record(value, partition=partition, offset=offsets[partition]))
+        offsets[partition] += 1
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=4)))
+    return records, cuts
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(record_streams())
+def test_restart_continues_the_chain_identically(stream):
+    """Ingesting in batches with a new Ingestor (reopened file) between them equals one uninterrupted run."""
+    records, cuts = stream
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger, ingestor = open_writer(Path(tmp) / "one.db")
+        ingestor.ingest(records)
+        one = list(iter_entries(ledger))
+        heads = ledger.heads()
+        ledger.close()
+        path = Path(tmp) / "restarted.db"
+        for start, end in zip([0, *cuts], [*cuts, len(records)]):
+            ledger, ingestor = open_writer(path)
+            ingestor.ingest(records[max(0, start - 2) : end])  # overlap: a restart re-delivers some
+            ledger.close()
+        with Ledger.open(path) as ledger:
+            assert list(iter_entries(ledger)) == one
+            assert ledger.heads() == heads
+
+
+# -- reprocess ---------------------------------------------------------------------------------
+def test_reprocess_indexes_what_new_schemas_decode(tmp_path):
+    """Rejected for an unknown schema, an entry is indexed by reprocess once v2 is installed; the chain is untouched."""
+    codec_v2 = Codec.load(v2_schemas(tmp_path))
+    ledger, ingestor = open_writer(tmp_path / "l.db")  # the writer only knows v1
+    new = make_event(1, codec=codec_v2, review_note="ok")
+    old = make_event(2)
+    ingestor.ingest([make_record(new, offset=0, codec=codec_v2), make_record(old, offset=1),
+                     make_record(new, offset=2, codec=codec_v2)])
+    before = [(e.seq, e.leaf_hash, e.chain_hash) for e in iter_entries(ledger)]
+    assert [s for *_, s in statuses(ledger)] == ["rejected", "entry", "rejected"]
+    result = reprocess(ledger, codec=codec_v2)
+    assert (result.examined, result.counts["entry"], result.counts["duplicate"]) == (2, 1, 1)
+    assert [s for *_, s in statuses(ledger)] == ["entry", "entry", "duplicate"]
+    assert [(e.seq, e.leaf_hash, e.chain_hash) for e in iter_entries(ledger)] == before
+    assert json.loads(ledger.entry_at("ledger.access", 0, 0)["json"])["review_note"] == "ok"
+    log = ledger.conn.execute("SELECT seq, after_seq, new_status FROM reprocess_log ORDER BY id").fetchall()
+    assert log == [(1, 3, "entry"), (3, 3, "duplicate")]
+    assert reprocess(ledger, codec=codec_v2).examined == 0
