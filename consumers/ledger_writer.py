@@ -19,6 +19,7 @@ Run it as ``ledger consume``. Start reading at :meth:`LedgerWriter.run`.
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import sys
 import time
@@ -34,6 +35,8 @@ from ledger.topics import dlq_topic, event_topics
 
 DEFAULT_GROUP_ID = "ledger-writer"
 DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason")
+# Below the 1 MiB default request and message limits, with room for headers.
+DLQ_MAX_VALUE_BYTES = 900 * 1024
 
 
 @dataclass
@@ -243,19 +246,30 @@ def total_lag(consumer, partitions) -> int | None:
 
 
 def send_to_dlq(producer, topic: str, rejected) -> None:
-    """Copy rejected records to the dead-letter topic and wait for every ack."""
+    """Copy rejected records to the dead-letter topic and wait for every ack.
+
+    A value too large for a Kafka request is replaced by its size and SHA-256
+    in the headers: the ledger itself keeps the full raw bytes as evidence.
+    """
     from kafka.errors import KafkaError
 
     futures = []
-    for record, reason in rejected:
-        headers = [
-            ("source_topic", record.topic.encode()),
-            ("source_partition", str(record.partition).encode()),
-            ("source_offset", str(record.offset).encode()),
-            ("reason", reason.encode()),
-        ]
-        futures.append(producer.send(topic, key=record.key, value=record.value, headers=headers))
     try:
+        for record, reason in rejected:
+            headers = [
+                ("source_topic", record.topic.encode()),
+                ("source_partition", str(record.partition).encode()),
+                ("source_offset", str(record.offset).encode()),
+                ("reason", reason.encode()),
+            ]
+            value = record.value
+            if value is not None and len(value) > DLQ_MAX_VALUE_BYTES:
+                headers += [
+                    ("value_omitted_bytes", str(len(value)).encode()),
+                    ("value_sha256", hashlib.sha256(value).hexdigest().encode()),
+                ]
+                value = None
+            futures.append(producer.send(topic, key=record.key, value=value, headers=headers))
         producer.flush()
         for future in futures:
             future.get(timeout=60)
