@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ledger.codec import Codec, default_codec
 from ledger.errors import LedgerLockedError, StoreError
-from ledger.events import schemas_dir
+from ledger.events import canonical_json, schemas_dir, to_json
+from ledger.index import entry_columns, micros, side_rows
 from ledger.ingest import Ingestor, reprocess
 from ledger.record import Record
 from ledger.store import Ledger, iter_entries
@@ -87,6 +88,36 @@ def v2_schemas(tmp_path: Path) -> Path:
     v1["fields"].append({"name": "review_note", "type": ["null", "string"], "default": None})
     (root / "DataAccessed" / "v2.avsc").write_text(json.dumps(v1))
     return root
+
+
+# -- index: the columns verify re-derives --------------------------------------------------------
+@given(st.integers(0, 10_000), st.sampled_from(["DataAccessed", "DataShared", "LegalDisclosure",
+                                                "ConsentChanged", "SubjectNotified"]),
+       st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()),
+       st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=5), max_size=3))
+def test_entry_columns_match_the_event_contract(n, etype, when, attributes):
+    """The JSON form equals events.canonical_json(events.to_json(...)), occurred_at is exact µs."""
+    event = make_event(n, etype, occurred_at=when, attributes=attributes)
+    cols = entry_columns(event)
+    assert cols["json"] == canonical_json(to_json(event))
+    assert json.loads(cols["json"])["type"] == etype
+    utc = when.astimezone(timezone.utc)
+    assert cols["occurred_at"] == micros(utc) == (utc - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(
+        microseconds=1)
+    assert (cols["event_id"], cols["type"]) == (event["event_id"], etype)
+
+
+def test_side_rows_are_sorted_and_keyed_by_seq():
+    """side_rows gives (key, seq, occurred_at, type) per table, sorted by key, one per distinct value."""
+    event = make_event(3, "DataShared")
+    rows = side_rows(7, event)
+    t = micros(event["occurred_at"])
+    assert rows == {
+        "subjects": [("cust-0003", 7, t, "DataShared"), ("cust-0004", 7, t, "DataShared")],
+        "actors": [("emp-0", 7, t, "DataShared")],
+        "recipients": [("rcpt-adreach", 7, t, "DataShared")],
+        "categories": [("user.contact.email", 7, t, "DataShared"), ("user.contact.phone", 7, t, "DataShared")],
+    }
 
 
 # -- statuses and index rows --------------------------------------------------------------------

@@ -176,10 +176,26 @@ def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+_HEADERS_SEEN: dict = {}  # most records carry the same few header sets
+
+
 def headers_to_json(headers) -> str:
     """The ``headers`` column: JSON ``[[name, base64 | null], ...]`` in broker order."""
     if not headers:
         return "[]"
+    try:
+        return _HEADERS_SEEN[headers]
+    except (KeyError, TypeError):  # TypeError: a list, not a hashable tuple
+        pass
+    text = _headers_json(headers)
+    if len(_HEADERS_SEEN) > 4096:
+        _HEADERS_SEEN.clear()
+    if isinstance(headers, tuple):
+        _HEADERS_SEEN[headers] = text
+    return text
+
+
+def _headers_json(headers) -> str:
     return json.dumps(
         [[name, None if value is None else b64encode(value).decode("ascii")] for name, value in headers],
         separators=(",", ":"),
