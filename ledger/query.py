@@ -13,20 +13,22 @@ timestamp ≤ as_of), so a live and a replayed ledger give the same answer.
 A row is the event as the ledger stored it (the schema's field names plus
 ``type``, times as ``...Z`` strings in UTC) with two additions: ``labels``
 (purpose and data-category labels) and ``recorded_at`` (the Kafka timestamp).
-Only entries of status ``entry`` are read, each joined to the event_ids table
-so that an event_id shows once even if a side row were ever wrong.
+Only entries of status ``entry`` are read, and a repeated event_id (which
+ingest never indexes) would be dropped on the way out: its rows would be adjacent.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
+import time
 from datetime import datetime
 from typing import Iterable, Iterator
 
 from .errors import StoreError, ValidationError
 from .taxonomy import category_label, purpose_label
-from .timeparse import from_millis, iso, parse_time, to_micros, to_millis
+from .timeparse import parse_time, to_micros, to_millis
 
 EVENT_TYPES = (
     "DataAccessed", "DataShared", "LegalDisclosure",
@@ -65,6 +67,10 @@ def _micros(value, option: str) -> int | None:
     return None if value is None else to_micros(parse_time(value, option=option))
 
 
+#: Above this many keys a whole-table read lets SQLite sort instead of merging one scan per key.
+MAX_MERGE_KEYS = 1000
+
+
 def side_rows(
     source,
     table: str,
@@ -75,15 +81,19 @@ def side_rows(
     since=None,
     until=None,
     as_of=None,
-) -> Iterator[tuple[int, str, int, str]]:
-    """``(seq, json, timestamp_ms, type)`` of entries indexed under ``key`` in a side table, newest first.
+    fetch: int = _FETCH,
+) -> Iterator[tuple[int, str, int, str, int, str]]:
+    """``(seq, json, timestamp_ms, type, occurred_at, event_id)`` under ``key`` in a side table, newest first.
 
-    With ``key=None`` the whole side table is read (SQLite sorts on disk). The
-    range scan walks the ``(key, occurred_at, seq)`` primary key backwards,
-    then fetches each entry by its seq (the rowid).
+    The range scan walks the ``(key, occurred_at, seq)`` primary key backwards
+    and fetches each entry by its seq (the rowid); only ties on occurred_at
+    are sorted (by event_id). With ``key=None`` the whole table is read as a
+    merge of one such scan per key, so nothing is sorted or held however many
+    rows come out (SQLite sorts instead when there are many keys).
     """
+    params: list = []
     where = [f"s.type IN ({', '.join('?' * len(types))})"]
-    params: list = list(types)
+    params += types
     if key is not None:
         where.insert(0, f"s.{key_column} = ?")
         params.insert(0, key)
@@ -97,28 +107,63 @@ def side_rows(
     if as_of is not None:
         where.append("e.timestamp <= ?")
         params.append(to_millis(parse_time(as_of, option="--as-of")))
+    conn = connection(source)
+    if key is None:
+        keys = distinct_keys(conn, table, key_column, MAX_MERGE_KEYS + 1)
+        if len(keys) <= MAX_MERGE_KEYS:
+            # Each scan buffers `fetch` rows: keep the total near one buffer.
+            each = max(8, fetch // max(1, len(keys)))
+            scans = [side_rows(conn, table, key_column, k, types, since=since, until=until, as_of=as_of, fetch=each)
+                     for k in keys]
+            yield from heapq.merge(*scans, key=lambda row: (row[4], row[5]), reverse=True)
+            return
     sql = (
-        f"SELECT e.seq, e.json, e.timestamp, e.type FROM {table} AS s "
+        f"SELECT e.seq, e.json, e.timestamp, e.type, s.occurred_at, e.event_id FROM {table} AS s "
         "JOIN entries AS e ON e.seq = s.seq "
-        "JOIN event_ids AS i ON i.event_id = e.event_id AND i.seq = e.seq "
         f"WHERE e.status = 'entry' AND {' AND '.join(where)} "
         "ORDER BY s.occurred_at DESC, e.event_id DESC"
     )
     try:
-        cur = connection(source).execute(sql, params)
+        cur = conn.execute(sql, params)
         previous = None
-        while rows := cur.fetchmany(_FETCH):
+        while rows := cur.fetchmany(fetch):
             for row in rows:
-                if row[0] != previous:  # one side row per (key, seq): never twice in a row
-                    previous = row[0]
+                # Ingest indexes only an event_id's first entry; should two rows ever carry one
+                # event_id they would share occurred_at and sit side by side in this order.
+                if row[5] != previous:
+                    previous = row[5]
                     yield row
     except sqlite3.Error as err:
         raise StoreError(f"cannot read the ledger: {err}") from err
 
 
+def distinct_keys(conn: sqlite3.Connection, table: str, key_column: str, limit: int) -> list[str]:
+    """Up to ``limit`` distinct keys of a side table, one index seek each (no full scan)."""
+    keys: list[str] = []
+    try:
+        row = conn.execute(f"SELECT {key_column} FROM {table} ORDER BY {key_column} LIMIT 1").fetchone()
+        while row is not None and len(keys) < limit:
+            keys.append(row[0])
+            row = conn.execute(
+                f"SELECT {key_column} FROM {table} WHERE {key_column} > ? ORDER BY {key_column} LIMIT 1", (row[0],)
+            ).fetchone()
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read the ledger: {err}") from err
+    return keys
+
+
+_decode = json.JSONDecoder().raw_decode  # the stored text is compact JSON: skip loads' whitespace handling
+
+
+def iso_millis(ms: int) -> str:
+    """``2026-01-02T03:04:05.123000Z`` for Kafka milliseconds (the JSON form of the ledger's times)."""
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}000Z"
+
+
 def to_row(json_text: str, timestamp: int | None, event_type: str | None = None) -> dict:
     """The stored event with ``labels`` and ``recorded_at`` added."""
-    row = json.loads(json_text)
+    row = _decode(json_text)[0]
     if event_type and "type" not in row:
         row["type"] = event_type
     labels = {}
@@ -127,7 +172,7 @@ def to_row(json_text: str, timestamp: int | None, event_type: str | None = None)
     if "data_categories" in row:
         labels["data_categories"] = [category_label(c) for c in row["data_categories"]]
     row["labels"] = labels
-    row["recorded_at"] = iso(from_millis(timestamp)) if timestamp is not None else None
+    row["recorded_at"] = iso_millis(timestamp) if timestamp is not None else None
     return row
 
 
@@ -153,7 +198,7 @@ def who_saw(
     id; ``purpose`` matches the code and its dotted children.
     """
     chosen = check_types(types, WHO_SAW_TYPES)
-    for _, text, ts, etype in side_rows(source, "subjects", "subject_id", subject, chosen,
+    for _, text, ts, etype, *_ in side_rows(source, "subjects", "subject_id", subject, chosen,
                                         since=since, until=until, as_of=as_of):
         row = to_row(text, ts, etype)
         if actor is not None and row["actor"]["id"] != actor:
@@ -180,7 +225,7 @@ def disclosures(
     chosen = check_types(types, DISCLOSURE_TYPES)
     if kind is not None and kind not in RECIPIENT_KINDS:
         raise ValidationError("--kind", f"unknown recipient kind {kind!r}; choose from {', '.join(RECIPIENT_KINDS)}")
-    for _, text, ts, etype in side_rows(source, "recipients", "recipient_id", recipient, chosen,
+    for _, text, ts, etype, *_ in side_rows(source, "recipients", "recipient_id", recipient, chosen,
                                         since=since, until=until, as_of=as_of):
         row = to_row(text, ts, etype)
         if kind is not None and row["recipient"]["kind"] != kind:
@@ -200,7 +245,7 @@ def accesses(
 ) -> Iterator[dict]:
     """Everything one actor did, newest first: denied and break-glass accesses included."""
     chosen = check_types(types, EVENT_TYPES)
-    for _, text, ts, etype in side_rows(source, "actors", "actor_id", actor, chosen,
+    for _, text, ts, etype, *_ in side_rows(source, "actors", "actor_id", actor, chosen,
                                         since=since, until=until, as_of=as_of):
         yield to_row(text, ts, etype)
 

@@ -88,10 +88,17 @@ def register(subparsers, common) -> None:
     p.set_defaults(func=run_obligations)
 
 
+#: Page cache of a one-shot reader (KiB). The store's 256 MiB suits the long-lived writer; a command
+#: that streams a million rows would fill it for nothing, and its memory must not grow with the answer.
+READER_CACHE_KIB = 16_384
+
+
 def open_ledger(args):
     from ..store import Ledger
 
-    return Ledger.open(settings_from(args).db, readonly=True)
+    ledger = Ledger.open(settings_from(args).db, readonly=True)
+    ledger.conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+    return ledger
 
 
 def quiet_broken_pipe(run):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import settings_from
 
 EPILOG = """\
 The report has an accounting of disclosures (45 CFR 164.528: date, recipient
@@ -74,10 +73,10 @@ def rules_from(args):
 
 def run(args) -> int:
     from ..report import build_report, render
-    from ..store import Ledger
+    from .query import open_ledger
 
     rules = rules_from(args)
-    with Ledger.open(settings_from(args).db, readonly=True) as ledger:
+    with open_ledger(args) as ledger:
         report = build_report(ledger, args.subject, audience=args.audience, as_of=args.as_of, rules=rules)
     text = render(report, args.format)
     if args.output:
