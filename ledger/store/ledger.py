@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from ..errors import LedgerLockedError, StoreError
 from . import schema
@@ -50,8 +50,7 @@ class Head:
         return f"{self.topic} {self.partition} {self.offset} {self.chain_hash.hex()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Tip:
+class Tip(NamedTuple):  # a NamedTuple: ingest builds one per record
     """Where a partition's chain stands: its last entry."""
 
     offset: int  # offset of the last record (next_offset - 1)
@@ -59,8 +58,7 @@ class Tip:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class FirstSeen:
+class FirstSeen(NamedTuple):
     """The entry that holds an event_id's first occurrence."""
 
     seq: int
