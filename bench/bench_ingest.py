@@ -78,8 +78,8 @@ def run_bare(settings, db: str) -> tuple[float, int]:
         for messages in fetched.values():
             for m in messages:
                 event = schemaless_reader(io.BytesIO(m.value[10:]), by_fingerprint[m.value[2:10]], None)
-                rows.append((event["event_id"], event["subject_ids"][0], event["actor"]["id"],
-                             event["occurred_at"], m.value))
+                rows.append((str(event["event_id"]), event["subject_ids"][0], event["actor"]["id"],
+                             event["occurred_at"].timestamp(), m.value))
         if rows:
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO events (event_id, subject, actor, occurred_at, value) VALUES (?,?,?,?,?)",

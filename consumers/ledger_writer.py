@@ -29,9 +29,10 @@ from ledger.chain import leaf_hash
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerDivergedError
 from ledger.ingest import Ingestor
+from ledger.kafka_read import caught_up, event_partitions, new_consumer, total_lag
 from ledger.record import Record
 from ledger.store import Ledger
-from ledger.topics import dlq_topic, event_topics
+from ledger.topics import dlq_topic
 
 DEFAULT_GROUP_ID = "ledger-writer"
 DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason")
@@ -129,23 +130,7 @@ class LedgerWriter:
 
     # -- Kafka ---------------------------------------------------------------------
     def _consumer(self):
-        from kafka import KafkaConsumer
-        from kafka.errors import KafkaError
-
-        try:
-            return KafkaConsumer(
-                **self.settings.kafka_options(),
-                group_id=self.group_id,
-                enable_auto_commit=False,
-                # Never "latest", never a silent reset: positions come from the ledger.
-                auto_offset_reset="none",
-                max_poll_records=self.batch_size,
-                fetch_max_bytes=64 * 1024 * 1024,
-                max_partition_fetch_bytes=8 * 1024 * 1024,
-                check_crcs=True,
-            )
-        except KafkaError as err:
-            raise BrokerError(f"cannot reach Kafka at {self.settings.bootstrap_servers}: {err}") from err
+        return new_consumer(self.settings, group_id=self.group_id, max_poll_records=self.batch_size)
 
     def _assign(self, consumer) -> list:
         partitions = event_partitions(consumer, self.settings.topic_prefix)
@@ -211,40 +196,6 @@ class LedgerWriter:
         )
 
 
-def event_partitions(consumer, prefix: str) -> list:
-    """Every partition of the four event topics; refuses to start if a topic is missing."""
-    from kafka import TopicPartition
-
-    existing = consumer.topics()  # lists without auto-creating anything
-    missing = [t for t in event_topics(prefix) if t not in existing]
-    if missing:
-        raise BrokerError(f"topics missing: {', '.join(missing)}; create them with `ledger topics create`")
-    return [
-        TopicPartition(topic, p)
-        for topic in event_topics(prefix)
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
-
-
-def caught_up(consumer, partitions) -> bool:
-    """True when every partition's position has reached its high watermark (known after a fetch)."""
-    for tp in partitions:
-        highwater = consumer.highwater(tp)
-        if highwater is None or consumer.position(tp) < highwater:
-            return False
-    return True
-
-
-def total_lag(consumer, partitions) -> int | None:
-    lag = 0
-    for tp in partitions:
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            return None
-        lag += max(0, highwater - consumer.position(tp))
-    return lag
-
-
 def send_to_dlq(producer, topic: str, rejected) -> None:
     """Copy rejected records to the dead-letter topic and wait for every ack.
 
@@ -285,7 +236,7 @@ def check_continuity(settings: Settings, ledger: Ledger, positions: dict, partit
     Apache Kafka (out-of-range error) and on brokers that answer a position
     past the log end with silence (detected through the high watermark).
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
     from kafka.errors import KafkaError, OffsetOutOfRangeError
 
     wanted = {}
@@ -295,8 +246,7 @@ def check_continuity(settings: Settings, ledger: Ledger, positions: dict, partit
             wanted[TopicPartition(tp.topic, tp.partition)] = next_offset - 1
     if not wanted:
         return
-    consumer = KafkaConsumer(**settings.kafka_options(), group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="none", max_poll_records=1)
+    consumer = new_consumer(settings, max_poll_records=1)
     try:
         consumer.assign(list(wanted))
         for tp, offset in wanted.items():
