@@ -41,6 +41,10 @@ from .errors import StoreError
 NOTICE_TYPES = ("LegalDisclosure", "NotificationStatusChanged", "SubjectNotified")
 DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
 NOTHING_OWED = ("NOTIFIED", "NOT_REQUIRED")
+_DISCLOSURE_FIELDS = ("type", "event_id", "occurred_at", "subject_ids", "notification", "recipient", "request")
+_CHANGE_FIELDS = ("type", "event_id", "occurred_at", "subject_ids", "disclosure_event_id", "status",
+                  "delay_until", "order_ref")
+_NOTICE_FIELDS = ("type", "event_id", "occurred_at", "subject_ids", "disclosure_event_id", "notified_at")
 #: Due date of a notice whose disclosure leaves ``due_by`` unset.
 DEFAULT_DUE = timedelta(days=30)
 
@@ -95,7 +99,7 @@ class Case:
     """What the ledger holds about one disclosure's notices."""
 
     disclosure_event_id: str
-    disclosure: dict | None = None  # the LegalDisclosure event (JSON form); None if not seen
+    disclosure: dict | None = None  # the LegalDisclosure's needed fields (JSON form); None if not seen
     changes: list[tuple[datetime, str, dict]] = field(default_factory=list)  # (occurred_at, event_id, NSC)
     notices: list[tuple[datetime, datetime, dict]] = field(default_factory=list)  # (occurred_at, notified_at, SN)
 
@@ -149,7 +153,7 @@ class Case:
         told = self.notified(now)
         disclosed_at = _time(d["occurred_at"])
         recipient = d["recipient"]["name"]
-        request_id = (d.get("request") or {}).get("id")
+        request_id = (d["request"] or {}).get("id")
         return [
             Notice(self.disclosure_event_id, s, disclosed_at, recipient, request_id, st.own_due_by,
                    st.due_by, st.status, st.delay, st.delay_until, st.order_ref, overdue)
@@ -170,16 +174,23 @@ class CaseBook:
         return found
 
     def add(self, event: dict) -> None:
-        """Take one event in JSON form (as stored in the ledger); other types are ignored."""
+        """Take one event in JSON form (as stored in the ledger); other types are ignored.
+
+        Only the fields the rules and the rows need are kept, so a ledger with
+        many disclosures fits in memory.
+        """
         etype = event["type"]
         if etype == "LegalDisclosure":
-            self.case(event["event_id"]).disclosure = event
+            slim = {k: event.get(k) for k in _DISCLOSURE_FIELDS}
+            slim["recipient"] = {"name": event["recipient"]["name"]}
+            slim["request"] = {"id": (event.get("request") or {}).get("id")}
+            self.case(event["event_id"]).disclosure = slim
         elif etype == "NotificationStatusChanged":
             self.case(event["disclosure_event_id"]).changes.append(
-                (_time(event["occurred_at"]), event["event_id"], event))
+                (_time(event["occurred_at"]), event["event_id"], {k: event[k] for k in _CHANGE_FIELDS}))
         elif etype == "SubjectNotified":
             self.case(event["disclosure_event_id"]).notices.append(
-                (_time(event["occurred_at"]), _time(event["notified_at"]), event))
+                (_time(event["occurred_at"]), _time(event["notified_at"]), {k: event[k] for k in _NOTICE_FIELDS}))
 
     def notices(self, now: datetime, *, overdue_only: bool = False) -> list[Notice]:
         """Every notice owed at ``now``, by disclosure (time, event_id) then subject id."""
