@@ -21,7 +21,7 @@ entries whose Kafka timestamp is <= T count, the same in a live and a replayed l
 
 
 def _parser(subparsers, common, name: str, help_text: str, epilog: str):
-    return subparsers.add_parser(name, parents=[common], help=help_text, description=help_text + ".",
+    return subparsers.add_parser(name, parents=[common], help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
                                  epilog=epilog + "\n" + TIMES,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 

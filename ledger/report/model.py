@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from ..obligations import CaseBook, load_cases
+from ..obligations import NOTHING_OWED, CaseBook, load_cases
 from ..query import DISCLOSURE_TYPES, who_saw
 from ..taxonomy import category_label, purpose_label
 from ..timeparse import iso, parse_time
@@ -133,8 +133,9 @@ def build_report(
             if event["type"] == "LegalDisclosure":
                 state = book.case(event["event_id"]).state(judged)
                 view["withheld_from_subject"] = withheld
+                owing = state.status not in NOTHING_OWED  # a due date means nothing once waived or done
                 view["notice"] = {"status": state.status, "delay": state.delay, "delay_until": iso(state.delay_until),
-                                  "order_ref": state.order_ref, "due_by": iso(state.due_by),
+                                  "order_ref": state.order_ref, "due_by": iso(state.due_by) if owing else None,
                                   "notified": subject in book.case(event["event_id"]).notified(judged)}
         shown.append((event, view))
 

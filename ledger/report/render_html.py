@@ -135,6 +135,18 @@ def _why(item: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def _delay_words(n: dict) -> str:
+    """``, delayed until …``, ``, delayed indefinitely``, ``, delay ended …`` or ``, delay lifted``."""
+    until = when(n.get("delay_until"))
+    if n.get("delay") == "in force":
+        return f", delayed until {e(until)}" if until else ", delayed indefinitely"
+    if n.get("delay") == "expired":
+        return f", delay ended {e(until)}"
+    if n.get("delay") == "lifted":
+        return ", delay lifted"
+    return ""
+
+
 def _timeline(items: list[dict], auditor: bool) -> Iterable[str]:
     if not items:
         yield '<p class="empty">Nothing recorded.</p>'
@@ -148,9 +160,7 @@ def _timeline(items: list[dict], auditor: bool) -> Iterable[str]:
             notice = ""
             if auditor and item.get("notice"):
                 n = item["notice"]
-                notice = (f'<div class="detail">notice: {e(n["status"])}'
-                          + (f', delay {e(n["delay"])}' if n.get("delay") else "")
-                          + (f' until {e(when(n["delay_until"]))}' if n.get("delay_until") else "")
+                notice = (f'<div class="detail">notice: {e(n["status"])}' + _delay_words(n)
                           + (f', order {e(n["order_ref"])}' if n.get("order_ref") else "")
                           + (f', due by {e(when(n["due_by"]))}' if n.get("due_by") else "")
                           + (", customer notified" if n.get("notified") else "") + "</div>")
