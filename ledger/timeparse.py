@@ -10,7 +10,7 @@ turned into UTC; output says so.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .errors import ValidationError
 
@@ -53,8 +53,6 @@ def to_millis(value: datetime) -> int:
 
 def from_micros(us: int) -> datetime:
     """Inverse of :func:`to_micros`."""
-    from datetime import timedelta
-
     return _EPOCH + timedelta(microseconds=us)
 
 
@@ -68,8 +66,3 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def iso_to_micros(text: str) -> int:
-    """Microseconds since the epoch of a stored JSON time (``...Z``)."""
-    return to_micros(parse_time(text))

@@ -7,13 +7,15 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fill import cached_ledger, ingest_records, recorded_by, to_records, workload_for_tests
 from ledger import query
 from ledger.errors import ValidationError
 from ledger.simulate.oracle import by_actor, disclosed_to, touching
 from ledger.store import Ledger
-from ledger.timeparse import from_millis, iso
+from ledger.timeparse import from_micros, from_millis, iso, parse_time, to_micros
 
 UTC = timezone.utc
 
@@ -231,3 +233,14 @@ def test_duplicates_and_conflicts_never_show_twice(tmp_path, workload):
             assert ids(query.who_saw(led, subject)).count(event["event_id"]) == 1
         assert ids(query.accesses(led, event["actor"]["id"])).count(event["event_id"]) == 1
 
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(timedelta(hours=-8))])))
+def test_times_round_trip_through_text_and_integers(moment):
+    """Any aware time survives ISO text, microseconds and (to the millisecond) the Kafka clock."""
+    assert parse_time(iso(moment)) == moment == parse_time(moment.isoformat())
+    assert from_micros(to_micros(moment)) == moment
+    ms = to_micros(moment) // 1000
+    assert query.iso_millis(ms) == iso(from_millis(ms))

@@ -1,10 +1,12 @@
 """Who a report is for, and what each audience may see of an event.
 
 The *subject* audience is the customer. One filter applies to everything a
-subject report outputs (rows, counts, groupings): :func:`visible` decides
-which events count at all, and :func:`subject_view` copies only the fields a
-customer may read, from an allow-list, so a field added to a schema later
-stays hidden until someone decides otherwise:
+subject report outputs (rows, counts, groupings): the report model drops the
+events a customer may not see (``Case.withheld_from`` in
+:mod:`ledger.obligations`) before anything is counted, and
+:func:`subject_view` copies only the fields a customer may read, from an
+allow-list, so a field added to a schema later stays hidden until someone
+decides otherwise:
 
 * a legal disclosure whose notice is delayed stays hidden until the delay is
   lifted by a NotificationStatusChanged or this customer is notified (an
