@@ -240,3 +240,12 @@ def test_withheld_from_the_customer_until_lifted_or_notified_not_merely_expired(
     assert case.withheld_from("c2", until + timedelta(days=2))
     book.add(to_json(change(d, until + timedelta(days=3), "PENDING")))
     assert not case.withheld_from("c2", until + timedelta(days=4))
+
+
+def test_a_replayed_ledger_owes_the_same_notices(ledger, workload):
+    """Ingested partition by partition (another append order), the ledger answers obligations identically."""
+    replayed = cached_ledger(workload, ("query",), by_partition=True)
+    with Ledger.open(replayed.path) as other:
+        for as_of in (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 20, 12, tzinfo=UTC)):
+            assert ledger_rows(other, as_of) == ledger_rows(ledger, as_of)
+            assert obligations(other, as_of=as_of)[1] == obligations(ledger, as_of=as_of)[1]
