@@ -36,7 +36,7 @@ def read_lines(args) -> list[str]:
 
 
 def parse(lines: list[str]):
-    """Yield ``(line_number, event)`` for valid lines and ``(line_number, error_text)`` for the rest."""
+    """Split lines into ``(line_number, event)`` valid ones and ``(line_number, error_text)`` rejected ones."""
     from ..errors import ValidationError
     from ..events import derive_event_id, validate
 
@@ -52,9 +52,9 @@ def parse(lines: list[str]):
         if not isinstance(obj, dict):
             rejected.append((number, "not a JSON object"))
             continue
-        if obj.get("event_id") is None:
-            obj = {**obj, "event_id": derive_event_id(obj)}
         try:
+            if obj.get("event_id") is None:
+                obj = {**obj, "event_id": derive_event_id(obj)}
             valid.append((number, validate(obj)))
         except ValidationError as err:
             rejected.append((number, str(err)))
