@@ -399,11 +399,12 @@ def _short(value, limit: int = 120) -> str:
 def verify_ledger(ledger: Ledger, *, codec=None, expected_heads: list[Head] | None = None,
                   max_problems: int = 1000) -> VerifyReport:
     """Check the whole ledger (see the module docstring); never raises for a finding."""
-    verifier = _Verifier(ledger, codec if codec is not None else default_codec(), max_problems)
+    codec = codec if codec is not None else default_codec()
     # Tampered text may not be UTF-8: read it anyway (and report it) rather than stop.
     text_factory, ledger.conn.text_factory = ledger.conn.text_factory, _lenient_text
     try:
-        with ledger.snapshot(), no_cyclic_gc():
+        with ledger.snapshot(), no_cyclic_gc():  # one consistent state, even while the writer appends
+            verifier = _Verifier(ledger, codec, max_problems)
             report = verifier.run()
             if expected_heads:
                 verifier.check_heads(expected_heads)

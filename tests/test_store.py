@@ -16,7 +16,7 @@ from ledger.record import Record
 from ledger.store import Ledger, iter_entries
 from ledger.store.schema import APPEND_ONLY_TABLES, FORMAT_VERSION, headers_from_json, headers_to_json
 
-from test_ingest import CODEC, open_writer
+from test_ingest import CODEC, make_event, make_record, open_writer
 from test_verify import sample_ledger, verify_file
 
 
@@ -172,3 +172,15 @@ def test_append_read_round_trip(rows):
             ("t", p): o - 1 for p, o in offsets.items()}
         assert ledger.positions() == {("t", p): o for p, o in offsets.items()}
         ledger.close()
+
+
+def test_snapshot_sees_one_state_while_the_writer_appends(sample):
+    """Reads inside snapshot() keep seeing the same entries while a writer commits more."""
+    with Ledger.open(sample) as reader:
+        with reader.snapshot():
+            before = reader.count()
+            ledger, ingestor = open_writer(sample)
+            ingestor.ingest([make_record(make_event(30), offset=3)])
+            ledger.close()
+            assert reader.count() == before
+        assert reader.count() == before + 1

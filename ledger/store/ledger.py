@@ -103,6 +103,7 @@ class Ledger:
         exists = path.exists()
         if not exists and not create:
             raise StoreError(f"no ledger file at {path}; run `ledger consume` to create one, or check --db")
+        conn = None
         try:
             if readonly:
                 conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
@@ -119,10 +120,14 @@ class Ledger:
                 if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise StoreError(f"{path} is an SQLite file but not a ledger; refusing to touch it")
                 schema.create(conn, {"created_at": str(int(time.time() * 1000))})
-        except sqlite3.Error as err:
+            ledger = cls(path, conn, readonly)
+            version = ledger.meta().get("format_version")
+        except (sqlite3.Error, StoreError) as err:
+            if conn is not None:
+                conn.close()
+            if isinstance(err, StoreError):
+                raise
             raise StoreError(f"cannot open ledger {path}: {err}") from err
-        ledger = cls(path, conn, readonly)
-        version = ledger.meta().get("format_version")
         if version != schema.FORMAT_VERSION:
             ledger.close()
             raise StoreError(
