@@ -30,6 +30,7 @@ from .store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
 from .store.schema import headers_to_json
 
 EVENT_TYPE_HEADER = "event_type"
+CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
 STATUSES = ("entry", "duplicate", "conflict", "rejected", "gap")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Column positions in an entries row (schema.ENTRY_COLUMNS).
@@ -154,7 +155,10 @@ def header_type(record: Record) -> str | None:
 class Ingestor:
     """Appends batches of records to one ledger; the only writer of that file."""
 
-    def __init__(self, ledger: Ledger, *, codec=None):
+    def __init__(self, ledger: Ledger, *, codec=None, start_mid_chain: bool = False):
+        """``start_mid_chain``: for a ledger of a time window (replay), each partition's chain
+        starts at the first record seen instead of with a gap from offset 0 (recorded in meta
+        as ``chain_start = mid``, so verify accepts it)."""
         if ledger.readonly:
             raise StoreError("ingest needs a ledger opened with readonly=False")
         ledger.lock_for_writing()
@@ -162,6 +166,11 @@ class Ingestor:
         self.codec = codec if codec is not None else default_codec()
         self.tips: dict[tuple[str, int], Tip] = ledger.tips()
         self.next_seq = ledger.next_seq()
+        self.start_mid_chain = start_mid_chain or ledger.meta().get(CHAIN_START_KEY) == "mid"
+        if start_mid_chain and ledger.meta().get(CHAIN_START_KEY) != "mid":
+            if self.next_seq != 1:
+                raise StoreError("start_mid_chain is for a new ledger; this one already starts at offset 0")
+            ledger.set_meta(CHAIN_START_KEY, "mid")
 
     def ingest(self, records: Sequence[Record]) -> IngestResult:
         """Prepare and commit in one go (when nothing must happen in between)."""
@@ -202,7 +211,10 @@ class Ingestor:
         for rec in records:
             where = (rec.topic, rec.partition)
             tip = tips.get(where)
-            expected, prev = (0, None) if tip is None else (tip.offset + 1, tip.chain_hash)
+            if tip is None:
+                expected, prev = (rec.offset if self.start_mid_chain else 0), None
+            else:
+                expected, prev = tip.offset + 1, tip.chain_hash
             if rec.offset < expected:
                 counts["skipped"] += 1  # already in the ledger (a restart re-delivers)
                 continue

@@ -35,7 +35,7 @@ from pathlib import Path
 from .chain import gap_hash, leaf_hash, link
 from .errors import StoreError, VerificationError
 from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
-from .ingest import (decode_value, decode_with_older_readers, default_codec, header_type, no_cyclic_gc,
+from .ingest import (CHAIN_START_KEY, decode_value, decode_with_older_readers, default_codec, header_type, no_cyclic_gc,
                      peek_event_id)
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
 
@@ -115,6 +115,7 @@ class _Verifier:
         self.reprocessed = {seq: (after, rid, status) for rid, seq, after, status in self.conn.execute(
             "SELECT id, seq, after_seq, new_status FROM reprocess_log")}
         self.pending: list[tuple[Entry, str]] = []  # decoded entries whose status awaits a lookup
+        self.mid_chain = ledger.meta().get(CHAIN_START_KEY) == "mid"  # a replayed window
         self.entry_count = 0
         self.conflict_count = 0
         self.waiting_reprocess = 0
@@ -163,7 +164,8 @@ class _Verifier:
     def check_chain(self, e: Entry) -> bool:
         """Offsets, leaf and link; False when the record's columns are unusable (reported)."""
         where = (e.topic, e.partition)
-        prev, expected, last_kind = self.chains.get(where, (None, 0, "record"))
+        first = (None, e.offset if self.mid_chain else 0, "record")
+        prev, expected, last_kind = self.chains.get(where, first)
         self.last_entry[where] = e
         if e.offset != expected:
             if e.offset > expected:

@@ -18,6 +18,7 @@ import pytest
 from fastavro import schemaless_writer
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from ledger.chain import leaf_hash, link
 from ledger.codec import Codec, default_codec
 from ledger.errors import LedgerLockedError, StoreError
 from ledger.events import canonical_json, schemas_dir, to_json
@@ -25,6 +26,7 @@ from ledger.index import entry_columns, micros, side_rows
 from ledger.ingest import Ingestor, reprocess
 from ledger.record import Record
 from ledger.store import Ledger, iter_entries
+from ledger.verify import verify_ledger
 
 CODEC = default_codec()
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -320,3 +322,30 @@ def test_reprocess_indexes_what_new_schemas_decode(tmp_path):
     log = ledger.conn.execute("SELECT seq, after_seq, new_status FROM reprocess_log ORDER BY id").fetchall()
     assert log == [(1, 3, "entry"), (3, 3, "duplicate")]
     assert reprocess(ledger, codec=codec_v2).examined == 0
+
+
+# -- a replayed window -------------------------------------------------------------------------
+def test_a_window_ledger_starts_each_chain_at_its_first_record(tmp_path):
+    """With start_mid_chain the first record of a partition opens its chain (no gap from 0); verify accepts it."""
+    ledger = Ledger.open(tmp_path / "w.db", readonly=False, create=True)
+    ingestor = Ingestor(ledger, codec=CODEC, start_mid_chain=True)
+    records = [make_record(make_event(1), offset=7), make_record(make_event(2), offset=9)]
+    ingestor.ingest(records)
+    assert [(o, s) for _, _, o, s in statuses(ledger)] == [(7, "entry"), (8, "gap"), (9, "entry")]
+    assert ledger.entry_at("ledger.access", 0, 7)["chain_hash"] == link(None, leaf_hash(records[0]))
+    assert ledger.meta()["chain_start"] == "mid"
+    ledger.close()
+    with Ledger.open(tmp_path / "w.db") as reader:
+        assert verify_ledger(reader, codec=CODEC).ok
+    ledger, ingestor = open_writer(tmp_path / "w.db")  # a later writer keeps the ledger's convention
+    ingestor.ingest([make_record(make_event(3), partition=1, offset=4)])
+    assert ledger.entry_at("ledger.access", 1, 4)["status"] == "entry"
+    ledger.close()
+
+
+def test_start_mid_chain_is_refused_on_a_ledger_with_entries(tmp_path):
+    """An existing full ledger cannot be switched to mid-chain starts."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    ingestor.ingest([make_record(make_event(1))])
+    with pytest.raises(StoreError, match="start_mid_chain is for a new ledger"):
+        Ingestor(ledger, codec=CODEC, start_mid_chain=True)

@@ -184,3 +184,14 @@ def test_snapshot_sees_one_state_while_the_writer_appends(sample):
             ledger.close()
             assert reader.count() == before
         assert reader.count() == before + 1
+
+
+def test_meta_is_insert_only(tmp_path):
+    """set_meta adds a key once; the same value again is accepted, a different one refused."""
+    ledger = Ledger.open(tmp_path / "l.db", readonly=False, create=True)
+    ledger.set_meta("coverage", "x")
+    ledger.set_meta("coverage", "x")
+    with pytest.raises(StoreError, match="append-only"):
+        ledger.set_meta("coverage", "y")
+    assert ledger.meta()["coverage"] == "x"
+    ledger.close()

@@ -272,6 +272,21 @@ class Ledger:
         if batch.conflicts:
             conn.executemany("INSERT INTO conflicts (seq, event_id, first_seq) VALUES (?, ?, ?)", batch.conflicts)
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Record ``key = value`` in meta (insert-only: an existing different value is refused)."""
+        if self.readonly:
+            raise StoreError("the ledger was opened read-only")
+        current = self.meta().get(key)
+        if current == value:
+            return
+        if current is not None:
+            raise StoreError(f"meta {key!r} is already {current!r}; the ledger's meta is append-only")
+        try:
+            with self.atomic() as conn:
+                conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot write meta {key!r} to {self.path}: {err}") from err
+
     # -- reading --------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
