@@ -18,8 +18,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The long fault suite; prints the table (also in build/faults/table-long.md, see RELIABILITY.md).
 faults: $(STAMP)
-	LEDGER_FAULTS=long $(PY) -m pytest tests/faults -v -s
+	LEDGER_FAULTS=long $(PY) -m pytest tests/faults -v
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
