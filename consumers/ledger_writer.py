@@ -19,10 +19,12 @@ Run it as ``ledger consume``. Start reading at :meth:`LedgerWriter.run`.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ledger.chain import leaf_hash
@@ -101,23 +103,33 @@ class LedgerWriter:
                         consumer.seek(tp, next_offset)
                 started = time.monotonic()
                 last_progress = started
-                while not self._stopping:
-                    records = self._next_batch(consumer)
-                    if records:
-                        prepared = ingestor.prepare(records)
-                        if prepared.rejected:
-                            dlq = dlq or self._dlq_producer()
-                            send_to_dlq(dlq, dlq_topic(self.settings.topic_prefix), prepared.rejected)
-                        ingestor.commit(prepared)
-                        self._count(records, prepared)
-                        self._commit_to_kafka(consumer, partitions)
-                    now = time.monotonic()
-                    self.stats.seconds = now - started
-                    if self.progress and now - last_progress >= self.progress_every:
-                        self._print_progress(consumer, partitions)
-                        last_progress = now
-                    if until_idle and not records and caught_up(consumer, partitions):
-                        break
+                gc.freeze()  # the long-lived objects made so far need no more GC passes
+                # One committer thread: batch N commits (SQLite releases the GIL while it writes)
+                # while batch N+1 is fetched and prepared. Commits stay in prepare order.
+                committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
+                in_flight = None
+                try:
+                    while not self._stopping:
+                        records = self._next_batch(consumer)
+                        if records:
+                            prepared = ingestor.prepare(records)
+                            if prepared.rejected:  # copied and acknowledged before their batch commits
+                                dlq = dlq or self._dlq_producer()
+                                send_to_dlq(dlq, dlq_topic(self.settings.topic_prefix), prepared.rejected)
+                            self._finish(in_flight, consumer)
+                            in_flight = (committer.submit(ingestor.commit, prepared), prepared, len(records))
+                        now = time.monotonic()
+                        self.stats.seconds = now - started
+                        if self.progress and now - last_progress >= self.progress_every:
+                            self._print_progress(consumer, partitions)
+                            last_progress = now
+                        if until_idle and not records and caught_up(consumer, partitions):
+                            break
+                    self._finish(in_flight, consumer)
+                    in_flight = None
+                    self.stats.seconds = time.monotonic() - started
+                finally:
+                    committer.shutdown(wait=True)  # never leave with a commit half-way
                 if self.progress:
                     self._print_progress(consumer, partitions, final=True)
             finally:
@@ -172,18 +184,27 @@ class LedgerWriter:
 
         return new_kafka_producer(self.settings)
 
-    def _commit_to_kafka(self, consumer, partitions) -> None:
+    def _finish(self, in_flight, consumer) -> None:
+        """Wait for a batch's SQLite commit (raising its error), then count it and tell Kafka."""
+        if in_flight is None:
+            return
+        future, prepared, n_records = in_flight
+        future.result()
+        self._count(n_records, prepared)
         if self.group_id is None:
             return
+        from kafka import OffsetAndMetadata, TopicPartition
         from kafka.errors import KafkaError
 
+        offsets = {TopicPartition(topic, partition): OffsetAndMetadata(next_offset, "", -1)
+                   for topic, partition, next_offset, *_ in prepared.rows.offsets}
         try:  # for lag monitoring only; the ledger holds the authoritative positions
-            consumer.commit_async()
+            consumer.commit_async(offsets=offsets)
         except KafkaError:
             pass
 
-    def _count(self, records: list[Record], prepared) -> None:
-        self.stats.records += len(records)
+    def _count(self, n_records: int, prepared) -> None:
+        self.stats.records += n_records
         self.stats.batches += 1
         self.stats.rejected += len(prepared.rejected)
         for status, n in prepared.counts.items():

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gc
 import re
+import threading
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -164,8 +166,14 @@ class Ingestor:
         ledger.lock_for_writing()
         self.ledger = ledger
         self.codec = codec if codec is not None else default_codec()
-        self.tips: dict[tuple[str, int], Tip] = ledger.tips()
+        self.tips: dict[tuple[str, int], Tip] = ledger.tips()  # as committed
         self.next_seq = ledger.next_seq()
+        # Batches prepared but not yet committed (oldest first), so that the next batch can be
+        # prepared while one commits on another thread; their first occurrences are not in the
+        # file yet, so dedupe consults them before a separate read connection.
+        self._in_flight: deque[PreparedBatch] = deque()
+        self._pending_ids: dict[str, FirstSeen] = {}
+        self._lock = threading.Lock()
         self.start_mid_chain = start_mid_chain or ledger.meta().get(CHAIN_START_KEY) == "mid"
         if start_mid_chain and ledger.meta().get(CHAIN_START_KEY) != "mid":
             if self.next_seq != 1:
@@ -179,17 +187,33 @@ class Ingestor:
         return IngestResult(prepared.counts, prepared.rejected)
 
     def commit(self, prepared: PreparedBatch) -> None:
-        """Append the batch in one transaction and move the tips forward."""
-        if prepared.base_seq != self.next_seq:
-            raise StoreError(
-                f"batch was prepared at seq {prepared.base_seq} but the ledger is at {self.next_seq}; "
-                "prepare it again"
-            )
-        if prepared.next_seq != prepared.base_seq:
-            with no_cyclic_gc():
-                self.ledger.append(prepared.rows)
-        self.tips = prepared.tips
-        self.next_seq = prepared.next_seq
+        """Append the oldest prepared batch in one transaction and move the committed tips forward.
+
+        May run on another thread than ``prepare`` (one committer at a time): the
+        writer prepares batch N+1 while batch N commits, since SQLite releases
+        the GIL while it writes.
+        """
+        with self._lock:
+            if not self._in_flight or self._in_flight[0] is not prepared or prepared.base_seq != self.next_seq:
+                raise StoreError(
+                    f"batch prepared at seq {prepared.base_seq} is not the next to commit (ledger at "
+                    f"{self.next_seq}); batches must be committed in the order they were prepared"
+                )
+        try:
+            if prepared.next_seq != prepared.base_seq:
+                with no_cyclic_gc():
+                    self.ledger.append(prepared.rows)
+        except BaseException:
+            with self._lock:  # everything prepared after it was built on it: prepare again
+                self._in_flight.clear()
+                self._pending_ids.clear()
+            raise
+        with self._lock:
+            self._in_flight.popleft()
+            for event_id, *_ in prepared.rows.event_ids:
+                self._pending_ids.pop(event_id, None)
+            self.tips = prepared.tips
+            self.next_seq = prepared.next_seq
 
     def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Decode, chain and classify ``records`` against the current tips; writes nothing."""
@@ -197,8 +221,10 @@ class Ingestor:
             return self._prepare(records)
 
     def _prepare(self, records: Sequence[Record]) -> PreparedBatch:
-        tips = dict(self.tips)
-        seq = self.next_seq
+        with self._lock:
+            last = self._in_flight[-1] if self._in_flight else None
+            tips = dict(last.tips if last else self.tips)
+            base_seq = seq = last.next_seq if last else self.next_seq
         counts = dict.fromkeys(STATUSES, 0)
         counts["skipped"] = 0
         entries: list[list] = []
@@ -252,11 +278,19 @@ class Ingestor:
             (t, p, tips[(t, p)].offset + 1, tips[(t, p)].seq, tips[(t, p)].chain_hash)
             for t, p in sorted(touched)
         ]
-        return PreparedBatch(rows, counts, rejected, tips, self.next_seq, seq)
+        prepared = PreparedBatch(rows, counts, rejected, tips, base_seq, seq)
+        with self._lock:
+            self._in_flight.append(prepared)
+            for event_id, seq_, topic, partition in rows.event_ids:
+                self._pending_ids[event_id] = FirstSeen(seq_, topic, partition)
+        return prepared
 
     def _classify(self, decoded: list[tuple[list, dict]], rows: AppendBatch, counts: dict[str, int]) -> None:
         """Set each decoded row's status (first occurrence wins) and collect index rows."""
-        first = self.ledger.first_seen({row[_EVENT_ID] for row, _ in decoded})
+        ids = {row[_EVENT_ID] for row, _ in decoded}
+        with self._lock:  # pending first: a commit finishing meanwhile is then seen in the file
+            first = {i: self._pending_ids[i] for i in ids if i in self._pending_ids}
+        first.update(self.ledger.reader().first_seen(ids - first.keys()))
         for row, event in decoded:
             event_id = row[_EVENT_ID]
             seen = first.get(event_id)
@@ -272,6 +306,7 @@ class Ingestor:
                 row[_STATUS] = "conflict"
                 rows.conflicts.append((seq, event_id, seen.seq))
             counts[row[_STATUS]] += 1
+
 
 
 def reprocess(ledger: Ledger, *, codec=None) -> ReprocessResult:

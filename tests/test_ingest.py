@@ -244,16 +244,30 @@ def test_records_already_in_the_ledger_are_skipped(tmp_path):
     assert [o for _, _, o, _ in statuses(ledger)] == [0, 1, 2, 3, 4]
 
 
-def test_prepare_writes_nothing_and_a_stale_batch_is_refused(tmp_path):
-    """prepare() leaves the file untouched; committing a batch prepared before another commit fails."""
+def test_prepare_writes_nothing_and_batches_commit_only_in_order(tmp_path):
+    """prepare() leaves the file untouched; a batch prepared after another builds on it and must commit after it."""
     ledger, ingestor = open_writer(tmp_path / "l.db")
     first = ingestor.prepare([make_record(make_event(1), offset=0)])
-    second = ingestor.prepare([make_record(make_event(2), offset=0)])
+    second = ingestor.prepare([make_record(make_event(2), offset=1)])
     assert ledger.count() == 0
-    ingestor.commit(first)
-    with pytest.raises(StoreError, match="prepare it again"):
+    with pytest.raises(StoreError, match="not the next to commit"):
         ingestor.commit(second)
-    assert ledger.count() == 1
+    ingestor.commit(first)
+    ingestor.commit(second)
+    assert ledger.count() == 2
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
+def test_a_repeat_of_an_event_still_in_flight_is_a_duplicate(tmp_path):
+    """An event_id first seen in a batch not yet committed is recognised as a repeat in the next batch."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    first = ingestor.prepare([make_record(event, offset=0)])
+    second = ingestor.prepare([make_record(event, offset=1)])
+    assert second.counts["duplicate"] == 1
+    ingestor.commit(first)
+    ingestor.commit(second)
+    assert verify_ledger(ledger, codec=CODEC).ok
 
 
 def test_a_second_writer_is_refused(tmp_path):

@@ -86,6 +86,7 @@ class Ledger:
         self.readonly = readonly
         self._lock_fd: int | None = None
         self._depth = 0
+        self._reader: "Ledger | None" = None
 
     # -- opening and closing -----------------------------------------------------------
     @classmethod
@@ -136,8 +137,21 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.conn.close()
         self.unlock()
+
+    def reader(self) -> "Ledger":
+        """A read-only companion on the same file, closed with this one.
+
+        Its reads never wait for a transaction on this connection (WAL), so a
+        writer can look things up on one thread while another commits.
+        """
+        if self._reader is None:
+            self._reader = Ledger.open(self.path, readonly=True)
+        return self._reader
 
     def __enter__(self) -> "Ledger":
         return self
