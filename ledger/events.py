@@ -8,9 +8,9 @@ field as a dotted path (``actor.type``, ``subject_ids[3]``).
 The field list of each event comes from the newest ``schemas/<Event>/vN.avsc``
 (one source of truth for the wire and for validation); the checks Avro cannot
 express (UUIDs, UTC offsets, 1 to 1,000 unique subjects, dotted category codes,
-an order reference for DELAYED_BY_ORDER...) are the rules below. A
-:class:`Validator` is compiled once per schema set into closures, so a call
-does no schema walking.
+an order reference for DELAYED_BY_ORDER...) are the rules in
+``ledger/validator.py``, where :class:`Validator` is compiled once per schema
+set into closures, so a call does no schema walking.
 """
 
 from __future__ import annotations
@@ -21,11 +21,17 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
+from json.encoder import c_make_encoder, encode_basestring
 from pathlib import Path
 
 from .errors import SchemaError, ValidationError
-from .taxonomy import CODE_PATTERN
+from .validator import DELAYED, MAX_SUBJECTS, NAMESPACE, UTC, Validator
+
+__all__ = ["EVENT_TYPES", "NAMESPACE", "MAX_SUBJECTS", "EVENT_ID_NAMESPACE", "DELAYED", "ValidationError",
+           "Validator", "schemas_dir", "schema_files", "read_schema_file", "newest_schemas", "default_validator",
+           "validate", "time_text", "to_json", "canonical_json", "readable_json", "compile_json_form",
+           "derive_event_id", "event_key"]
 
 EVENT_TYPES = (
     "DataAccessed",
@@ -35,21 +41,11 @@ EVENT_TYPES = (
     "SubjectNotified",
     "ConsentChanged",
 )
-NAMESPACE = "ledger.events"
-MAX_SUBJECTS = 1000
 #: Namespace of :func:`derive_event_id` (UUIDv5). Never change it: ids derived
 #: from the same line must stay the same across releases.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1b9e-3c57-4d0a-9a55-2f4b0c8e7d31")
-DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
 
-UTC = timezone.utc
-_MISSING = object()
-_UUID_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_COUNTRY = re.compile(r"[A-Z]{2}")
 _VERSION_FILE = re.compile(r"v([1-9][0-9]*)\.avsc")
-_LONG = (-(2**63), 2**63 - 1)
-_INT = (-(2**31), 2**31 - 1)
 
 
 # --- where the schemas live --------------------------------------------------
@@ -94,387 +90,6 @@ def read_schema_file(path: Path) -> dict:
     return schema
 
 
-# --- the compiled validator ---------------------------------------------------
-
-class _Bad(Exception):
-    """Internal: a check failed; ``parts`` collects the path on the way out (innermost first)."""
-
-    def __init__(self, reason: str, part: str | None = None):
-        self.reason = reason
-        self.parts = [] if part is None else [part]
-
-
-def _path(parts: list[str]) -> str:
-    out = ""
-    for part in reversed(parts):
-        out += part if part.startswith("[") or not out else "." + part
-    return out or "(event)"
-
-
-def _typename(v: object) -> str:
-    return "null" if v is None else type(v).__name__
-
-
-def _check_str(v):
-    if type(v) is str and v:
-        return v
-    raise _Bad("must not be empty" if v == "" else f"expected a string, got {_typename(v)}")
-
-
-def _check_uuid(v):
-    if type(v) is str and _UUID_CANONICAL.fullmatch(v):
-        return v
-    if isinstance(v, uuid.UUID):
-        return str(v)
-    if isinstance(v, str):
-        try:
-            return str(uuid.UUID(v))
-        except ValueError:
-            pass
-    raise _Bad(f"expected a UUID string, got {v!r}")
-
-
-def _check_time(v):
-    if isinstance(v, datetime):
-        if v.tzinfo is UTC:
-            return v
-        if v.utcoffset() is None:
-            raise _Bad("datetime has no UTC offset; pass an aware datetime")
-        return _to_utc(v)
-    if isinstance(v, str):
-        try:
-            t = datetime.fromisoformat(v)
-        except ValueError:
-            raise _Bad(f"not an ISO-8601 timestamp: {v!r}") from None
-        if t.utcoffset() is None:
-            raise _Bad(f"timestamp {v!r} has no UTC offset; add 'Z' or '+00:00'")
-        return _to_utc(t)
-    raise _Bad(f"expected an ISO-8601 timestamp with offset or an aware datetime, got {_typename(v)}")
-
-
-def _to_utc(t: datetime) -> datetime:
-    try:
-        return t.astimezone(UTC)
-    except OverflowError:
-        raise _Bad(f"{t.isoformat()} is outside the representable range in UTC") from None
-
-
-def _check_bool(v):
-    if type(v) is bool:
-        return v
-    raise _Bad(f"expected a boolean, got {_typename(v)}")
-
-
-def _integer(lo: int, hi: int, kind: str):
-    def check(v):
-        if type(v) is int and lo <= v <= hi:
-            return v
-        raise _Bad(f"expected an {kind}, got {v!r}" if type(v) is int else f"expected an {kind}, got {_typename(v)}")
-    return check
-
-
-def _check_float(v):
-    if type(v) in (int, float):
-        return float(v)
-    raise _Bad(f"expected a number, got {_typename(v)}")
-
-
-def _check_bytes(v):
-    if isinstance(v, (bytes, bytearray)):
-        return bytes(v)
-    raise _Bad(f"expected bytes, got {_typename(v)}")
-
-
-def _enum(symbols: list[str]):
-    allowed = frozenset(symbols)
-    listing = ", ".join(symbols)
-
-    def check(v):
-        if type(v) is str and v in allowed:
-            return v
-        raise _Bad(f"{v!r} is not one of: {listing}")
-    return check
-
-
-def _array(item):
-    def check(v):
-        if type(v) not in (list, tuple):
-            raise _Bad(f"expected a list, got {_typename(v)}")
-        i = 0
-        try:
-            out = []
-            for i, x in enumerate(v):
-                out.append(item(x))
-            return out
-        except _Bad as bad:
-            bad.parts.append(f"[{i}]")
-            raise
-    return check
-
-
-def _map(value):
-    def check(v):
-        if not isinstance(v, Mapping):
-            raise _Bad(f"expected an object, got {_typename(v)}")
-        out = {}
-        for k, x in v.items():
-            if type(k) is not str:
-                raise _Bad(f"keys must be strings, got {_typename(k)}")
-            try:
-                out[k] = value(x)
-            except _Bad as bad:
-                bad.parts.append(f"[{json.dumps(k)}]")
-                raise
-        return out
-    return check
-
-
-def _attribute_value(v):
-    if type(v) is str:  # attribute values may be empty
-        return v
-    raise _Bad(f"expected a string, got {_typename(v)}")
-
-
-class Validator:
-    """Checks and normalizes events against one schema per event type (the newest)."""
-
-    def __init__(self, schemas: Mapping[str, Mapping]):
-        self.schemas = dict(schemas)
-        self._checks = {t: self._compile_event(t, s) for t, s in self.schemas.items()}
-
-    def validate(self, obj: Mapping) -> dict:
-        """Return a new normalized event dict or raise ValidationError naming the field."""
-        try:
-            event_type = obj["type"]
-        except (KeyError, TypeError, IndexError):
-            if not isinstance(obj, Mapping):
-                raise ValidationError("(event)", f"expected an object, got {_typename(obj)}") from None
-            raise ValidationError("type", f"is required; one of {', '.join(self._checks)}") from None
-        check = self._checks.get(event_type) if type(event_type) is str else None
-        if check is None:
-            raise ValidationError("type", f"{event_type!r} is not one of: {', '.join(self._checks)}")
-        try:
-            return check(obj)
-        except _Bad as bad:
-            raise ValidationError(_path(bad.parts), bad.reason, event_type) from None
-
-    def _compile_event(self, event_type: str, schema: Mapping):
-        if _full_name(schema, NAMESPACE) != f"{NAMESPACE}.{event_type}":
-            raise SchemaError(f"{event_type}: record name must be {NAMESPACE}.{event_type}")
-        return _Compiler().record(schema, NAMESPACE, top=event_type)
-
-
-def _full_name(schema: Mapping, namespace: str) -> str:
-    name = schema["name"]
-    return name if "." in name else f"{schema.get('namespace', namespace)}.{name}"
-
-
-class _Compiler:
-    """Turns one self-contained Avro schema into nested check closures."""
-
-    def __init__(self):
-        self.named: dict[str, object] = {}
-
-    def type_(self, t, ns: str, owner: str, field: str):
-        logical = t.get("logicalType") if isinstance(t, dict) else None
-        kind = t.get("type") if isinstance(t, dict) else t
-        if isinstance(t, list):
-            branches = [b for b in t if b != "null"]
-            if len(branches) != 1 or len(t) != 2:
-                raise SchemaError(f"{owner}.{field}: only [\"null\", T] unions are supported")
-            return self.type_(branches[0], ns, owner, field)
-        if logical == "uuid" and kind == "string":
-            return _check_uuid
-        if logical == "timestamp-micros" and kind == "long":
-            return _check_time
-        if logical is not None:
-            raise SchemaError(f"{owner}.{field}: unsupported logicalType {logical!r}")
-        simple = {"string": _check_str, "boolean": _check_bool, "long": _integer(*_LONG, "integer"),
-                  "int": _integer(*_INT, "32-bit integer"), "float": _check_float,
-                  "double": _check_float, "bytes": _check_bytes}
-        if kind in simple:
-            return simple[kind]
-        if isinstance(kind, str) and not isinstance(t, dict):  # a reference to a named type
-            full = kind if "." in kind else f"{ns}.{kind}"
-            if full not in self.named:
-                raise SchemaError(f"{owner}.{field}: unknown type {kind!r}")
-            return self.named[full]
-        if kind == "enum":
-            check = _enum(t["symbols"])
-            self.named[_full_name(t, ns)] = check
-            return check
-        if kind == "record":
-            return self.record(t, ns)
-        if kind == "array":
-            return _array(self.type_(t["items"], ns, owner, field))
-        if kind == "map":
-            values = t["values"]
-            return _map(_attribute_value if values == "string" else self.type_(values, ns, owner, field))
-        raise SchemaError(f"{owner}.{field}: unsupported Avro type {kind!r}")
-
-    def record(self, schema: Mapping, ns: str, top: str | None = None):
-        full = _full_name(schema, ns)
-        ns = full.rpartition(".")[0]
-        short = "Event" if top else full.rpartition(".")[2]
-        fields = []
-        for f in schema["fields"]:
-            name, t = f["name"], f["type"]
-            check = self.type_(t, ns, short, name)
-            rule = _FIELD_RULES.get(f"{short}.{name}")
-            if rule is not None:
-                check = _then(check, rule)
-            nullable = isinstance(t, list) and "null" in t
-            if top and name == "event_id":
-                default = _new_event_id
-            elif "default" in f:
-                default = _default_factory(f["default"], t)
-            else:
-                default = None
-            fields.append((name, check, nullable, default, check is _check_str))
-        check = _record(full, tuple(fields), _RECORD_RULES.get(full.rpartition(".")[2]), top)
-        self.named[full] = check
-        return check
-
-
-def _then(check, rule):
-    def checked(v):
-        return rule(check(v))
-    return checked
-
-
-def _new_event_id() -> str:
-    """A random (version 4) UUID; 3x faster than ``str(uuid.uuid4())``, which matters at 25k events/s."""
-    x = os.urandom(16).hex()
-    return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{'89ab'[int(x[16], 16) & 3]}{x[17:20]}-{x[20:]}"
-
-
-def _default_factory(default, t):
-    if default is None:
-        return lambda: None
-    first = t[0] if isinstance(t, list) else t
-    if isinstance(first, dict) and first.get("logicalType") == "timestamp-micros":
-        value = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=default)
-        return lambda: value
-    return lambda: json.loads(json.dumps(default))  # a fresh copy each time ({} and [] are mutable)
-
-
-def _record(full: str, fields: tuple, rule, top: str | None):
-    names = frozenset(f[0] for f in fields) | ({"type"} if top else frozenset())
-
-    def check(v):
-        if type(v) is not dict and not isinstance(v, Mapping):
-            raise _Bad(f"expected an object ({full}), got {_typename(v)}")
-        out = {"type": top} if top else {}
-        seen = 1 if top else 0
-        for name, field_check, nullable, default, plain_str in fields:
-            x = v.get(name, _MISSING)
-            if plain_str and type(x) is str and x:  # the most common case, without a call
-                seen += 1
-                out[name] = x
-            elif x is _MISSING:
-                if default is None:
-                    raise _Bad("is required", name)
-                out[name] = default()
-            elif x is None:
-                seen += 1
-                if nullable:
-                    out[name] = None
-                elif default is _new_event_id:  # event_id: None means "assign one"
-                    out[name] = default()
-                else:
-                    raise _Bad("must not be null", name)
-            else:
-                seen += 1
-                try:
-                    out[name] = field_check(x)
-                except _Bad as bad:
-                    bad.parts.append(name)
-                    raise
-        if seen != len(v):
-            unknown = sorted(str(k) for k in v if k not in names)
-            raise _Bad(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}", unknown[0])
-        if rule is not None:
-            rule(out)
-        return out
-    return check
-
-
-# --- rules Avro cannot express ---------------------------------------------------
-
-def _subject_ids(ids: list) -> list:
-    if not 1 <= len(ids) <= MAX_SUBJECTS:
-        raise _Bad(f"needs 1 to {MAX_SUBJECTS} subject ids, got {len(ids)}; split a bigger bulk "
-                   "operation into several events sharing a correlation_id")
-    if len(set(ids)) != len(ids):
-        seen: set = set()
-        for i, s in enumerate(ids):
-            if s in seen:
-                raise _Bad(f"duplicate subject id {s!r}", f"[{i}]")
-            seen.add(s)
-    return ids
-
-
-def _codes(what: str):
-    def check(codes: list) -> list:
-        if not codes:
-            raise _Bad(f"needs at least one {what}")
-        for i, c in enumerate(codes):
-            if not CODE_PATTERN.fullmatch(c):
-                raise _Bad(f"{c!r} is not a dotted lowercase code like user.contact.email", f"[{i}]")
-        if len(set(codes)) != len(codes):
-            raise _Bad(f"duplicate {what}")
-        return codes
-    return check
-
-
-def _purpose(code: str) -> str:
-    if not CODE_PATTERN.fullmatch(code):
-        raise _Bad(f"{code!r} is not a dotted lowercase code like essential.billing")
-    return code
-
-
-def _country(code: str) -> str:
-    upper = code.upper()
-    if not _COUNTRY.fullmatch(upper):
-        raise _Bad(f"{code!r} is not an ISO 3166-1 alpha-2 country code such as DE")
-    return upper
-
-
-def _sha256(digest: str) -> str:
-    lower = digest.lower()
-    if not _SHA256.fullmatch(lower):
-        raise _Bad("expected 64 hexadecimal digits")
-    return lower
-
-
-def _non_negative(n: int) -> int:
-    if n < 0:
-        raise _Bad(f"must not be negative, got {n}")
-    return n
-
-
-def _notification(rec: dict) -> None:
-    """DELAYED_BY_ORDER needs the order; a delay end only makes sense with a delay."""
-    status = rec["status"]
-    if status == "DELAYED_BY_ORDER" and rec["order_ref"] is None:
-        raise _Bad("is required when status is DELAYED_BY_ORDER", "order_ref")
-    if rec["delay_until"] is not None and status not in DELAYED:
-        raise _Bad(f"only allowed with status {' or '.join(DELAYED)}, not {status}", "delay_until")
-
-
-# Keyed by "<record short name>.<field>"; "Event" is any top-level event record.
-_FIELD_RULES = {
-    "Event.subject_ids": _subject_ids,
-    "Event.data_categories": _codes("data category"),
-    "Event.requested_categories": _codes("requested category"),
-    "Event.purpose": _purpose,
-    "Event.record_count": _non_negative,
-    "Recipient.country": _country,
-    "LegalRequest.document_sha256": _sha256,
-}
-_RECORD_RULES = {"Notification": _notification, "NotificationStatusChanged": _notification}
-
-
 # --- module-level API ---------------------------------------------------------------
 
 def newest_schemas(directory: str | Path | None = None) -> dict[str, dict]:
@@ -493,9 +108,17 @@ def validate(obj: Mapping) -> dict:
     return default_validator().validate(obj)
 
 
+def time_text(when: datetime) -> str:
+    """A time as the JSON form writes it: UTC, microseconds, ``Z`` (``2026-01-02T03:04:05.123456Z``)."""
+    if when.tzinfo is UTC:  # the same text, ~2x faster than the general expression below
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+            when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond)
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 def _json_value(v):
     if isinstance(v, datetime):
-        return v.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return time_text(v)
     if isinstance(v, dict):
         return {k: _json_value(x) for k, x in v.items()}
     if isinstance(v, list):
@@ -511,6 +134,143 @@ def to_json(event: Mapping) -> dict:
 def canonical_json(obj: Mapping) -> str:
     """Sorted keys, no whitespace, UTF-8 text: equal content gives equal text."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- the readable JSON form, fast -------------------------------------------------
+# readable_json(e) == canonical_json(to_json(e)) byte for byte (ledgers store it
+# and verify recomputes it). The generic way is one pass of the C encoder with
+# datetimes handed to time_text; per event type a generated function is ~2x
+# faster: keys pre-sorted, strings through the C string escaper, times
+# formatted directly. Anything not shaped as its schema says goes the generic way.
+
+def _time_default(value):
+    """``default=`` of the JSON encoder: the only non-JSON values in an event are datetimes."""
+    if isinstance(value, datetime):
+        return time_text(value)
+    raise TypeError(f"{type(value).__name__} is not part of a normalized event")
+
+
+if c_make_encoder is not None:  # markers=None: no cycle check, an event holds no cycles
+    _C_ENCODER = c_make_encoder(None, _time_default, encode_basestring, None, ":", ",", True, False, True)
+
+    def _generic_json(obj) -> str:
+        return "".join(_C_ENCODER(obj, 0))
+else:  # pragma: no cover - CPython always has the C encoder
+    _generic_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                     default=_time_default).encode
+
+
+def _int_text(v) -> str:
+    if type(v) is int:
+        return int.__repr__(v)
+    raise TypeError("not an int")
+
+
+def _bool_text(v) -> str:
+    if v is True or v is False:
+        return "true" if v else "false"
+    raise TypeError("not a bool")
+
+
+def _float_text(v) -> str:
+    if type(v) is not float:
+        raise TypeError("not a float")
+    return json.dumps(v)
+
+
+class _JsonFormCompiler:
+    """Builds one expression per value: the JSON text of it, or _generic_json(it) when its shape differs."""
+
+    def __init__(self):
+        self.scope: dict = {"S": encode_basestring, "T": time_text, "C": _generic_json, "I": _int_text,
+                            "B": _bool_text, "F": _float_text, "join": "".join}
+        self.named: dict[str, dict] = {}
+        self.count = 0
+
+    def bind(self, src: str) -> tuple[str, str]:
+        """(first use, later uses) of the value of ``src``: a walrus unless it is already a name."""
+        if src.isidentifier():
+            return src, src
+        self.count += 1
+        name = f"x{self.count}"
+        return f"({name} := {src})", name
+
+    def value(self, t, ns: str, src: str) -> str:
+        if isinstance(t, list):  # ["null", T], as the validator allows
+            first, later = self.bind(src)
+            return f'("null" if {first} is None else {self.value(t[1 - t.index("null")], ns, later)})'
+        if isinstance(t, str) and t not in _JSON_SIMPLE:
+            full = t if "." in t else f"{ns}.{t}"
+            t, ns = self.named[full], full.rpartition(".")[0]
+        kind = t if isinstance(t, str) else t["type"]
+        logical = t.get("logicalType") if isinstance(t, dict) else None
+        if logical == "timestamp-micros":
+            return f"""('"' + T({src}) + '"')"""
+        if kind in _JSON_SIMPLE:
+            return f"{_JSON_SIMPLE[kind]}({src})" if _JSON_SIMPLE[kind] else f"C({src})"
+        if kind in ("enum", "record"):
+            full = t["name"] if "." in t["name"] else f"{t.get('namespace', ns)}.{t['name']}"
+            self.named[full] = t
+        if kind == "enum":
+            table = f"E{len(self.scope)}"
+            self.scope[table] = {symbol: encode_basestring(symbol) for symbol in t["symbols"]}
+            return f"{table}[{src}]"
+        if kind == "array" and t["items"] == "string":
+            first, later = self.bind(src)
+            return f'("[" + ",".join(map(S, {later})) + "]" if type({first}) is list else C({later}))'
+        if kind == "map":
+            first, later = self.bind(src)
+            return f'("{{}}" if {first} == {{}} else C({later}))'
+        if kind == "record":
+            first, later = self.bind(src)
+            return f"({self.record(t, full.rpartition('.')[0], later)} if type({first}) is dict " \
+                   f"and len({later}) == {len(t['fields'])} else C({later}))"
+        return f"C({src})"  # arrays of other items, bytes...: the generic encoder decides
+
+    def record(self, t: dict, ns: str, src: str, event_type: str | None = None) -> str:
+        """``join((...))`` of the record in ``src`` with its keys sorted (plus "type" for an event)."""
+        fields = {f["name"]: f["type"] for f in t["fields"]}
+        parts, literal = [], ""
+        for i, name in enumerate(sorted([*fields, "type"] if event_type else fields)):
+            literal += ("{" if i == 0 else ",") + encode_basestring(name) + ":"
+            if event_type and name == "type":
+                literal += encode_basestring(event_type)
+                continue
+            parts += [repr(literal), self.value(fields[name], ns, f"{src}[{name!r}]")]
+            literal = ""
+        parts.append(repr(literal + "}"))
+        return f"join(({', '.join(parts)}))"
+
+
+_JSON_SIMPLE = {"string": "S", "long": "I", "int": "I", "boolean": "B", "float": "F", "double": "F",
+                "bytes": None, "null": None}
+
+
+def compile_json_form(schema: Mapping, event_type: str):
+    """A function ``event -> canonical_json(to_json(event))`` specialised to events of ``schema``."""
+    compiler = _JsonFormCompiler()
+    body = compiler.record(schema, schema.get("namespace", NAMESPACE), "r", event_type)
+    text = (f"def json_form(r):\n    try:\n        if type(r) is dict and len(r) == {len(schema['fields']) + 1}:\n"
+            f"            return {body}\n    except Exception:\n        pass  # not this shape: the generic way\n"
+            "    return C(r)\n")
+    exec(compile(text, f"<json form {event_type}>", "exec"), compiler.scope)  # noqa: S102 - generated above
+    form = compiler.scope["json_form"]
+    form.source = text  # for debugging
+    return form
+
+
+@functools.cache
+def _json_forms() -> dict:
+    try:
+        return {t: compile_json_form(s, t) for t, s in default_validator().schemas.items()}
+    except SchemaError:  # no usable schemas here: every event goes the generic way
+        return {}
+
+
+def readable_json(event: Mapping) -> str:
+    """``canonical_json(to_json(event))`` of a normalized event, computed ~3x faster."""
+    form = _json_forms().get(event["type"])
+    return _generic_json(event) if form is None else form(event)
 
 
 def derive_event_id(obj: Mapping) -> str:

@@ -13,8 +13,9 @@ codec's decode): every field present, datetimes aware UTC.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
+
+from .events import readable_json  # the entry's JSON form: canonical_json(to_json(event)), computed faster
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -26,30 +27,13 @@ def micros(when: datetime) -> int:
     return (when - _EPOCH) // _MICROSECOND
 
 
-def _time_text(value):
-    """What ``events.to_json`` makes of a datetime (the encoder calls this only for non-JSON values)."""
-    if isinstance(value, datetime):  # the same expression as events.to_json; a test pins equality
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    raise TypeError(f"{type(value).__name__} is not part of a normalized event")
-
-
-# canonical_json(to_json(event)) in one pass of the C encoder: no copy of the
-# event is built, which halves the cost of the JSON form (tests pin equality).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_time_text)
-
-
-def readable_json(event: dict) -> str:
-    """The entry's JSON form: ``events.canonical_json(events.to_json(event))``, computed faster."""
-    return _CANONICAL.encode(event)
-
-
 def entry_columns(event: dict) -> dict:
     """The decoded columns of an entry: event_id, type, occurred_at (µs), json (readable form)."""
     return {
         "event_id": str(event["event_id"]),
         "type": event["type"],
         "occurred_at": micros(event["occurred_at"]),
-        "json": _CANONICAL.encode(event),
+        "json": readable_json(event),
     }
 
 
