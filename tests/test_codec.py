@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ledger import codec as codec_module
 from ledger import events
-from ledger.codec import MAGIC, Codec, crc64_avro, default_codec, schema_fingerprint
+from ledger.codec import HEADER_SIZE, MAGIC, Codec, crc64_avro, default_codec, schema_fingerprint
 from ledger.errors import DecodeError, SchemaError
 
 SCHEMAS = Path(codec_module.__file__).resolve().parent.parent / "schemas"
@@ -39,32 +39,53 @@ SPECIAL = {  # fields whose rules Avro cannot express
 }
 
 
-def _strategy(t, named: dict, field: str = ""):
+# Values of the right Avro type that the rules may refuse or normalize (the typed path's hard cases).
+LOOSE = {
+    "subject_ids": st.lists(st.sampled_from(["a", "b", "", "c"]), max_size=4),
+    "data_categories": st.lists(st.sampled_from(["user.name", "User.Name", "user", ""]), max_size=3),
+    "requested_categories": st.lists(st.sampled_from(["user.name", "user.x", "x"]), max_size=3),
+    "purpose": st.sampled_from(["essential.billing", "Essential", ""]),
+    "country": st.sampled_from(["de", "DE", "Germany", ""]),
+    "document_sha256": st.sampled_from(["AB" * 32, "ab" * 32, "abc"]),
+    "record_count": st.integers(min_value=-2, max_value=2),
+}
+LOOSE_UUIDS = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
+                        st.sampled_from(["nope", "", "{0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4}"]))
+
+
+def _sometimes(valid, loose):
+    """Mostly ``valid``, one time in eight ``loose``: a record then breaks one or two rules, not all."""
+    return st.one_of(*[valid] * 7, loose)
+
+
+def _strategy(t, named: dict, field: str = "", loose: bool = False):
     if isinstance(t, list):
-        return st.one_of(st.none(), _strategy(next(b for b in t if b != "null"), named, field))
+        return st.one_of(st.none(), _strategy(next(b for b in t if b != "null"), named, field, loose))
     if field in SPECIAL:
-        return SPECIAL[field]
+        return _sometimes(SPECIAL[field], LOOSE[field]) if loose else SPECIAL[field]
     if isinstance(t, str):
-        simple = {"string": st.text(min_size=1, max_size=20), "boolean": st.booleans(),
+        text = st.text(min_size=1, max_size=20)
+        simple = {"string": _sometimes(text, st.just("")) if loose else text, "boolean": st.booleans(),
                   "long": st.integers(min_value=-2**63, max_value=2**63 - 1)}
         return simple[t] if t in simple else named[t if "." in t else f"ledger.events.{t}"]
     if t.get("logicalType") == "uuid":
-        return st.uuids().map(str)
+        return _sometimes(st.uuids().map(str), LOOSE_UUIDS) if loose else st.uuids().map(str)
     if t.get("logicalType") == "timestamp-micros":
         return TIMES
     if t["type"] == "enum":
         strategy = named[f"ledger.events.{t['name']}"] = st.sampled_from(t["symbols"])
         return strategy
     if t["type"] == "array":
-        return st.lists(_strategy(t["items"], named), min_size=1, max_size=3)
+        return st.lists(_strategy(t["items"], named, "", loose), min_size=1, max_size=3)
     if t["type"] == "map":
         return st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3)
     if t["type"] == "record":
-        fields = {f["name"]: _strategy(f["type"], named, f["name"]) for f in t["fields"]}
-        strategy = st.fixed_dictionaries(fields).map(_repair)
+        fields = {f["name"]: _strategy(f["type"], named, f["name"], loose) for f in t["fields"]}
+        strategy = st.fixed_dictionaries(fields)
+        strategy = _sometimes(strategy.map(_repair), strategy) if loose else strategy.map(_repair)
         named[f"ledger.events.{t['name']}"] = strategy
         return strategy
-    return _strategy(t["type"], named, field)
+    return _strategy(t["type"], named, field, loose)
 
 
 def _repair(record: dict) -> dict:
@@ -82,7 +103,14 @@ def valid_events(event_type: str):
     return _strategy(schema, {}).map(lambda obj: {"type": event_type, **obj})
 
 
+def typed_events(event_type: str):
+    """Records of the newest schema's Avro types whose values the rules may refuse or normalize."""
+    schema = events.default_validator().schemas[event_type]
+    return _strategy(schema, {}, loose=True).map(lambda obj: {"type": event_type, **obj})
+
+
 ANY_EVENT = st.sampled_from(events.EVENT_TYPES).flatmap(valid_events)
+ANY_TYPED = st.sampled_from(events.EVENT_TYPES).flatmap(typed_events)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -128,6 +156,78 @@ def test_encoder_writes_the_same_bytes_as_fastavro(obj):
     reference = io.BytesIO()
     fastavro.schemaless_writer(reference, codec.newest(event["type"]).parsed, event)
     assert codec.encode(event)[10:] == reference.getvalue()
+
+
+def _outcome(decode, data):
+    try:
+        return decode(data)
+    except DecodeError as err:
+        return ("DecodeError", err.reason)
+
+
+@FAST
+@given(ANY_EVENT)
+def test_compiled_reader_returns_what_the_fastavro_path_returns(obj):
+    """For valid events the compiled reader's result equals the fastavro path's, types and key order included."""
+    codec = default_codec()
+    data = codec.encode(events.validate(obj))
+    fast, reference = codec.decode(data), codec.decode_with_fastavro(data)
+    assert fast == reference and list(fast) == list(reference)
+    assert repr(fast) == repr(reference)  # the same types too: str ids, aware UTC datetimes
+
+
+@settings(FAST, max_examples=300)
+@given(ANY_TYPED)
+def test_rules_refuse_or_normalize_decoded_values_as_validate_does(record):
+    """Values of the right Avro type that break a rule are refused (naming the field) or normalized like validate."""
+    codec = default_codec()
+    data = codec.encode(record)  # the compiled writer writes whatever has the right types
+    assert _outcome(codec.decode, data) == _outcome(codec.decode_with_fastavro, data)
+    try:
+        expected = events.validate(record)
+    except events.ValidationError as err:
+        with pytest.raises(DecodeError) as info:
+            codec.decode(data)
+        assert f"{err.field}: {err.reason}" in info.value.reason
+    else:
+        assert codec.decode(data) == expected
+
+
+@FAST
+@given(ANY_EVENT, st.data())
+def test_truncated_or_garbled_bytes_raise_decode_error(obj, data):
+    """Cut or overwritten bodies raise DecodeError (never another type) or decode as the fastavro path decodes them."""
+    codec = default_codec()
+    raw = bytearray(codec.encode(events.validate(obj)))
+    for _ in range(data.draw(st.integers(0, 3))):
+        raw[data.draw(st.integers(10, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(10, len(raw)))
+    damaged = bytes(raw[:cut] + raw[len(raw):] if data.draw(st.booleans()) else raw)
+    try:
+        event = codec.decode(damaged)
+    except DecodeError as err:
+        assert err.raw == damaged
+        return
+    assert codec.decode_with_fastavro(damaged) == event  # fastavro is laxer (a -1 enum index), never stricter
+
+
+def test_every_prefix_of_a_record_is_refused():
+    """Each strict prefix of a valid record's body raises DecodeError, and so do trailing bytes."""
+    codec = default_codec()
+    data = _valid_bytes()
+    for cut in range(HEADER_SIZE, len(data)):
+        with pytest.raises(DecodeError, match="unreadable Avro body|past the end"):
+            codec.decode(data[:cut])
+    with pytest.raises(DecodeError, match="2 trailing byte"):
+        codec.decode(data + b"\x00\x00")
+
+
+def test_bulk_events_and_other_byte_types_decode():
+    """A 1,000-subject event decodes; a bytearray or memoryview decodes like bytes."""
+    codec = default_codec()
+    event = events.validate({**events.validate(_sample()), "subject_ids": [f"c-{i}" for i in range(1000)]})
+    data = codec.encode(event)
+    assert codec.decode(data) == event == codec.decode(bytearray(data)) == codec.decode(memoryview(data))
 
 
 def test_encode_of_an_unvalidated_event_names_the_problem():
@@ -180,6 +280,31 @@ def test_v1_data_is_read_with_v2_defaults(tmp_path):
     assert v3_codec.decode(newer)["session_id"] == "s-9"
 
 
+def test_decode_with_an_older_reader(tmp_path):
+    """decode(reader=vN) reads with that version: the writer's own (compiled), a newer one, or one of another type refused."""
+    root = _copy_schemas(tmp_path)
+    _add_version(root, "DataAccessed", _with_field(
+        {"name": "session_id", "type": "string", "default": "unknown", "doc": "Session."}))
+    _add_version(root, "DataAccessed", _with_field(
+        {"name": "screen", "type": ["null", "string"], "default": None, "doc": "Screen."}))
+    codec = Codec.load(root)
+    v1, v2, v3 = codec.versions("DataAccessed")
+    event = events.validate(_sample())
+    data = default_codec().encode(event)
+    assert codec.decode(data, reader=v1) == event == codec.decode_with_fastavro(data, reader=v1)
+    assert codec.decode(data, reader=v2) == {**event, "session_id": "unknown"}
+    assert codec.decode(data, reader=v3) == codec.decode(data) == {**event, "session_id": "unknown", "screen": None}
+    newer = codec.encode(codec.validate({**event, "session_id": "s"}))
+    assert codec.decode(newer, reader=v1) == event  # a reader older than the writer drops the new fields
+    with pytest.raises(DecodeError, match="cannot be read with ConsentChanged v1"):
+        codec.decode(data, reader=codec.versions("ConsentChanged")[0])
+    bad = default_codec().encode({**event, "subject_ids": []})
+    with pytest.raises(DecodeError, match=r"DataAccessed \(v1\) is invalid: subject_ids"):
+        codec.decode(bad, reader=v1)
+    with pytest.raises(DecodeError, match=r"DataAccessed \(v1 read as v2\) is invalid: subject_ids"):
+        codec.decode(bad, reader=v2)
+
+
 def test_env_variable_selects_the_schema_directory(tmp_path, monkeypatch):
     """Codec.load() without arguments uses LEDGER_SCHEMAS_DIR when it is set."""
     root = _copy_schemas(tmp_path)
@@ -213,6 +338,12 @@ def test_load_refuses_an_inconsistent_directory(tmp_path, mutate, words):
 
 
 # --- decode errors ----------------------------------------------------------------------
+
+def _sample() -> dict:
+    return {"type": "DataAccessed", "occurred_at": "2026-01-01T00:00:00Z", "source_service": "crm",
+            "actor": {"id": "a", "type": "SYSTEM"}, "subject_ids": ["c1"], "data_categories": ["user.name"],
+            "purpose": "essential.billing", "access_type": "QUERY", "outcome": "DENIED"}
+
 
 def _valid_bytes() -> bytes:
     obj = {"type": "SubjectNotified", "occurred_at": "2026-01-01T00:00:00Z", "source_service": "notify",
@@ -257,6 +388,23 @@ def test_decode_errors_keep_the_raw_bytes_and_say_why(make, words):
     with pytest.raises(DecodeError) as info:
         default_codec().decode(data)
     assert words in info.value.reason and info.value.raw == data
+
+
+def test_decoded_values_are_normalized_like_validate():
+    """An upper-case UUID, a lower-case country or an upper-case digest on the wire come back normalized."""
+    codec = default_codec()
+    disclosure = {"type": "LegalDisclosure", "occurred_at": "2026-01-01T00:00:00Z", "source_service": "legal",
+                  "actor": {"id": "l-1", "type": "EMPLOYEE"}, "subject_ids": ["c1"],
+                  "data_categories": ["user.name"], "purpose": "legal.obligation", "reviewed_by": "l-2",
+                  "request": {"id": "R-1", "kind": "SUBPOENA", "authority": "Court",
+                              "received_at": "2026-01-01T00:00:00Z", "document_sha256": "ab" * 32},
+                  "requested_categories": ["user.name"],
+                  "recipient": {"id": "court", "name": "Court", "kind": "REGULATOR", "country": "DE"},
+                  "notification": {"status": "PENDING"}}
+    event = events.validate(disclosure)
+    odd = {**event, "event_id": event["event_id"].upper(), "recipient": {**event["recipient"], "country": "de"},
+           "request": {**event["request"], "document_sha256": "AB" * 32}}
+    assert codec.decode(codec.encode(odd)) == event == codec.decode_with_fastavro(codec.encode(odd))
 
 
 def test_decode_refuses_oversized_records():

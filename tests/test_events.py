@@ -1,4 +1,4 @@
-"""Validation and normalization of event dicts (ledger.events) and the taxonomy labels."""
+"""Validation and normalization of event dicts (ledger.events, ledger.validator) and the taxonomy labels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_codec import ANY_EVENT, ANY_TYPED
 
 from ledger import events, taxonomy
 from ledger.errors import ValidationError
@@ -16,6 +19,7 @@ EVENT_ID = "0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
 ACTOR = {"id": "emp-7", "type": "EMPLOYEE", "role": "support_agent"}
 PROCESSING = {"data_categories": ["user.contact.email"], "purpose": "essential.service.support"}
 RECIPIENT = {"id": "acme", "name": "ACME Payments", "kind": "PAYMENT_PROCESSOR", "country": "de"}
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def sample(event_type: str) -> dict:
@@ -266,3 +270,55 @@ def test_taxonomy_labels_and_fallback():
     assert taxonomy.purpose_label("x.y") == "x.y"
     assert all(taxonomy.is_code(c) for c in [*taxonomy.DATA_CATEGORIES, *taxonomy.PURPOSES])
     assert len(taxonomy.DATA_CATEGORIES) >= 20
+
+
+# --- the typed path (values the Avro reader produced) --------------------------------
+
+
+@PROPERTY
+@given(ANY_TYPED)
+def test_typed_check_passes_only_what_validate_returns_unchanged(record):
+    """typed_check(r) is True only if validate(r) == r; a record validate refuses never passes it."""
+    check = events.default_validator().typed_check(record["type"])
+    try:
+        normalized = events.validate(record)
+    except ValidationError:
+        assert not check(record)
+        return
+    if check(record):
+        assert normalized == record
+
+
+@PROPERTY
+@given(ANY_EVENT)
+def test_typed_check_passes_every_valid_event(obj):
+    """A validated event passes typed_check, so decoding a valid record never runs the full validator."""
+    event = events.validate(obj)
+    assert events.default_validator().typed_check(event["type"])(event)
+
+
+def test_known_codes_cache_is_bounded_and_exact(monkeypatch):
+    """Codes are remembered only after matching the pattern, and only up to the bound."""
+    from ledger import validator
+
+    monkeypatch.setattr(validator, "_KNOWN_CODES", set())
+    monkeypatch.setattr(validator, "_MAX_KNOWN_CODES", 3)
+    for code in ("a.b", "a.c", "a.d", "a.e"):
+        assert events.validate({**sample("DataAccessed"), "data_categories": [code]})["data_categories"] == [code]
+    for _ in range(2):
+        with pytest.raises(ValidationError, match="dotted"):
+            events.validate({**sample("DataAccessed"), "data_categories": ["a.b", "Bad.Code"]})
+    assert len(validator._KNOWN_CODES) == 3 and "a.e" not in validator._KNOWN_CODES
+    assert all(taxonomy.CODE_PATTERN.fullmatch(code) for code in validator._KNOWN_CODES)
+
+
+OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@PROPERTY
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=OFFSETS | st.just(UTC)))
+def test_time_text_is_the_json_form_of_a_time(when):
+    """time_text gives the text to_json always gave: UTC, six fractional digits, Z."""
+    expected = when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    assert events.time_text(when) == expected == events.to_json({"t": when})["t"]
+    assert events.time_text(when.astimezone(UTC)) == expected
