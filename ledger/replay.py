@@ -5,7 +5,8 @@
 Reads every record whose Kafka timestamp (recorded time) lies in
 ``[from_ms, to_ms)`` — or all of them — up to the end of each partition as it
 stood when the replay started, through the writer's own decoding, hashing
-and indexing code (``Ingestor``) into a fresh ledger. It never writes to
+and indexing code (``Ingestor``) into a fresh ledger. The side tables that
+serve queries are built once at the end, in key order (``bulk``). It never writes to
 Kafka: no dead-letter copies, no offset commits, no consumer group.
 
 Exact on any broker: offsets-for-times is not used to skip ahead, because
@@ -83,6 +84,7 @@ def replay(
     batch_size: int = 10_000,
     progress: Callable[[int, int | None, bool], None] | None = None,
     timeout: float = 60.0,
+    bulk: bool = True,
 ) -> ReplayResult:
     """Replay Kafka into the fresh ledger ``into``; see the module docstring."""
     into = Path(into)
@@ -95,6 +97,8 @@ def replay(
     ledger = Ledger.open(into, readonly=False, create=True)
     try:
         ingestor = Ingestor(ledger, start_mid_chain=windowed)
+        if bulk:
+            ledger.begin_bulk()
         partitions = event_partitions(consumer, settings.topic_prefix, topics)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
@@ -130,6 +134,8 @@ def replay(
                 raise BrokerError(f"replay: no records for {timeout:.0f}s before reaching the end of every partition")
             if progress:
                 progress(result.scanned, total, False)
+        if bulk:
+            ledger.finish_bulk()
         for tp in partitions:  # every partition is scanned from its beginning
             result.coverage.partitions[(tp.topic, tp.partition)] = (0, end[tp])
         ledger.set_meta(COVERAGE_KEY, result.coverage.to_json())

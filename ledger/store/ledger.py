@@ -87,6 +87,7 @@ class Ledger:
         self._lock_fd: int | None = None
         self._depth = 0
         self._reader: "Ledger | None" = None
+        self._side_insert = _SIDE_INSERT  # switched to staging tables by begin_bulk()
 
     # -- opening and closing -----------------------------------------------------------
     @classmethod
@@ -274,11 +275,42 @@ class Ledger:
         except sqlite3.Error as err:
             raise StoreError(f"cannot record reprocessed entries in {self.path}: {err}") from err
 
-    @staticmethod
-    def _insert_rows(conn: sqlite3.Connection, batch: AppendBatch) -> None:
+    # -- bulk loading ---------------------------------------------------------------------
+    def begin_bulk(self) -> None:
+        """Stage side-table rows in unindexed temporary tables until :meth:`finish_bulk`.
+
+        For filling a fresh ledger (replay): appending to a heap is sequential,
+        while inserting into the side tables' B-trees touches pages all over the
+        file; one sorted insert at the end builds them in order. Queries see no
+        side rows until then. Temporary tables vanish with the connection, so a
+        load that dies half-way leaves a ledger that ``verify`` reports as
+        incomplete rather than one that looks whole.
+        """
+        for table, key in schema.SIDE_TABLES:
+            self.conn.execute(
+                f"CREATE TEMP TABLE bulk_{table} ({key} TEXT, seq INTEGER, occurred_at INTEGER, type TEXT)"
+            )
+        self._side_insert = {table: sql.replace(f"INTO {table} ", f"INTO temp.bulk_{table} ", 1)
+                             for table, sql in _SIDE_INSERT.items()}
+
+    def finish_bulk(self) -> None:
+        """Move the staged side rows into the side tables in key order, in one transaction."""
+        try:
+            with self.atomic() as conn:
+                for table, key in schema.SIDE_TABLES:
+                    conn.execute(f"INSERT INTO {table} ({key}, seq, occurred_at, type) "
+                                 f"SELECT {key}, seq, occurred_at, type FROM temp.bulk_{table} "
+                                 f"ORDER BY {key}, occurred_at, seq")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot build the side tables of {self.path}: {err}") from err
+        for table, _ in schema.SIDE_TABLES:
+            self.conn.execute(f"DROP TABLE temp.bulk_{table}")
+        self._side_insert = _SIDE_INSERT
+
+    def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
         for table, rows in batch.side.items():
             if rows:
-                conn.executemany(_SIDE_INSERT[table], rows)
+                conn.executemany(self._side_insert[table], rows)
         if batch.event_ids:
             conn.executemany(
                 "INSERT INTO event_ids (event_id, seq, topic, partition) VALUES (?, ?, ?, ?)", batch.event_ids
