@@ -178,8 +178,11 @@ class Codec:
         self._validators = {sv.fingerprint: self.validator for sv in self._newest.values()}  # per reader
         # fingerprint -> (version, compiled reader, typed check, validator) for writer = reader; None: fastavro
         self._compiled: dict[bytes, tuple | None] = {}
-        self._fast = {sv.fingerprint: self._compile(sv) for sv in self._newest.values()}  # newest writers
-        self._fast = {fp: compiled for fp, compiled in self._fast.items() if compiled is not None}
+        self._fast: dict[bytes, tuple] = {}  # the same for the newest versions only: decode's hot path
+        for sv in self._newest.values():
+            compiled = self._compile(sv)
+            if compiled is not None:
+                self._fast[sv.fingerprint] = compiled
 
     @classmethod
     def load(cls, directory: str | Path | None = None, *, max_record_bytes: int = MAX_RECORD_BYTES) -> "Codec":
@@ -232,8 +235,9 @@ class Codec:
         """Bytes from Kafka → a normalized event dict; DecodeError (keeping ``raw``) otherwise.
 
         ``reader``: the version of the writer's event type to read with (one of
-        ``versions(type)``); default the newest. The event is validated against
-        the reader's schema.
+        ``versions(type)``), default the newest; the event is validated against
+        the reader's schema. SchemaError if that schema is one the validator
+        cannot compile (only possible for an old version).
         """
         if reader is None and type(data) is bytes:  # the hot path: written with the newest version
             fast = self._fast.get(data[2:HEADER_SIZE])
@@ -330,7 +334,7 @@ class Codec:
         try:
             return validator.validate(record)
         except ValidationError as err:
-            label = writer.label if reader is self._newest[writer.event_type] else \
+            label = writer.label if reader in (writer, self._newest[writer.event_type]) else \
                 f"{writer.label} read as {reader.label}"
             raise DecodeError(f"decoded {writer.event_type} ({label}) is invalid: {err.field}: {err.reason}",
                               raw=data) from err

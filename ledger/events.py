@@ -259,18 +259,22 @@ def compile_json_form(schema: Mapping, event_type: str):
     return form
 
 
-@functools.cache
-def _json_forms() -> dict:
-    try:
-        return {t: compile_json_form(s, t) for t, s in default_validator().schemas.items()}
-    except SchemaError:  # no usable schemas here: every event goes the generic way
-        return {}
+_json_forms: dict | None = None  # event type -> compiled form, for the default schemas; built on first use
 
 
 def readable_json(event: Mapping) -> str:
-    """``canonical_json(to_json(event))`` of a normalized event, computed ~3x faster."""
-    form = _json_forms().get(event["type"])
-    return _generic_json(event) if form is None else form(event)
+    """``canonical_json(to_json(event))`` of a normalized event, computed about 2x faster."""
+    global _json_forms
+    if _json_forms is None:
+        try:
+            _json_forms = {t: compile_json_form(s, t) for t, s in default_validator().schemas.items()}
+        except SchemaError:  # no usable schemas here: every event goes the generic way
+            _json_forms = {}
+    try:
+        form = _json_forms[event["type"]]
+    except (KeyError, TypeError):
+        return _generic_json(event)
+    return form(event)
 
 
 def derive_event_id(obj: Mapping) -> str:

@@ -253,7 +253,8 @@ class _Compiler:
             return _check_str, _NON_EMPTY
         if kind in ("long", "int"):
             lo, hi = _LONG if kind == "long" else _INT
-            return _integer(lo, hi, "integer" if kind == "long" else "32-bit integer"), (f"{lo} <= " + "{v}" + f" <= {hi}",)
+            check = _integer(lo, hi, "integer" if kind == "long" else "32-bit integer")
+            return check, (f"{lo} <= " + "{v}" + f" <= {hi}",)
         simple = {"boolean": _check_bool, "float": _check_float, "double": _check_float, "bytes": _check_bytes}
         if kind in simple:
             return simple[kind], ()
@@ -304,8 +305,8 @@ class _Compiler:
         rule = _RECORD_RULES.get(full.rpartition(".")[2])
         check = _record(full, tuple(fields), rule, top)
         self.named[full] = check
-        typed = _typed_record(full.replace(".", "_"), typed_fields, rule, self.const, self.consts)
-        self.typed[full] = (f"{self.const(typed)}({{v}})",)
+        typed, inline = _typed_record(full.replace(".", "_"), typed_fields, rule, self.const, self.consts)
+        self.typed[full] = inline if inline is not None else (f"{self.const(typed)}" + "({v})",)
         self.typed_checks[full] = typed
         return check
 
@@ -380,9 +381,10 @@ def _record(full: str, fields: tuple, rule, top: str | None):
 
 # --- the typed path: values from the Avro reader --------------------------------
 # What an Avro-typed value still needs is a "spec": a tuple of Python conditions
-# on "{v}" that must all hold (() = any value of the type is valid). Each
-# record's spec becomes one generated function (about 3x faster than a closure
-# per field), returning False as soon as something fails or would be normalized.
+# on "{v}" that must all hold (() = any value of the type is valid). An event's
+# spec becomes one generated function (about 3x faster than a closure per
+# field; nested records without rules inlined), returning False as soon as
+# something fails or would be normalized.
 
 _NON_EMPTY = ('{v} != ""',)  # None (a null optional string) != "" as well
 
@@ -398,28 +400,32 @@ def _items_spec(spec: tuple, var: str, values: str) -> tuple:
 
 
 def _typed_record(name: str, fields: list[tuple], rule, const: Callable[[object], str], scope: dict):
-    """The generated check of one record; ``fields``: (name, spec, nullable, field rule or None).
+    """The generated check of one record, and its spec for a parent to inline (None when it runs rules).
 
-    ``const(value)`` names a value in ``scope``, the generated code's globals.
+    ``fields``: (name, spec, nullable, field rule or None); ``const(value)``
+    names a value in ``scope``, the generated code's globals.
     """
-    lines = [f"def typed_{name}(r):"]
+    conditions = []  # on "{v}", the record
     plain = [f for f, spec, _, field_rule in fields if spec == _NON_EMPTY and field_rule is None]
     if len(plain) > 1:  # one C-level lookup of every plain string field
-        lines.append(f'    if "" in {const(itemgetter(*plain))}(r): return False')
+        conditions.append(f'"" not in {const(itemgetter(*plain))}' + "({v})")
     elif plain:
-        lines.append(f'    if r[{plain[0]!r}] == "": return False')
+        conditions.append("{v}" + f'[{plain[0]!r}] != ""')
+    ruled = []
     for f, spec, nullable, field_rule in fields:
-        if f in plain or not (spec or field_rule):
-            continue
-        lines.append(f"    v = r[{f!r}]")
-        indent = "    "
-        if nullable:
-            lines.append("    if v is not None:")
-            indent += "    "
-        lines.extend(f"{indent}if not ({c.replace('{v}', 'v')}): return False" for c in spec)
-        if field_rule is not None:  # the rule must hold and leave the value as it is ("de" -> "DE" fails)
-            lines += [f"{indent}try:", f"{indent}    if {const(field_rule)}(v) != v: return False",
-                      f"{indent}except _Bad:", f"{indent}    return False"]
+        src = "{v}" + f"[{f!r}]"
+        if spec and f not in plain:
+            joined = " and ".join(f"({c.replace('{v}', src)})" for c in spec)
+            conditions.append(f"({src} is None or {joined})" if nullable else joined)
+        if field_rule is not None:
+            ruled.append((src.replace("{v}", "r"), nullable, const(field_rule)))
+    lines = [f"def typed_{name}(r):"]
+    lines += [f"    if not ({c.replace('{v}', 'r')}): return False" for c in conditions]
+    for src, nullable, rule_name in ruled:  # the rule must hold and leave the value as it is ("de" -> "DE")
+        indent = "        " if nullable else "    "
+        lines += [f"    v = {src}", *(["    if v is not None:"] if nullable else []),
+                  f"{indent}try:", f"{indent}    if {rule_name}(v) != v: return False",
+                  f"{indent}except _Bad:", f"{indent}    return False"]
     if rule is not None:
         lines += ["    try:", f"        {const(rule)}(r)", "    except _Bad:", "        return False"]
     lines.append("    return True")
@@ -427,7 +433,7 @@ def _typed_record(name: str, fields: list[tuple], rule, const: Callable[[object]
     exec(compile(text, f"<typed check {name}>", "exec"), scope)  # noqa: S102 - generated above
     check = scope[f"typed_{name}"]
     check.source = text  # for debugging
-    return check
+    return check, (tuple(conditions) if not ruled and rule is None else None)
 
 
 # --- rules Avro cannot express ---------------------------------------------------

@@ -281,7 +281,7 @@ def test_v1_data_is_read_with_v2_defaults(tmp_path):
 
 
 def test_decode_with_an_older_reader(tmp_path):
-    """decode(reader=vN) reads with that version: the writer's own (compiled), a newer one, or one of another type refused."""
+    """decode(reader=vN) reads with that version (the writer's own, a newer or an older one), never another type's."""
     root = _copy_schemas(tmp_path)
     _add_version(root, "DataAccessed", _with_field(
         {"name": "session_id", "type": "string", "default": "unknown", "doc": "Session."}))
