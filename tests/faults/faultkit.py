@@ -59,9 +59,15 @@ def record(scenario: str, faults: str, outcome: Outcome, note: str = "", *, lost
                     verify, f"{verdict}{'; ' + note if note else ''}"))
 
 
+# Table order: the order of faults, whatever order pytest ran them in.
+ORDER = ("writer SIGKILL", "broker SIGKILL", "broker unreachable", "producer SIGKILL", "bad records",
+         "ledger disk full", "queries", "broker crash on memory")
+
+
 def table_text() -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in ROWS:
+    rank = lambda row: next((i for i, p in enumerate(ORDER) if row.scenario.startswith(p)), len(ORDER))
+    for row in sorted(ROWS, key=rank):
         lines.append("| " + " | ".join(str(v) for v in vars(row).values()) + " |")
     return "\n".join(lines)
 
@@ -187,5 +193,8 @@ class ProducerProcess:
         self.proc.wait()
         reader.join(timeout=30)
         self.proc.stdout.close()
+        errors = self.proc.stderr.read()
         self.proc.stderr.close()
+        # Killed, not crashed: a producer that died on its own proves nothing about SIGKILL.
+        assert self.proc.returncode == -signal.SIGKILL, errors
         return self.told
