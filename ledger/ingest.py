@@ -21,7 +21,6 @@ import threading
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import Iterator, Sequence
 
 from .chain import gap_hash, leaf_hash, link
@@ -106,27 +105,15 @@ def decode_with_older_readers(codec, value: bytes) -> Iterator[dict]:
     installed, verify uses this to find the reader an old entry was read with.
     Stops at the writer's own version; readers that fail are skipped.
     """
-    from fastavro import schemaless_reader
-
-    from .events import Validator
-
     writer = codec.schema_for(codec.fingerprint(value) or b"")
     if writer is None:
         return
-    validators = codec.__dict__.setdefault("_older_validators", {})
     for reader in reversed(codec.versions(writer.event_type)[:-1]):
         if reader.version < writer.version:
             return
         try:
-            body = BytesIO(value)
-            body.seek(10)
-            record = schemaless_reader(body, writer.parsed, None if reader is writer else reader.parsed)
-            record["type"] = writer.event_type
-            key = (writer.event_type, reader.version)
-            if key not in validators:
-                validators[key] = Validator({writer.event_type: reader.source})
-            yield validators[key].validate(record)
-        except Exception:  # fastavro and validation raise many types; this reader does not fit
+            yield codec.decode(value, reader=reader)
+        except LedgerError:  # this reader does not fit
             continue
 
 
