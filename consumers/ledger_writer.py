@@ -145,12 +145,7 @@ class LedgerWriter:
         return new_consumer(self.settings, group_id=self.group_id, max_poll_records=self.batch_size)
 
     def _assign(self, consumer) -> list:
-        from kafka.errors import KafkaError
-
-        try:
-            partitions = event_partitions(consumer, self.settings.topic_prefix)
-        except KafkaError as err:  # e.g. the broker went away while the writer started
-            raise BrokerError(f"cannot list the event topics on {self.settings.bootstrap_servers}: {err}") from err
+        partitions = event_partitions(consumer, self.settings.topic_prefix)
         consumer.assign(partitions)
         return partitions
 

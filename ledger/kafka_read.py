@@ -38,13 +38,18 @@ def new_consumer(settings: Settings, **overrides: Any):
 def event_partitions(consumer, prefix: str, topics: Iterable[str] | None = None) -> list:
     """Every partition of the given topics (default: the four event topics); a missing topic is an error."""
     from kafka import TopicPartition
+    from kafka.errors import KafkaError
 
     wanted = list(topics) if topics is not None else event_topics(prefix)
-    existing = consumer.topics()  # lists without auto-creating anything
-    missing = [t for t in wanted if t not in existing]
-    if missing:
-        raise BrokerError(f"topics missing: {', '.join(missing)}; create them with `ledger topics create`")
-    return [TopicPartition(topic, p) for topic in wanted for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    try:
+        existing = consumer.topics()  # lists without auto-creating anything
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            raise BrokerError(f"topics missing: {', '.join(missing)}; create them with `ledger topics create`")
+        return [TopicPartition(topic, p) for topic in wanted
+                for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    except KafkaError as err:
+        raise BrokerError(f"cannot list the topics: {err}") from err
 
 
 def caught_up(consumer, partitions) -> bool:

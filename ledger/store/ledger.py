@@ -77,6 +77,16 @@ class AppendBatch:
     offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
 
 
+def _explain(err: sqlite3.Error) -> str:
+    """The driver's message, with what to do about the errors an operator can fix."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return f"{err}: the disk is full; nothing of this batch was written. Free space and restart the writer"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return f"{err} (is another process writing without the lock?)"
+    return str(err)
+
+
 class Ledger:
     """One ledger file. Use :meth:`open`; close it (or use ``with``) when done."""
 
@@ -208,19 +218,22 @@ class Ledger:
             yield self.conn
         except BaseException:
             self._depth -= 1
-            if depth == 0:
-                self.conn.execute("ROLLBACK")
-            else:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
+            # SQLite may already have rolled back by itself (SQLITE_FULL, I/O errors); a second
+            # ROLLBACK would then raise and hide the real error.
+            if self.conn.in_transaction:
+                if depth == 0:
+                    self.conn.execute("ROLLBACK")
+                else:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
             raise
         self._depth -= 1
         try:
             self.conn.execute("COMMIT" if depth == 0 else f"RELEASE {name}")
         except sqlite3.Error as err:
-            if depth == 0:
+            if depth == 0 and self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            raise StoreError(f"cannot commit to {self.path}: {err}") from err
+            raise StoreError(f"cannot commit to {self.path}: {_explain(err)}") from err
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -247,9 +260,7 @@ class Ledger:
                     [(*row, now) for row in batch.offsets],
                 )
         except sqlite3.Error as err:
-            raise StoreError(
-                f"cannot append to {self.path}: {err} (is another process writing without the lock?)"
-            ) from err
+            raise StoreError(f"cannot append to {self.path}: {_explain(err)}") from err
 
     def mark_reprocessed(self, moves: list[tuple], rows: AppendBatch) -> None:
         """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.

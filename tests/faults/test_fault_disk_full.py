@@ -74,19 +74,11 @@ def test_disk_full_stops_the_writer_cleanly_and_it_resumes_without_loss(settings
 
     outcome = check(settings, Expected(told=set(told)))
     record("ledger disk full (tmpfs)", f"{stops} disk-full stops (+{stops} restarts while still full)", outcome,
-           (f"data intact, but the message hides the full disk (RELIABILITY.md finding 2): {messages[0]}"
-            if messages and MASKED in messages[0] else f"writer said: {messages[0]}" if messages else ""))
+           f"writer said: {messages[0]}" if messages else "")
     outcome.assert_ok()
     assert stops >= 1
-    unclear = [m for m in messages if "full" not in m.lower()]
-    if unclear and all(MASKED in m for m in unclear):
-        pytest.xfail(f"product bug: the writer's message hides the full disk: {unclear[0]!r} "
-                     "(Ledger.atomic rolls back a transaction SQLite already rolled back; see RELIABILITY.md)")
+    unclear = [m for m in messages if "disk is full" not in m.lower()]
     assert not unclear, unclear
-
-
-# What the writer says when Ledger.atomic's ROLLBACK masks SQLITE_FULL (reported; see RELIABILITY.md).
-MASKED = "cannot rollback - no transaction is active"
 
 
 def _said(stderr: str, disk) -> str:
