@@ -12,34 +12,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-
 from ledger.codec import default_codec
 from ledger.config import Settings
 from ledger.errors import ValidationError
 from ledger.producer import AuditProducer
 from ledger.simulate import simulate
-from ledger.topics import event_topics, topic_for
+from ledger.topics import topic_for
 
-
-def read_topics(settings: Settings, topics=None) -> list:
-    """Every record on the given topics (default: the event topics), in partition-then-offset order."""
-    consumer = KafkaConsumer(**settings.kafka_options(), enable_auto_commit=False)
-    tps = [TopicPartition(t, p) for t in (topics or event_topics(settings.topic_prefix))
-           for p in sorted(consumer.partitions_for_topic(t) or ())]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    found = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        batch = consumer.poll(timeout_ms=500)
-        for messages in batch.values():
-            found.extend(messages)
-        if not batch and all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp)
-                             for tp in tps):
-            break
-    consumer.close()
-    return sorted(found, key=lambda m: (m.topic, m.partition, m.offset))
+from kafkautil import read_topics
 
 
 def access_event(**changes) -> dict:

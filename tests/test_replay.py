@@ -18,7 +18,7 @@ from ledger.producer import AuditProducer
 from ledger.replay import replay
 from ledger.simulate import simulate
 
-from test_producer import read_topics
+from kafkautil import read_topics
 
 
 def emit(settings, events) -> None:

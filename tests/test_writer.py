@@ -15,13 +15,13 @@ import pytest
 from consumers.ledger_writer import LedgerWriter
 from ledger.codec import default_codec
 from ledger.errors import LedgerDivergedError, LedgerLockedError
-from ledger.producer import AuditProducer, new_kafka_producer, wire_record
+from ledger.producer import AuditProducer, new_kafka_producer
 from ledger.simulate import simulate
 from ledger.topics import dlq_topic, topic_for
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 
-from kafka import KafkaConsumer, TopicPartition
+from kafkautil import read_topics
 
 
 def emit_all(settings, events) -> None:
@@ -79,22 +79,7 @@ def ledger_rows(path: str, sql: str, params=()) -> list[tuple]:
 
 
 def dlq_messages(settings) -> list:
-    consumer = KafkaConsumer(**settings.kafka_options(), enable_auto_commit=False)
-    topic = dlq_topic(settings.topic_prefix)
-    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    found = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        batch = consumer.poll(timeout_ms=500)
-        for messages in batch.values():
-            found.extend(messages)
-        if not batch and all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp)
-                             for tp in tps):
-            break
-    consumer.close()
-    return found
+    return read_topics(settings, [dlq_topic(settings.topic_prefix)])
 
 
 def verified(path: str) -> bool:
