@@ -321,10 +321,11 @@ class Ledger:
     def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
         for table, rows in batch.side.items():
             if rows:
-                conn.executemany(self._side_insert[table], rows)
+                # In key order each B-tree page is visited once per batch, not once per row.
+                conn.executemany(self._side_insert[table], sorted(rows))
         if batch.event_ids:
             conn.executemany(
-                "INSERT INTO event_ids (event_id, seq, topic, partition) VALUES (?, ?, ?, ?)", batch.event_ids
+                "INSERT INTO event_ids (event_id, seq, topic, partition) VALUES (?, ?, ?, ?)", sorted(batch.event_ids)
             )
         if batch.conflicts:
             conn.executemany("INSERT INTO conflicts (seq, event_id, first_seq) VALUES (?, ?, ?)", batch.conflicts)
