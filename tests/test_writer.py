@@ -176,3 +176,30 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(settings, tmp_path)
     assert sorted(e for (e,) in entries) == sorted(e["event_id"] for e in workload.events)
     assert ledger_rows(settings.db, "SELECT count(*) FROM entries WHERE status = 'rejected'")[0][0] == 6
     assert verified(settings.db)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_finish_the_batch_and_exit_zero(settings, signum):
+    """SIGTERM or SIGINT mid-ingest: the writer commits its batch, exits 0, and a restart completes exactly once."""
+    workload = simulate(seed=9, events=30_000, subjects=300)
+    emit_all(settings, workload.events)
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+           "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
+    proc = subprocess.Popen([sys.executable, "-m", "ledger", "consume", "--quiet", "--batch-size", "1000"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until it has committed something, then interrupt it
+        time.sleep(0.2)
+        try:
+            if ledger_rows(settings.db, "SELECT count(*) FROM entries")[0][0] > 0:
+                break
+        except sqlite3.OperationalError:  # not created yet
+            continue
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "consumed" in out
+    assert verified(settings.db)
+    run_writer(settings)
+    entries = ledger_rows(settings.db, "SELECT event_id FROM entries WHERE status = 'entry'")
+    assert sorted(e for (e,) in entries) == sorted(e["event_id"] for e in workload.events)
