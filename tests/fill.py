@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import pytest
+
 from ledger.events import event_key
 from ledger.ingest import EVENT_TYPE_HEADER, Ingestor
 from ledger.record import Record
@@ -138,3 +140,20 @@ def workload_for_tests():
 def recorded_by(workload, filled: Filled, as_of_ms: int) -> list[dict]:
     """The workload's events the ledger had recorded by ``as_of_ms`` (what the oracle should see)."""
     return [e for e in workload.events if filled.recorded[e["event_id"]] <= as_of_ms]
+
+
+# The fixtures the query, obligation and report tests share; a test module imports them by name.
+@pytest.fixture(scope="module")
+def workload():
+    return workload_for_tests()
+
+
+@pytest.fixture(scope="module")
+def filled(workload):
+    return cached_ledger(workload, ("query",))
+
+
+@pytest.fixture(scope="module")
+def ledger(filled):
+    with Ledger.open(filled.path) as led:
+        yield led

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from fill import cached_ledger, recorded_by, workload_for_tests
+from fill import cached_ledger, filled, ledger, recorded_by, workload  # noqa: F401 (fixtures)
 from ledger.events import to_json
 from ledger.obligations import DEFAULT_DUE, CaseBook, obligations
 from ledger.simulate import DEFAULT_NOTICE_DAYS, oracle
@@ -17,22 +17,6 @@ from ledger.timeparse import iso, to_millis
 UTC = timezone.utc
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)
-
-
-@pytest.fixture(scope="module")
-def workload():
-    return workload_for_tests()
-
-
-@pytest.fixture(scope="module")
-def filled(workload):
-    return cached_ledger(workload, ("query",))
-
-
-@pytest.fixture(scope="module")
-def ledger(filled):
-    with Ledger.open(filled.path) as led:
-        yield led
 
 
 def oracle_rows(workload, filled, as_of: datetime) -> list[tuple]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fill import cached_ledger, ingest_records, recorded_by, to_records, workload_for_tests
+from fill import cached_ledger, filled, ingest_records, ledger, recorded_by, to_records, workload  # noqa: F401 (fixtures)
 from ledger import query
 from ledger.errors import ValidationError
 from ledger.simulate.oracle import by_actor, disclosed_to, touching
@@ -18,22 +18,6 @@ from ledger.store import Ledger
 from ledger.timeparse import from_micros, from_millis, iso, parse_time, to_micros
 
 UTC = timezone.utc
-
-
-@pytest.fixture(scope="module")
-def workload():
-    return workload_for_tests()
-
-
-@pytest.fixture(scope="module")
-def filled(workload):
-    return cached_ledger(workload, ("query",))
-
-
-@pytest.fixture(scope="module")
-def ledger(filled):
-    with Ledger.open(filled.path) as led:
-        yield led
 
 
 def ids(rows) -> list[str]:

@@ -11,18 +11,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fill import cached_ledger, workload_for_tests
+from fill import cached_ledger, workload  # noqa: F401 (fixture)
 from ledger import query
 from ledger.cli import main
 from ledger.obligations import obligations
 from ledger.store import Ledger
 
 AS_OF = "2026-03-01T09:00:00+01:00"
-
-
-@pytest.fixture(scope="module")
-def workload():
-    return workload_for_tests()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fill import cached_ledger, fill_ledger, recorded_by, workload_for_tests
+from fill import cached_ledger, fill_ledger, filled, ledger, recorded_by, workload  # noqa: F401 (fixtures)
 from ledger.events import validate
 from ledger.report import AccountingRules, build_report, render
 from ledger.simulate import oracle
@@ -20,22 +20,6 @@ from ledger.timeparse import to_millis
 UTC = timezone.utc
 AS_OF = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 GENERATED = datetime(2026, 3, 21, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def workload():
-    return workload_for_tests()
-
-
-@pytest.fixture(scope="module")
-def filled(workload):
-    return cached_ledger(workload, ("query",))
-
-
-@pytest.fixture(scope="module")
-def ledger(filled):
-    with Ledger.open(filled.path) as led:
-        yield led
 
 
 @pytest.fixture(scope="module")
