@@ -31,6 +31,9 @@ _MISSING = object()
 _UUID_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+# Identifiers are keys of the ledger's indexes and columns of handed-over reports: a control
+# character (NUL above all, which SQLite text functions end strings at) is never part of one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONG = (-(2**63), 2**63 - 1)
 _INT = (-(2**31), 2**31 - 1)
 
@@ -56,9 +59,21 @@ def _typename(v: object) -> str:
     return "null" if v is None else type(v).__name__
 
 
+def _utf8(v: str) -> str:
+    """``v`` if it can be written as UTF-8 (Avro's strings): no unpaired surrogate like '\\ud800'."""
+    if v.isascii():
+        return v
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise _Bad(f"contains {v[err.start]!r}, an unpaired surrogate, which UTF-8 (and so Avro) "
+                   "cannot encode") from None
+    return v
+
+
 def _check_str(v):
     if type(v) is str and v:
-        return v
+        return _utf8(v)
     raise _Bad("must not be empty" if v == "" else f"expected a string, got {_typename(v)}")
 
 
@@ -162,6 +177,11 @@ def _map(value):
             if type(k) is not str:
                 raise _Bad(f"keys must be strings, got {_typename(k)}")
             try:
+                _utf8(k)
+            except _Bad as bad:
+                bad.parts.append(f"[{json.dumps(k)}]")
+                raise
+            try:
                 out[k] = value(x)
             except _Bad as bad:
                 bad.parts.append(f"[{json.dumps(k)}]")
@@ -172,7 +192,7 @@ def _map(value):
 
 def _attribute_value(v):
     if type(v) is str:  # attribute values may be empty
-        return v
+        return _utf8(v)
     raise _Bad(f"expected a string, got {_typename(v)}")
 
 
@@ -348,7 +368,7 @@ def _record(full: str, fields: tuple, rule, top: str | None):
         seen = 1 if top else 0
         for name, field_check, nullable, default, plain_str in fields:
             x = v.get(name, _MISSING)
-            if plain_str and type(x) is str and x:  # the most common case, without a call
+            if plain_str and type(x) is str and x and x.isascii():  # the most common case, without a call
                 seen += 1
                 out[name] = x
             elif x is _MISSING:
@@ -448,7 +468,18 @@ def _subject_ids(ids: list) -> list:
             if s in seen:
                 raise _Bad(f"duplicate subject id {s!r}", f"[{i}]")
             seen.add(s)
+    if _CONTROL.search("".join(ids)):
+        for i, s in enumerate(ids):
+            _identifier(s, f"[{i}]")
     return ids
+
+
+def _identifier(text: str, part: str | None = None) -> str:
+    found = _CONTROL.search(text)
+    if found:
+        raise _Bad(f"{text!r} contains the control character {found.group()!r}; identifiers are printable text",
+                   part)
+    return text
 
 
 # Codes that matched CODE_PATTERN: events repeat a few hundred codes, and a set
@@ -522,6 +553,8 @@ _FIELD_RULES = {
     "Event.data_categories": _codes("data category"),
     "Event.requested_categories": _codes("requested category"),
     "Event.purpose": _purpose,
+    "Actor.id": _identifier,
+    "Recipient.id": _identifier,
     "Event.record_count": _non_negative,
     "Recipient.country": _country,
     "LegalRequest.document_sha256": _sha256,

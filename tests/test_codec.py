@@ -28,8 +28,12 @@ CODES = st.from_regex(r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){1,3}", fullma
 OFFSETS = st.timedeltas(min_value=timedelta(hours=-14), max_value=timedelta(hours=14)).map(
     lambda d: timezone(timedelta(minutes=d // timedelta(minutes=1))))
 TIMES = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=OFFSETS)
+# Identifiers: any text but control characters (which the rules refuse).
+IDENTIFIERS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=[chr(c) for c in range(32)] + ["\x7f"]),
+                      min_size=1, max_size=12)
 SPECIAL = {  # fields whose rules Avro cannot express
-    "subject_ids": st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6, unique=True),
+    "subject_ids": st.lists(IDENTIFIERS, min_size=1, max_size=6, unique=True),
+    "id": IDENTIFIERS,
     "data_categories": st.lists(CODES, min_size=1, max_size=4, unique=True),
     "requested_categories": st.lists(CODES, min_size=1, max_size=4, unique=True),
     "purpose": CODES,
@@ -41,7 +45,8 @@ SPECIAL = {  # fields whose rules Avro cannot express
 
 # Values of the right Avro type that the rules may refuse or normalize (the typed path's hard cases).
 LOOSE = {
-    "subject_ids": st.lists(st.sampled_from(["a", "b", "", "c"]), max_size=4),
+    "subject_ids": st.lists(st.sampled_from(["a", "b", "", "c", "d\x00"]), max_size=4),
+    "id": st.sampled_from(["x", "x\ny", ""]),
     "data_categories": st.lists(st.sampled_from(["user.name", "User.Name", "user", ""]), max_size=3),
     "requested_categories": st.lists(st.sampled_from(["user.name", "user.x", "x"]), max_size=3),
     "purpose": st.sampled_from(["essential.billing", "Essential", ""]),

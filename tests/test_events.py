@@ -322,3 +322,19 @@ def test_time_text_is_the_json_form_of_a_time(when):
     expected = when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     assert events.time_text(when) == expected == events.to_json({"t": when})["t"]
     assert events.time_text(when.astimezone(UTC)) == expected
+
+
+@pytest.mark.parametrize("field, value, where", [
+    ("source_service", "svc\ud800", "source_service"),
+    ("subject_ids", ["cust-1", "\udc00"], "subject_ids[1]"),
+    ("attributes", {"k": "v\ud800"}, 'attributes["k"]'),
+    ("attributes", {"k\ud800": "v"}, 'attributes["k\\ud800"]'),
+])
+def test_unpaired_surrogates_are_refused_naming_the_field(field, value, where):
+    """Avro strings are UTF-8, which cannot hold an unpaired surrogate: validation says where, before encoding."""
+    from test_ingest import make_event
+
+    event = {**events.to_json(make_event(1, "DataShared")), field: value}
+    with pytest.raises(events.ValidationError, match="unpaired surrogate") as caught:
+        events.validate(event)
+    assert caught.value.field.endswith(where)
