@@ -24,13 +24,12 @@ import hashlib
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ledger.chain import leaf_hash
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerDivergedError
-from ledger.ingest import Ingestor
+from ledger.ingest import CommitPipeline, Ingestor
 from ledger.kafka_read import caught_up, event_partitions, new_consumer, total_lag
 from ledger.record import Record
 from ledger.store import Ledger
@@ -104,11 +103,7 @@ class LedgerWriter:
                 started = time.monotonic()
                 last_progress = started
                 gc.freeze()  # the long-lived objects made so far need no more GC passes
-                # One committer thread: batch N commits (SQLite releases the GIL while it writes)
-                # while batch N+1 is fetched and prepared. Commits stay in prepare order.
-                committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
-                in_flight = None
-                try:
+                with CommitPipeline(ingestor) as pipeline:  # batch N commits while N+1 is fetched and prepared
                     while not self._stopping:
                         records = self._next_batch(consumer)
                         if records:
@@ -116,8 +111,7 @@ class LedgerWriter:
                             if prepared.rejected:  # copied and acknowledged before their batch commits
                                 dlq = dlq or self._dlq_producer()
                                 send_to_dlq(dlq, dlq_topic(self.settings.topic_prefix), prepared.rejected)
-                            self._finish(in_flight, consumer)
-                            in_flight = (committer.submit(ingestor.commit, prepared), prepared, len(records))
+                            self._committed(pipeline.submit(prepared, len(records)), consumer)
                         now = time.monotonic()
                         self.stats.seconds = now - started
                         if self.progress and now - last_progress >= self.progress_every:
@@ -125,11 +119,8 @@ class LedgerWriter:
                             last_progress = now
                         if until_idle and not records and caught_up(consumer, partitions):
                             break
-                    self._finish(in_flight, consumer)
-                    in_flight = None
-                    self.stats.seconds = time.monotonic() - started
-                finally:
-                    committer.shutdown(wait=True)  # never leave with a commit half-way
+                    self._committed(pipeline.wait(), consumer)
+                self.stats.seconds = time.monotonic() - started
                 if self.progress:
                     self._print_progress(consumer, partitions, final=True)
             finally:
@@ -179,12 +170,11 @@ class LedgerWriter:
 
         return new_kafka_producer(self.settings)
 
-    def _finish(self, in_flight, consumer) -> None:
-        """Wait for a batch's SQLite commit (raising its error), then count it and tell Kafka."""
-        if in_flight is None:
+    def _committed(self, done, consumer) -> None:
+        """Count a batch whose SQLite commit finished (``(batch, records)`` or None) and tell Kafka."""
+        if done is None:
             return
-        future, prepared, n_records = in_flight
-        future.result()
+        prepared, n_records = done
         self._count(n_records, prepared)
         if self.group_id is None:
             return

@@ -4,8 +4,16 @@ Ingest writes exactly these values and verify re-derives them from the raw
 bytes and compares, so this module is the single source of truth for them.
 
     entry_columns(event)  -> {"event_id", "type", "occurred_at" (µs), "json"}
+    index_row(seq, event, occurred_at)
+                          -> [seq, occurred_at, type, actor_id, recipient_id | None,
+                              [subject_ids], [categories]]    (what ingest hands the store)
     side_rows(seq, event) -> {"subjects": [(subject_id, seq, occurred_at, type)], "actors": [...],
                               "recipients": [...], "categories": [...]}
+
+Ingest hands the store one ``index_row`` per entry and the store expands them
+into side-table rows inside SQLite (store.schema.derive_side_rows_sql), off
+Python's GIL; verify expands them here, in Python, with ``side_rows``, and
+compares: two independent derivations of the same rows.
 
 ``event`` is a normalized event as returned by ``events.validate`` (or the
 codec's decode): every field present, datetimes aware UTC.
@@ -37,24 +45,25 @@ def entry_columns(event: dict) -> dict:
     }
 
 
-def add_side_rows(seq: int, event: dict, occurred_at: int, into: dict[str, list[tuple]]) -> None:
-    """Append the side-table rows of the entry ``seq`` to the lists in ``into`` (the fast path)."""
-    etype = event["type"]
-    # dict.fromkeys: a repeated id (which validation refuses today) must not break the batch.
-    into["subjects"].extend((s, seq, occurred_at, etype) for s in dict.fromkeys(event["subject_ids"]))
-    into["actors"].append((event["actor"]["id"], seq, occurred_at, etype))
+def index_row(seq: int, event: dict, occurred_at: int) -> list:
+    """The entry's side-table keys in one list (the store expands it; see the module doc)."""
     recipient = event.get("recipient")
-    if recipient is not None:  # DataShared, LegalDisclosure
-        into["recipients"].append((recipient["id"], seq, occurred_at, etype))
-    categories = event.get("data_categories")
-    if categories:  # DataAccessed, DataShared, LegalDisclosure
-        into["categories"].extend((c, seq, occurred_at, etype) for c in dict.fromkeys(categories))
+    return [seq, occurred_at, event["type"], event["actor"]["id"],
+            None if recipient is None else recipient["id"],
+            event["subject_ids"], event.get("data_categories") or []]
 
 
 def side_rows(seq: int, event: dict) -> dict[str, list[tuple]]:
     """Rows ``(key, seq, occurred_at, type)`` per side table for the entry ``seq``, sorted by key."""
-    rows: dict[str, list[tuple]] = {name: [] for name in SIDE_TABLE_NAMES}
-    add_side_rows(seq, event, micros(event["occurred_at"]), rows)
+    occurred_at, etype = micros(event["occurred_at"]), event["type"]
+    recipient = event.get("recipient")
+    # dict.fromkeys: a repeated id (which validation refuses) yields one row, as the store's DISTINCT does.
+    rows = {
+        "subjects": [(s, seq, occurred_at, etype) for s in dict.fromkeys(event["subject_ids"])],
+        "actors": [(event["actor"]["id"], seq, occurred_at, etype)],
+        "recipients": [] if recipient is None else [(recipient["id"], seq, occurred_at, etype)],
+        "categories": [(c, seq, occurred_at, etype) for c in dict.fromkeys(event.get("data_categories") or ())],
+    }
     for name in SIDE_TABLE_NAMES:
         rows[name].sort()
     return rows

@@ -19,13 +19,14 @@ import gc
 import re
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from .chain import gap_hash, leaf_hash, link
 from .errors import DecodeError, LedgerError, StoreError, ValidationError
-from .index import add_side_rows, entry_columns, SIDE_TABLE_NAMES
+from .index import entry_columns, index_row
 from .record import Record
 from .store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
 from .store.schema import headers_to_json
@@ -258,7 +259,7 @@ class Ingestor:
             entries.append(row)
             seq += 1
 
-        rows = AppendBatch(side={name: [] for name in SIDE_TABLE_NAMES})
+        rows = AppendBatch()
         self._classify(decoded, rows, counts)
         rows.entries = entries
         rows.offsets = [
@@ -286,7 +287,7 @@ class Ingestor:
                 row[_STATUS] = "entry"
                 first[event_id] = FirstSeen(seq, topic, partition)
                 rows.event_ids.append((event_id, seq, topic, partition))
-                add_side_rows(seq, event, row[15], rows.side)
+                rows.index.append(index_row(seq, event, row[15]))
             elif seen.topic == topic and seen.partition == partition:
                 row[_STATUS] = "duplicate"
             else:
@@ -294,6 +295,47 @@ class Ingestor:
                 rows.conflicts.append((seq, event_id, seen.seq))
             counts[row[_STATUS]] += 1
 
+
+
+class CommitPipeline:
+    """Commits prepared batches on one background thread, in order, while the caller prepares the next.
+
+        with CommitPipeline(ingestor) as pipeline:
+            for records in batches:
+                done = pipeline.submit(ingestor.prepare(records), tag)   # (batch, tag) committed, or None
+            done = pipeline.wait()
+
+    SQLite releases the GIL while it inserts, so a commit and the next prepare
+    overlap on two cores. ``submit`` first waits for the previous commit (and
+    raises its error), so at most one batch is ever committing and commits keep
+    prepare order. Leaving the block waits for the last commit: never half-way.
+    """
+
+    def __init__(self, ingestor: "Ingestor"):
+        self.ingestor = ingestor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
+        self._pending = None
+
+    def submit(self, prepared: PreparedBatch, tag=None):
+        """Start committing ``prepared``; return ``(batch, tag)`` of the commit that just finished, if any."""
+        done = self.wait()
+        self._pending = (self._pool.submit(self.ingestor.commit, prepared), prepared, tag)
+        return done
+
+    def wait(self):
+        """Wait for the commit in progress; ``(batch, tag)`` once it is durable, None if there was none."""
+        if self._pending is None:
+            return None
+        future, prepared, tag = self._pending
+        self._pending = None
+        future.result()
+        return prepared, tag
+
+    def __enter__(self) -> "CommitPipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def reprocess(ledger: Ledger, *, codec=None) -> ReprocessResult:
@@ -319,7 +361,7 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
         event, _ = decode_value(codec, entry.value)
         if event is not None:
             decoded.append((event, entry, entry_columns(event)))
-    rows = AppendBatch(side={name: [] for name in SIDE_TABLE_NAMES})
+    rows = AppendBatch()
     first = ledger.first_seen({cols["event_id"] for *_, cols in decoded})
     counts = dict.fromkeys(("entry", "duplicate", "conflict"), 0)
     moves = []
@@ -329,7 +371,7 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
             status = "entry"
             first[cols["event_id"]] = FirstSeen(entry.seq, entry.topic, entry.partition)
             rows.event_ids.append((cols["event_id"], entry.seq, entry.topic, entry.partition))
-            add_side_rows(entry.seq, event, cols["occurred_at"], rows.side)
+            rows.index.append(index_row(entry.seq, event, cols["occurred_at"]))
         elif (seen.topic, seen.partition) == (entry.topic, entry.partition):
             status = "duplicate"
         else:

@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 from .config import Settings
 from .coverage import COVERAGE_KEY, Coverage
 from .errors import BrokerError, LedgerDivergedError, StoreError
-from .ingest import Ingestor
+from .ingest import CommitPipeline, Ingestor
 from .kafka_read import event_partitions, new_consumer
 from .record import Record
 from .store import Ledger
@@ -105,35 +105,34 @@ def replay(
         end: dict = {}  # each partition's high watermark when first seen: the end as it stood
         total = _estimate(consumer, partitions)
         idle_since = time.monotonic()
-        while len(end) < len(partitions) or any(consumer.position(tp) < end[tp] for tp in partitions):
-            fetched = _poll(consumer, batch_size)
-            batch: list[Record] = []
-            for tp in partitions:
-                if tp not in end and consumer.highwater(tp) is not None:
-                    end[tp] = consumer.highwater(tp)
-            for tp, messages in fetched.items():
-                stop = end.get(tp, consumer.highwater(tp))
-                for m in messages:
-                    if stop is not None and m.offset >= stop:
-                        break
-                    result.scanned += 1
-                    if (from_ms is None or m.timestamp >= from_ms) and (to_ms is None or m.timestamp < to_ms):
-                        batch.append(Record.from_kafka(m))
-            for tp in partitions:
-                if tp in end and consumer.position(tp) >= end[tp] and tp not in consumer.paused():
-                    consumer.pause(tp)
-            if batch:
-                prepared = ingestor.prepare(batch)
-                ingestor.commit(prepared)
-                result.replayed += len(batch)
-                for status, n in prepared.counts.items():
-                    result.counts[status] = result.counts.get(status, 0) + n
-            if fetched:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > timeout:
-                raise BrokerError(f"replay: no records for {timeout:.0f}s before reaching the end of every partition")
-            if progress:
-                progress(result.scanned, total, False)
+        with CommitPipeline(ingestor) as pipeline:  # batch N commits while N+1 is fetched and prepared
+            while len(end) < len(partitions) or any(consumer.position(tp) < end[tp] for tp in partitions):
+                fetched = _poll(consumer, batch_size)
+                batch: list[Record] = []
+                for tp in partitions:
+                    if tp not in end and consumer.highwater(tp) is not None:
+                        end[tp] = consumer.highwater(tp)
+                for tp, messages in fetched.items():
+                    stop = end.get(tp, consumer.highwater(tp))
+                    for m in messages:
+                        if stop is not None and m.offset >= stop:
+                            break
+                        result.scanned += 1
+                        if (from_ms is None or m.timestamp >= from_ms) and (to_ms is None or m.timestamp < to_ms):
+                            batch.append(Record.from_kafka(m))
+                for tp in partitions:
+                    if tp in end and consumer.position(tp) >= end[tp] and tp not in consumer.paused():
+                        consumer.pause(tp)
+                if batch:
+                    _count(result, pipeline.submit(ingestor.prepare(batch), len(batch)))
+                if fetched:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > timeout:
+                    raise BrokerError(
+                        f"replay: no records for {timeout:.0f}s before reaching the end of every partition")
+                if progress:
+                    progress(result.scanned, total, False)
+            _count(result, pipeline.wait())
         if bulk:
             ledger.finish_bulk()
         for tp in partitions:  # every partition is scanned from its beginning
@@ -147,6 +146,16 @@ def replay(
     if progress:
         progress(result.scanned, total, True)
     return result
+
+
+def _count(result: ReplayResult, done) -> None:
+    """Add a committed batch's counts (``done`` from CommitPipeline: (batch, records) or None)."""
+    if done is None:
+        return
+    prepared, records = done
+    result.replayed += records
+    for status, n in prepared.counts.items():
+        result.counts[status] = result.counts.get(status, 0) + n
 
 
 def _poll(consumer, batch_size: int) -> dict:

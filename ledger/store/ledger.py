@@ -14,6 +14,7 @@ transaction as the entries, so a crash never loses or repeats a record.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -29,10 +30,9 @@ _ENTRY_INSERT = (
     f"INSERT INTO entries ({', '.join(schema.ENTRY_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(schema.ENTRY_COLUMNS))})"
 )
-_SIDE_INSERT = {
-    table: f"INSERT INTO {table} ({key}, seq, occurred_at, type) VALUES (?, ?, ?, ?)"
-    for table, key in schema.SIDE_TABLES
-}
+_DERIVE_BATCH = [schema.derive_side_rows_sql(table, "json_each(?) AS e") for table, _ in schema.SIDE_TABLES]
+_DERIVE_STAGED = [schema.derive_side_rows_sql(table, "temp.bulk_index AS b, json_each(b.rows) AS e")
+                  for table, _ in schema.SIDE_TABLES]
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
 _IN_CHUNK = 5000
 
@@ -71,7 +71,7 @@ class AppendBatch:
     """Rows for one atomic append, each a tuple in its table's column order."""
 
     entries: list[tuple] = field(default_factory=list)  # schema.ENTRY_COLUMNS
-    side: dict[str, list[tuple]] = field(default_factory=dict)  # table -> (key, seq, occurred_at, type)
+    index: list[list] = field(default_factory=list)  # index.index_row per entry of status entry
     event_ids: list[tuple] = field(default_factory=list)  # (event_id, seq, topic, partition)
     conflicts: list[tuple] = field(default_factory=list)  # (seq, event_id, first_seq)
     offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
@@ -97,7 +97,7 @@ class Ledger:
         self._lock_fd: int | None = None
         self._depth = 0
         self._reader: "Ledger | None" = None
-        self._side_insert = _SIDE_INSERT  # switched to staging tables by begin_bulk()
+        self._bulk = False  # begin_bulk(): stage index rows, build the side tables at the end
 
     # -- opening and closing -----------------------------------------------------------
     @classmethod
@@ -288,7 +288,7 @@ class Ledger:
 
     # -- bulk loading ---------------------------------------------------------------------
     def begin_bulk(self) -> None:
-        """Stage side-table rows in unindexed temporary tables until :meth:`finish_bulk`.
+        """Stage index rows in an unindexed temporary table until :meth:`finish_bulk`.
 
         For filling a fresh ledger (replay): appending to a heap is sequential,
         while inserting into the side tables' B-trees touches pages all over the
@@ -297,32 +297,28 @@ class Ledger:
         load that dies half-way leaves a ledger that ``verify`` reports as
         incomplete rather than one that looks whole.
         """
-        for table, key in schema.SIDE_TABLES:
-            self.conn.execute(
-                f"CREATE TEMP TABLE bulk_{table} ({key} TEXT, seq INTEGER, occurred_at INTEGER, type TEXT)"
-            )
-        self._side_insert = {table: sql.replace(f"INTO {table} ", f"INTO temp.bulk_{table} ", 1)
-                             for table, sql in _SIDE_INSERT.items()}
+        self.conn.execute("CREATE TEMP TABLE bulk_index (rows TEXT NOT NULL)")
+        self._bulk = True
 
     def finish_bulk(self) -> None:
-        """Move the staged side rows into the side tables in key order, in one transaction."""
+        """Build the side tables from the staged index rows, in key order, in one transaction."""
         try:
             with self.atomic() as conn:
-                for table, key in schema.SIDE_TABLES:
-                    conn.execute(f"INSERT INTO {table} ({key}, seq, occurred_at, type) "
-                                 f"SELECT {key}, seq, occurred_at, type FROM temp.bulk_{table} "
-                                 f"ORDER BY {key}, occurred_at, seq")
+                for sql in _DERIVE_STAGED:
+                    conn.execute(sql)
         except sqlite3.Error as err:
             raise StoreError(f"cannot build the side tables of {self.path}: {err}") from err
-        for table, _ in schema.SIDE_TABLES:
-            self.conn.execute(f"DROP TABLE temp.bulk_{table}")
-        self._side_insert = _SIDE_INSERT
+        self.conn.execute("DROP TABLE temp.bulk_index")
+        self._bulk = False
 
     def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
-        for table, rows in batch.side.items():
-            if rows:
-                # In key order each B-tree page is visited once per batch, not once per row.
-                conn.executemany(self._side_insert[table], sorted(rows))
+        if batch.index:
+            rows = json.dumps(batch.index, ensure_ascii=False, separators=(",", ":"))
+            if self._bulk:
+                conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (rows,))
+            else:
+                for sql in _DERIVE_BATCH:
+                    conn.execute(sql, (rows,))
         if batch.event_ids:
             conn.executemany(
                 "INSERT INTO event_ids (event_id, seq, topic, partition) VALUES (?, ?, ?, ?)", sorted(batch.event_ids)
