@@ -105,7 +105,8 @@ def replay(
         end: dict = {}  # each partition's high watermark when first seen: the end as it stood
         total = _estimate(consumer, partitions)
         idle_since = time.monotonic()
-        with CommitPipeline(ingestor) as pipeline:  # batch N commits while N+1 is fetched and prepared
+        # Indexing as it loads, batch N commits while N+1 is fetched and prepared; a bulk load commits in line.
+        with CommitPipeline(ingestor, background=not bulk) as pipeline:
             while len(end) < len(partitions) or any(consumer.position(tp) < end[tp] for tp in partitions):
                 fetched = _poll(consumer, batch_size)
                 batch: list[Record] = []
