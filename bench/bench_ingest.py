@@ -1,6 +1,6 @@
 """End-to-end ingest: broker → decoded → chained → committed, against a bare pipeline.
 
-    python bench/bench_ingest.py [--events 200000] [--runs 3] [--sustained 1000000]
+    python bench/bench_ingest.py [--events 200000] [--runs 3] [--sustained 1000000] [--mix reference]
 
 The events are produced once (pre-encoded, bare producer) to fresh topics; each
 run then consumes all of them into an empty ledger with the real writer
@@ -9,6 +9,10 @@ pipeline: kafka-python consume + fastavro decode + SQLite insert into one table
 with subject and actor indexes, no validation, no chaining, no side tables.
 Goal: writer >= 20,000 events/s and >= 0.5 of the bare pipeline; >= 15,000
 events/s sustained to 1,000,000 entries (`--sustained`).
+
+``--mix simulated`` (the default) is `ledger simulate`: 13.8 customers an event
+on average, each an index row. ``--mix reference`` is the issue's calibration
+(events of ~300 bytes naming 1 to 3 customers), to compare with its figures.
 """
 
 from __future__ import annotations
@@ -16,31 +20,49 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import random
 import sqlite3
 import tempfile
 import time
 
+from bench_store import synthetic_event
 from common import bench_settings, machine, median
 
 from consumers.ledger_writer import LedgerWriter
 from ledger.codec import default_codec
+from ledger.events import validate
 from ledger.producer import new_kafka_producer, wire_record
 from ledger.simulate import simulate
 from ledger.topics import event_topics
 
 
-def produce(settings, n: int, seed: int = 1) -> None:
+MIXES = ("simulated", "reference")
+
+
+def workload_chunk(mix: str, seed: int, n: int) -> list[dict]:
+    """``n`` events of a mix: ``simulated`` is `ledger simulate` (1.3 KiB and 13.8 customers an event on
+    average: bulk jobs name up to 300); ``reference`` is the issue's calibration (~300 bytes, 1 to 3)."""
+    if mix == "simulated":
+        return simulate(seed=seed, events=n, subjects=10_000).events
+    rng = random.Random(seed)
+    return [validate(synthetic_event(rng, seed + i)) for i in range(n)]
+
+
+def produce(settings, n: int, seed: int = 1, mix: str = "simulated") -> None:
     codec = default_codec()
     producer = new_kafka_producer(settings)
     made = 0
+    sizes = 0
     while made < n:  # in chunks, so a million events never sit in memory at once
-        chunk = simulate(seed=seed + made, events=min(100_000, n - made), subjects=10_000).events
+        chunk = workload_chunk(mix, seed + made, min(100_000, n - made))
         for event in chunk:
             w = wire_record(event, codec, settings.topic_prefix)
+            sizes += len(w.value)
             producer.send(w.topic, value=w.value, key=w.key, headers=w.headers)
         made += len(chunk)
     producer.flush()
     producer.close()
+    print(f"workload: {mix} mix, {n:,} events, {sizes / n:,.0f} bytes of Avro an event on average")
 
 
 def run_writer(settings, db: str) -> tuple[float, int]:
@@ -99,11 +121,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sustained", type=int, default=0, help="also ingest this many events in one run")
+    parser.add_argument("--mix", choices=MIXES, default="simulated", help="workload (default: simulated)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
         started = time.perf_counter()
-        produce(settings, args.events)
+        produce(settings, args.events, mix=args.mix)
         print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
         writer_rates, bare_rates = [], []
         for run in range(args.runs):
@@ -120,7 +143,7 @@ def main() -> None:
         print(f"ratio writer / bare: {median(writer_rates) / median(bare_rates):.2f}")
     if args.sustained:
         with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
-            produce(settings, args.sustained)
+            produce(settings, args.sustained, mix=args.mix)
             seconds, n = run_writer(settings, os.path.join(tmp, "sustained.db"))
             print(f"sustained: {n:,} events into one ledger in {seconds:.1f}s = {n / seconds:,.0f} events/s")
 

@@ -4,7 +4,8 @@
 
 Goal (issue 5): 1,000,000 events in under 60 s on a 2-core machine (30 s is the aim).
 The events are the simulated workload (about 14 subject index rows per event:
-bulk billing and export events name up to a few hundred customers).
+bulk billing and export events name up to a few hundred customers), or with
+``--mix reference`` the issue's calibration (~300 bytes, 1 to 3 customers).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import tempfile
 import time
 
-from bench_ingest import produce
+from bench_ingest import MIXES, produce
 from common import bench_settings, machine
 
 from ledger.replay import replay
@@ -24,11 +25,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--no-bulk", action="store_true", help="index while loading instead of at the end")
+    parser.add_argument("--mix", choices=MIXES, default="simulated", help="workload (default: simulated)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
         started = time.perf_counter()
-        produce(settings, args.events)
+        produce(settings, args.events, mix=args.mix)
         print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
         result = replay(settings, os.path.join(tmp, "replayed.db"), bulk=not args.no_bulk)
         size = os.path.getsize(os.path.join(tmp, "replayed.db")) / 2**20
