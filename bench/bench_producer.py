@@ -1,12 +1,13 @@
 """Producer SDK throughput against a bare kafka-python producer, same settings.
 
-    python bench/bench_producer.py [--events 100000] [--runs 3] [--durable-events 5000]
+    python bench/bench_producer.py [--events 100000] [--runs 3] [--durable-events 5000] [--mix reference]
 
 The bare producer sends pre-encoded bytes (no validation, no encoding) with the
 SDK's delivery settings (acks=all, one request in flight, 256 KiB batches), so
 the ratio shows what validation + encoding + bookkeeping cost. Goal: SDK
 >= 25,000 events/s and >= 0.5 of the bare figure. Durable mode is measured
-separately: each call commits to SQLite with synchronous=FULL.
+separately: each call commits to SQLite with synchronous=FULL. ``--mix`` as in
+bench_ingest.py: ``simulated`` (1.3 KiB events) or ``reference`` (~200 bytes).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_ingest import MIXES, workload_chunk
 from common import bench_settings, machine, median
 
 from ledger.codec import default_codec
 from ledger.producer import PRODUCER_CONFIG, AuditProducer, new_kafka_producer, wire_record
-from ledger.simulate import simulate
 
 
 def run_sdk(settings, events) -> float:
@@ -68,11 +69,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--durable-events", type=int, default=5_000)
+    parser.add_argument("--mix", choices=MIXES, default="simulated", help="workload (default: simulated)")
     args = parser.parse_args()
 
-    events = simulate(seed=1, events=args.events, subjects=10_000).events
+    events = workload_chunk(args.mix, 1, args.events)
     codec = default_codec()
     print(f"machine: {machine()}")
+    print(f"workload: {args.mix} mix, {args.events:,} events")
     print(f"producer settings: {PRODUCER_CONFIG}")
     sdk, bare = [], []
     with bench_settings() as settings:
