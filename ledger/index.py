@@ -57,7 +57,7 @@ def side_rows(seq: int, event: dict) -> dict[str, list[tuple]]:
     """Rows ``(key, seq, occurred_at, type)`` per side table for the entry ``seq``, sorted by key."""
     occurred_at, etype = micros(event["occurred_at"]), event["type"]
     recipient = event.get("recipient")
-    # dict.fromkeys: a repeated id (which validation refuses) yields one row, as the store's DISTINCT does.
+    # dict.fromkeys: a repeated id (which validation refuses) yields one row, as the store's OR IGNORE does.
     rows = {
         "subjects": [(s, seq, occurred_at, etype) for s in dict.fromkeys(event["subject_ids"])],
         "actors": [(event["actor"]["id"], seq, occurred_at, etype)],
