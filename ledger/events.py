@@ -26,7 +26,8 @@ from json.encoder import c_make_encoder, encode_basestring
 from pathlib import Path
 
 from .errors import SchemaError, ValidationError
-from .validator import DELAYED, MAX_SUBJECTS, NAMESPACE, UTC, Validator
+from .event_rules import DELAYED, MAX_SUBJECTS
+from .validator import NAMESPACE, UTC, Validator
 
 __all__ = ["EVENT_TYPES", "NAMESPACE", "MAX_SUBJECTS", "EVENT_ID_NAMESPACE", "DELAYED", "ValidationError",
            "Validator", "schemas_dir", "schema_files", "read_schema_file", "newest_schemas", "default_validator",

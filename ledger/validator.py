@@ -6,7 +6,7 @@ anything a caller passes (ISO strings, other offsets, upper-case UUIDs...);
 ``typed_check`` is the cheap path for values the Avro reader produced, whose
 Python types already match the schema: only the rules run (UUID form,
 non-empty strings, 1 to 1,000 unique subjects, dotted codes, an order for
-DELAYED_BY_ORDER...). ``ledger.events`` re-exports the public names.
+DELAYED_BY_ORDER...: ``event_rules``). ``ledger.events`` re-exports the public names.
 """
 
 from __future__ import annotations
@@ -20,33 +20,18 @@ from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 
 from .errors import SchemaError, ValidationError
-from .taxonomy import CODE_PATTERN
+from .event_rules import FIELD_RULES, RECORD_RULES, Bad as _Bad
 
 NAMESPACE = "ledger.events"
-MAX_SUBJECTS = 1000
-DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
 
 UTC = timezone.utc
 _MISSING = object()
 _UUID_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_COUNTRY = re.compile(r"[A-Z]{2}")
-# Identifiers are keys of the ledger's indexes and columns of handed-over reports: a control
-# character (NUL above all, which SQLite text functions end strings at) is never part of one.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONG = (-(2**63), 2**63 - 1)
 _INT = (-(2**31), 2**31 - 1)
 
 
 # --- the compiled validator ---------------------------------------------------
-
-class _Bad(Exception):
-    """Internal: a check failed; ``parts`` collects the path on the way out (innermost first)."""
-
-    def __init__(self, reason: str, part: str | None = None):
-        self.reason = reason
-        self.parts = [] if part is None else [part]
-
 
 def _path(parts: list[str]) -> str:
     out = ""
@@ -310,7 +295,7 @@ class _Compiler:
         for f in schema["fields"]:
             name, t = f["name"], f["type"]
             check, spec = self.type_(t, ns, short, name)
-            rule = _FIELD_RULES.get(f"{short}.{name}")
+            rule = FIELD_RULES.get(f"{short}.{name}")
             nullable = isinstance(t, list) and "null" in t
             if rule is not None:
                 check = _then(check, rule)
@@ -322,7 +307,7 @@ class _Compiler:
             else:
                 default = None
             fields.append((name, check, nullable, default, check is _check_str))
-        rule = _RECORD_RULES.get(full.rpartition(".")[2])
+        rule = RECORD_RULES.get(full.rpartition(".")[2])
         check = _record(full, tuple(fields), rule, top)
         self.named[full] = check
         typed, inline = _typed_record(full.replace(".", "_"), typed_fields, rule, self.const, self.consts)
@@ -454,110 +439,3 @@ def _typed_record(name: str, fields: list[tuple], rule, const: Callable[[object]
     check = scope[f"typed_{name}"]
     check.source = text  # for debugging
     return check, (tuple(conditions) if not ruled and rule is None else None)
-
-
-# --- rules Avro cannot express ---------------------------------------------------
-
-def _subject_ids(ids: list) -> list:
-    if not 1 <= len(ids) <= MAX_SUBJECTS:
-        raise _Bad(f"needs 1 to {MAX_SUBJECTS} subject ids, got {len(ids)}; split a bigger bulk "
-                   "operation into several events sharing a correlation_id")
-    if len(set(ids)) != len(ids):
-        seen: set = set()
-        for i, s in enumerate(ids):
-            if s in seen:
-                raise _Bad(f"duplicate subject id {s!r}", f"[{i}]")
-            seen.add(s)
-    if _CONTROL.search("".join(ids)):
-        for i, s in enumerate(ids):
-            _identifier(s, f"[{i}]")
-    return ids
-
-
-def _identifier(text: str, part: str | None = None) -> str:
-    found = _CONTROL.search(text)
-    if found:
-        raise _Bad(f"{text!r} contains the control character {found.group()!r}; identifiers are printable text",
-                   part)
-    return text
-
-
-# Codes that matched CODE_PATTERN: events repeat a few hundred codes, and a set
-# lookup is 8x cheaper than the regex. Bounded, so random codes cannot grow it.
-_KNOWN_CODES: set[str] = set()
-_MAX_KNOWN_CODES = 10_000
-
-
-def _is_code(code: str) -> bool:
-    if code in _KNOWN_CODES:
-        return True
-    if not CODE_PATTERN.fullmatch(code):
-        return False
-    if len(_KNOWN_CODES) < _MAX_KNOWN_CODES:
-        _KNOWN_CODES.add(code)
-    return True
-
-
-def _codes(what: str):
-    def check(codes: list) -> list:
-        if not codes:
-            raise _Bad(f"needs at least one {what}")
-        if not _KNOWN_CODES.issuperset(codes):
-            for i, c in enumerate(codes):
-                if not _is_code(c):
-                    raise _Bad(f"{c!r} is not a dotted lowercase code like user.contact.email", f"[{i}]")
-        if len(set(codes)) != len(codes):
-            raise _Bad(f"duplicate {what}")
-        return codes
-    return check
-
-
-def _purpose(code: str) -> str:
-    if not _is_code(code):
-        raise _Bad(f"{code!r} is not a dotted lowercase code like essential.billing")
-    return code
-
-
-def _country(code: str) -> str:
-    upper = code.upper()
-    if not _COUNTRY.fullmatch(upper):
-        raise _Bad(f"{code!r} is not an ISO 3166-1 alpha-2 country code such as DE")
-    return upper
-
-
-def _sha256(digest: str) -> str:
-    lower = digest.lower()
-    if not _SHA256.fullmatch(lower):
-        raise _Bad("expected 64 hexadecimal digits")
-    return lower
-
-
-def _non_negative(n: int) -> int:
-    if n < 0:
-        raise _Bad(f"must not be negative, got {n}")
-    return n
-
-
-def _notification(rec: dict) -> None:
-    """DELAYED_BY_ORDER needs the order; a delay end only makes sense with a delay."""
-    status = rec["status"]
-    if status == "DELAYED_BY_ORDER" and rec["order_ref"] is None:
-        raise _Bad("is required when status is DELAYED_BY_ORDER", "order_ref")
-    if rec["delay_until"] is not None and status not in DELAYED:
-        raise _Bad(f"only allowed with status {' or '.join(DELAYED)}, not {status}", "delay_until")
-
-
-# Keyed by "<record short name>.<field>"; "Event" is any top-level event record.
-_FIELD_RULES = {
-    "Event.subject_ids": _subject_ids,
-    "Event.data_categories": _codes("data category"),
-    "Event.requested_categories": _codes("requested category"),
-    "Event.purpose": _purpose,
-    "Actor.id": _identifier,
-    "Recipient.id": _identifier,
-    "Event.record_count": _non_negative,
-    "Recipient.country": _country,
-    "LegalRequest.document_sha256": _sha256,
-}
-_RECORD_RULES = {"Notification": _notification, "NotificationStatusChanged": _notification}
-

@@ -299,17 +299,17 @@ def test_typed_check_passes_every_valid_event(obj):
 
 def test_known_codes_cache_is_bounded_and_exact(monkeypatch):
     """Codes are remembered only after matching the pattern, and only up to the bound."""
-    from ledger import validator
+    from ledger import event_rules
 
-    monkeypatch.setattr(validator, "_KNOWN_CODES", set())
-    monkeypatch.setattr(validator, "_MAX_KNOWN_CODES", 3)
+    monkeypatch.setattr(event_rules, "_KNOWN_CODES", set())
+    monkeypatch.setattr(event_rules, "_MAX_KNOWN_CODES", 3)
     for code in ("a.b", "a.c", "a.d", "a.e"):
         assert events.validate({**sample("DataAccessed"), "data_categories": [code]})["data_categories"] == [code]
     for _ in range(2):
         with pytest.raises(ValidationError, match="dotted"):
             events.validate({**sample("DataAccessed"), "data_categories": ["a.b", "Bad.Code"]})
-    assert len(validator._KNOWN_CODES) == 3 and "a.e" not in validator._KNOWN_CODES
-    assert all(taxonomy.CODE_PATTERN.fullmatch(code) for code in validator._KNOWN_CODES)
+    assert len(event_rules._KNOWN_CODES) == 3 and "a.e" not in event_rules._KNOWN_CODES
+    assert all(taxonomy.CODE_PATTERN.fullmatch(code) for code in event_rules._KNOWN_CODES)
 
 
 OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))

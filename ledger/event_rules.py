@@ -1,0 +1,134 @@
+"""The rules Avro cannot express, and the failure every check raises.
+
+The validator (validator.py) compiles each schema into type checks and calls
+these where a field or record has one: ``FIELD_RULES`` is keyed
+``"<record short name>.<field>"`` ("Event" is any top-level event record),
+``RECORD_RULES`` by record short name. A rule returns the (possibly
+normalized) value or raises :class:`Bad`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .taxonomy import CODE_PATTERN
+
+MAX_SUBJECTS = 1000
+DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+# Identifiers are keys of the ledger's indexes and columns of handed-over reports: a control
+# character (NUL above all, which SQLite text functions end strings at) is never part of one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Bad(Exception):
+    """A check failed; ``parts`` collects the path on the way out (innermost first)."""
+
+    def __init__(self, reason: str, part: str | None = None):
+        self.reason = reason
+        self.parts = [] if part is None else [part]
+
+
+def _subject_ids(ids: list) -> list:
+    if not 1 <= len(ids) <= MAX_SUBJECTS:
+        raise Bad(f"needs 1 to {MAX_SUBJECTS} subject ids, got {len(ids)}; split a bigger bulk "
+                   "operation into several events sharing a correlation_id")
+    if len(set(ids)) != len(ids):
+        seen: set = set()
+        for i, s in enumerate(ids):
+            if s in seen:
+                raise Bad(f"duplicate subject id {s!r}", f"[{i}]")
+            seen.add(s)
+    if _CONTROL.search("".join(ids)):
+        for i, s in enumerate(ids):
+            _identifier(s, f"[{i}]")
+    return ids
+
+
+def _identifier(text: str, part: str | None = None) -> str:
+    found = _CONTROL.search(text)
+    if found:
+        raise Bad(f"{text!r} contains the control character {found.group()!r}; identifiers are printable text",
+                   part)
+    return text
+
+
+# Codes that matched CODE_PATTERN: events repeat a few hundred codes, and a set
+# lookup is 8x cheaper than the regex. Bounded, so random codes cannot grow it.
+_KNOWN_CODES: set[str] = set()
+_MAX_KNOWN_CODES = 10_000
+
+
+def _is_code(code: str) -> bool:
+    if code in _KNOWN_CODES:
+        return True
+    if not CODE_PATTERN.fullmatch(code):
+        return False
+    if len(_KNOWN_CODES) < _MAX_KNOWN_CODES:
+        _KNOWN_CODES.add(code)
+    return True
+
+
+def _codes(what: str):
+    def check(codes: list) -> list:
+        if not codes:
+            raise Bad(f"needs at least one {what}")
+        if not _KNOWN_CODES.issuperset(codes):
+            for i, c in enumerate(codes):
+                if not _is_code(c):
+                    raise Bad(f"{c!r} is not a dotted lowercase code like user.contact.email", f"[{i}]")
+        if len(set(codes)) != len(codes):
+            raise Bad(f"duplicate {what}")
+        return codes
+    return check
+
+
+def _purpose(code: str) -> str:
+    if not _is_code(code):
+        raise Bad(f"{code!r} is not a dotted lowercase code like essential.billing")
+    return code
+
+
+def _country(code: str) -> str:
+    upper = code.upper()
+    if not _COUNTRY.fullmatch(upper):
+        raise Bad(f"{code!r} is not an ISO 3166-1 alpha-2 country code such as DE")
+    return upper
+
+
+def _sha256(digest: str) -> str:
+    lower = digest.lower()
+    if not _SHA256.fullmatch(lower):
+        raise Bad("expected 64 hexadecimal digits")
+    return lower
+
+
+def _non_negative(n: int) -> int:
+    if n < 0:
+        raise Bad(f"must not be negative, got {n}")
+    return n
+
+
+def _notification(rec: dict) -> None:
+    """DELAYED_BY_ORDER needs the order; a delay end only makes sense with a delay."""
+    status = rec["status"]
+    if status == "DELAYED_BY_ORDER" and rec["order_ref"] is None:
+        raise Bad("is required when status is DELAYED_BY_ORDER", "order_ref")
+    if rec["delay_until"] is not None and status not in DELAYED:
+        raise Bad(f"only allowed with status {' or '.join(DELAYED)}, not {status}", "delay_until")
+
+
+FIELD_RULES = {
+    "Event.subject_ids": _subject_ids,
+    "Event.data_categories": _codes("data category"),
+    "Event.requested_categories": _codes("requested category"),
+    "Event.purpose": _purpose,
+    "Actor.id": _identifier,
+    "Recipient.id": _identifier,
+    "Event.record_count": _non_negative,
+    "Recipient.country": _country,
+    "LegalRequest.document_sha256": _sha256,
+}
+RECORD_RULES = {"Notification": _notification, "NotificationStatusChanged": _notification}
+
