@@ -49,6 +49,7 @@ def workload_chunk(mix: str, seed: int, n: int) -> list[dict]:
 
 
 def produce(settings, n: int, seed: int = 1, mix: str = "simulated") -> None:
+    started = time.perf_counter()
     codec = default_codec()
     producer = new_kafka_producer(settings)
     made = 0
@@ -62,7 +63,8 @@ def produce(settings, n: int, seed: int = 1, mix: str = "simulated") -> None:
         made += len(chunk)
     producer.flush()
     producer.close()
-    print(f"workload: {mix} mix, {n:,} events, {sizes / n:,.0f} bytes of Avro an event on average")
+    print(f"workload: {mix} mix, {n:,} events, {sizes / n:,.0f} bytes of Avro an event on average; "
+          f"produced in {time.perf_counter() - started:.1f}s")
 
 
 def run_writer(settings, db: str) -> tuple[float, int]:
@@ -125,9 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
-        started = time.perf_counter()
         produce(settings, args.events, mix=args.mix)
-        print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
         writer_rates, bare_rates = [], []
         for run in range(args.runs):
             seconds, n = run_writer(settings, os.path.join(tmp, f"writer{run}.db"))

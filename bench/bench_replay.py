@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 from bench_ingest import MIXES, produce
 from common import bench_settings, machine
@@ -29,9 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
-        started = time.perf_counter()
         produce(settings, args.events, mix=args.mix)
-        print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
         result = replay(settings, os.path.join(tmp, "replayed.db"), bulk=not args.no_bulk)
         size = os.path.getsize(os.path.join(tmp, "replayed.db")) / 2**20
         mode = "index while loading" if args.no_bulk else "bulk (side tables built at the end)"
