@@ -201,10 +201,11 @@ def _varint(b: bytes, p: int, c: int) -> tuple[int, int]:
     if c < 0x80:
         return n, p + 8
     c = b[p + 8]
-    n |= (c & 0x7F) << 63
-    if c < 0x80:
-        return n, p + 9
-    raise AvroReadError(f"varint longer than 10 bytes at byte {p - 1}")
+    if c > 1:  # the tenth byte may only hold bit 63: anything more is no 64-bit long
+        if c >= 0x80:
+            raise AvroReadError(f"varint longer than 10 bytes at byte {p - 1}")
+        raise AvroReadError(f"varint at byte {p - 1} does not fit 64 bits")
+    return n | (c << 63), p + 9
 
 
 def _long(b: bytes, p: int, c: int) -> tuple[int, int]:

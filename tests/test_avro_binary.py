@@ -166,3 +166,21 @@ def test_recursive_schemas_are_refused_at_compile_time():
     node = {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]}
     with pytest.raises(SchemaError, match="recursive"):
         compile_reader(node)
+
+
+@pytest.mark.parametrize("tenth, reason", [(0x02, "64 bits"), (0x7F, "64 bits"), (0x81, "longer than 10 bytes")])
+def test_a_varint_beyond_64_bits_is_refused(tenth, reason):
+    """A tenth varint byte above 1 would need more than 64 bits: an error, not a silently wrong long."""
+    data = b"\xff" * 9 + bytes([tenth]) + b"\x00" * 16
+    with pytest.raises(AvroReadError, match=reason):
+        compile_reader(LONGS_ONE)(data, 0)
+
+
+def test_the_extreme_longs_still_read():
+    for n in (2**63 - 1, -(2**63)):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, fastavro.parse_schema(LONGS_ONE), {"a": n})
+        assert compile_reader(LONGS_ONE)(out.getvalue(), 0)[0] == {"a": n}
+
+
+LONGS_ONE = {"type": "record", "name": "One", "fields": [{"name": "a", "type": "long"}]}
