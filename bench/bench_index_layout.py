@@ -1,4 +1,4 @@
-"""Side-index layouts under sustained load: today's key against a time-bucketed one.
+"""Side-index layouts under sustained load: keyed by customer first, or by a seq bucket first.
 
     python bench/bench_index_layout.py [--events 1000000] [--customers 10000 1000000]
 
@@ -7,12 +7,12 @@ batch of 10,000 events commits 14 rows an event (the simulated mix's 13.8
 customer references), sorted, through a staging table, in one transaction,
 with the ledger's pragmas. Two layouts:
 
-* ``flat``: primary key ``(customer, occurred_at, seq)``, as the ledger has it.
+* ``flat``: primary key ``(customer, occurred_at, seq)``, the ledger's up to format 1.
   A batch touches one leaf page per distinct customer wherever it sits, and
   SQLite writes each touched page to the WAL and again at the checkpoint.
-* ``bucketed``: primary key ``(seq >> 16, customer, occurred_at, seq)``. A batch
-  only touches pages of the newest bucket (65,536 entries); a query then probes
-  each bucket.
+* ``bucketed``: primary key ``(seq >> 16, customer, occurred_at, seq)``, the
+  ledger's since format 2. A batch only touches pages of the newest bucket
+  (65,536 entries); a query then probes each bucket.
 
 Prints events/s per 200,000 events, so the decline with size shows.
 """

@@ -278,7 +278,9 @@ class Ingestor:
         ids = {row[_EVENT_ID] for row, _ in decoded}
         with self._lock:  # pending first: a commit finishing meanwhile is then seen in the file
             first = {i: self._pending_ids[i] for i in ids if i in self._pending_ids}
-        first.update(self.ledger.reader().first_seen(ids - first.keys()))
+        # A bulk load keeps first occurrences on the writing connection (Ledger.begin_bulk) and commits in line.
+        lookup = self.ledger if self.ledger.bulk else self.ledger.reader()
+        first.update(lookup.first_seen(ids - first.keys()))
         for row, event in decoded:
             event_id = row[_EVENT_ID]
             seen = first.get(event_id)
@@ -315,6 +317,9 @@ class CommitPipeline:
     """
 
     def __init__(self, ingestor: "Ingestor", *, background: bool = True):
+        if background and ingestor.ledger.bulk:
+            raise StoreError("a bulk load looks up event ids on the writing connection: commit in line "
+                             "(background=False)")
         self.ingestor = ingestor
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit") if background else None
         self._pending = None

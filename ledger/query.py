@@ -19,7 +19,6 @@ ingest never indexes) would be dropped on the way out: its rows would be adjacen
 
 from __future__ import annotations
 
-import heapq
 import json
 import sqlite3
 import time
@@ -43,6 +42,7 @@ RECIPIENT_KINDS = (
     "PARTNER", "AUDITOR", "REGULATOR", "ACQUIRER", "OTHER",
 )
 _FETCH = 500
+_IN_MAX = 5000  # variables per IN (...); SQLite allows 32766
 
 
 def connection(source) -> sqlite3.Connection:
@@ -67,10 +67,6 @@ def _micros(value, option: str) -> int | None:
     return None if value is None else to_micros(parse_time(value, option=option))
 
 
-#: Above this many keys a whole-table read lets SQLite sort instead of merging one scan per key.
-MAX_MERGE_KEYS = 1000
-
-
 def side_rows(
     source,
     table: str,
@@ -85,18 +81,20 @@ def side_rows(
 ) -> Iterator[tuple[int, str, int, str, int, str]]:
     """``(seq, json, timestamp_ms, type, occurred_at, event_id)`` under ``key`` in a side table, newest first.
 
-    The range scan walks the ``(key, occurred_at, seq)`` primary key backwards
-    and fetches each entry by its seq (the rowid); only ties on occurred_at
-    are sorted (by event_id). With ``key=None`` the whole table is read as a
-    merge of one such scan per key, so nothing is sorted or held however many
-    rows come out (SQLite sorts instead when there are many keys).
+    Two steps, so that memory stays small however many rows come out:
+    SQLite sorts only ``(occurred_at, seq)`` pairs of the side table (one
+    probe of ``(bucket, key)`` per bucket; with ``key=None`` the whole
+    table), then the entries are fetched ``fetch`` seqs at a time and ties on
+    occurred_at put in event_id order (seq differs between a live and a
+    replayed ledger; event_id does not).
     """
     params: list = []
     where = [f"s.type IN ({', '.join('?' * len(types))})"]
     params += types
+    conn = connection(source)
     if key is not None:
-        where.insert(0, f"s.{key_column} = ?")
-        params.insert(0, key)
+        where[:0] = ["s.bucket IN (SELECT value FROM json_each(?))", f"s.{key_column} = ?"]
+        params[:0] = [json.dumps(list(range(_max_bucket(conn, table) + 1))), key]
     since_us, until_us = _micros(since, "--since"), _micros(until, "--until")
     if since_us is not None:
         where.append("s.occurred_at >= ?")
@@ -104,29 +102,27 @@ def side_rows(
     if until_us is not None:
         where.append("s.occurred_at < ?")
         params.append(until_us)
+    entry_filter, entry_params = "", []
     if as_of is not None:
-        where.append("e.timestamp <= ?")
-        params.append(to_millis(parse_time(as_of, option="--as-of")))
-    conn = connection(source)
-    if key is None:
-        keys = distinct_keys(conn, table, key_column, MAX_MERGE_KEYS + 1)
-        if len(keys) <= MAX_MERGE_KEYS:
-            # Each scan buffers `fetch` rows: keep the total near one buffer.
-            each = max(8, fetch // max(1, len(keys)))
-            scans = [side_rows(conn, table, key_column, k, types, since=since, until=until, as_of=as_of, fetch=each)
-                     for k in keys]
-            yield from heapq.merge(*scans, key=lambda row: (row[4], row[5]), reverse=True)
-            return
-    sql = (
-        f"SELECT e.seq, e.json, e.timestamp, e.type, s.occurred_at, e.event_id FROM {table} AS s "
-        "JOIN entries AS e ON e.seq = s.seq "
-        f"WHERE e.status = 'entry' AND {' AND '.join(where)} "
-        "ORDER BY s.occurred_at DESC, e.event_id DESC"
-    )
+        entry_filter = " AND timestamp <= ?"
+        entry_params.append(to_millis(parse_time(as_of, option="--as-of")))
     try:
-        cur = conn.execute(sql, params)
+        order = conn.execute(
+            f"SELECT s.occurred_at, s.seq FROM {table} AS s WHERE {' AND '.join(where)} ORDER BY s.occurred_at DESC",
+            params,
+        )
         previous = None
-        while rows := cur.fetchmany(fetch):
+        for chunk in _tie_complete_chunks(order, fetch):
+            found = {}
+            for i in range(0, len(chunk), _IN_MAX):  # a long run of equal times makes a long chunk
+                seqs = [seq for _, seq in chunk[i : i + _IN_MAX]]
+                found.update((row[0], row) for row in conn.execute(
+                    f"SELECT seq, json, timestamp, type, event_id FROM entries WHERE seq IN ({', '.join('?' * len(seqs))}) "
+                    f"AND status = 'entry'{entry_filter}", [*seqs, *entry_params]))
+            rows = [(seq, text, ts, etype, occurred_at, event_id)
+                    for occurred_at, seq in chunk if seq in found
+                    for _, text, ts, etype, event_id in (found[seq],)]
+            rows.sort(key=lambda row: (row[4], row[5]), reverse=True)
             for row in rows:
                 # Ingest indexes only an event_id's first entry; should two rows ever carry one
                 # event_id they would share occurred_at and sit side by side in this order.
@@ -137,19 +133,23 @@ def side_rows(
         raise StoreError(f"cannot read the ledger: {err}") from err
 
 
-def distinct_keys(conn: sqlite3.Connection, table: str, key_column: str, limit: int) -> list[str]:
-    """Up to ``limit`` distinct keys of a side table, one index seek each (no full scan)."""
-    keys: list[str] = []
-    try:
-        row = conn.execute(f"SELECT {key_column} FROM {table} ORDER BY {key_column} LIMIT 1").fetchone()
-        while row is not None and len(keys) < limit:
-            keys.append(row[0])
-            row = conn.execute(
-                f"SELECT {key_column} FROM {table} WHERE {key_column} > ? ORDER BY {key_column} LIMIT 1", (row[0],)
-            ).fetchone()
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read the ledger: {err}") from err
-    return keys
+def _max_bucket(conn: sqlite3.Connection, table: str) -> int:
+    """The newest bucket of a side table (-1 when empty): one seek down the primary key."""
+    value = conn.execute(f"SELECT max(bucket) FROM {table}").fetchone()[0]
+    return -1 if value is None else value
+
+
+def _tie_complete_chunks(cursor, size: int) -> Iterator[list[tuple[int, int]]]:
+    """``(occurred_at, seq)`` rows in lists of about ``size``, never splitting equal occurred_at."""
+    chunk: list[tuple[int, int]] = []
+    while rows := cursor.fetchmany(size):
+        for row in rows:
+            if len(chunk) >= size and row[0] != chunk[-1][0]:
+                yield chunk
+                chunk = []
+            chunk.append(row)
+    if chunk:
+        yield chunk
 
 
 _decode = json.JSONDecoder().raw_decode  # the stored text is compact JSON: skip loads' whitespace handling

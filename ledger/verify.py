@@ -14,7 +14,8 @@ What is re-derived and compared, entry by entry in append order:
   occurrence of an event_id ``entry``, a repeat ``duplicate`` on the same
   topic-partition and ``conflict`` on another (checked against ``event_ids``
   and ``conflicts``, in the order ingest and reprocess decided them);
-* the side-table rows of each entry (index.side_rows), none missing or extra;
+* the side-table rows of each entry (index.side_rows), none missing or extra,
+  each filed under its bucket (``seq >> bucket_bits``);
 * the ``offsets`` rows (each names a real record and its chain hash; the last
   one per partition is the partition's last entry) and ``reprocess_log``;
 * optionally, that heads written down earlier (``ledger head``) still lie on
@@ -37,6 +38,7 @@ from .errors import StoreError, VerificationError
 from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
 from .ingest import (CHAIN_START_KEY, decode_value, decode_with_older_readers, default_codec, header_type, no_cyclic_gc,
                      peek_event_id)
+from .store.schema import BUCKET_BITS
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
 
 _LOOKUP_CHUNK = 2000
@@ -119,7 +121,12 @@ class _Verifier:
         self.entry_count = 0
         self.conflict_count = 0
         self.waiting_reprocess = 0
-        self.side = {t: _Peekable(iter_side_rows(self.conn, t)) for t in SIDE_TABLE_NAMES}
+        try:
+            self.bucket_bits = ledger.bucket_bits
+        except StoreError as err:
+            self.problem(str(err))
+            self.bucket_bits = BUCKET_BITS  # the default: every row then shows where it should be
+        self.side = {t: _Peekable(iter_side_rows(self.conn, t), self.bucket_bits) for t in SIDE_TABLE_NAMES}
 
     def problem(self, what: str, entry: Entry | None = None) -> None:
         self.report.problem_count += 1
@@ -248,9 +255,10 @@ class _Verifier:
         """The entry's rows in each side table; ``_UNKNOWN``: cannot be derived (already reported)."""
         expected = side_rows(e.seq, event) if isinstance(event, dict) else {}
         for table, rows in self.side.items():
+            self.report_misfiled(table, rows.misfiled)
             for orphan in rows.take_below(e.seq):
-                self.problem(f"{table} row {orphan!r} belongs to no entry (seq {orphan[1]} missing)")
-            found = rows.take_equal(e.seq)
+                self.problem(f"{table} row {orphan[:4]!r} belongs to no entry (seq {orphan[1]} missing)")
+            found = [row[:4] for row in rows.take_equal(e.seq)]
             if event is _UNKNOWN:
                 continue
             want = expected.get(table, [])
@@ -262,7 +270,16 @@ class _Verifier:
     def check_leftover_side_rows(self) -> None:
         for table, rows in self.side.items():
             for orphan in rows.take_below(None):
-                self.problem(f"{table} row {orphan!r} belongs to no entry (seq {orphan[1]} missing)")
+                self.problem(f"{table} row {orphan[:4]!r} belongs to no entry (seq {orphan[1]} missing)")
+            self.report_misfiled(table, rows.misfiled)
+
+    def report_misfiled(self, table: str, misfiled: list) -> None:
+        """Rows under the wrong bucket: queries probing the right bucket would not find them."""
+        for row in misfiled:
+            expected = row[1] >> self.bucket_bits if type(row[1]) is int else "none: seq is not an integer"
+            self.problem(f"{table} row {row[:4]!r} is filed under bucket {row[4]!r}, "
+                         f"expected {expected} (seq >> {self.bucket_bits})")
+        misfiled.clear()
 
     # -- statuses (batched lookups into event_ids and conflicts) ------------------------------
     def decision_key(self, seq: int) -> tuple:
@@ -368,24 +385,37 @@ class _Verifier:
 
 
 class _Peekable:
-    """A seq-ordered row iterator that hands out the rows below / at a seq."""
+    """Side rows ``(key, seq, occurred_at, type, bucket)`` in seq order, handed out below / at a seq.
 
-    def __init__(self, rows):
+    A row under the wrong bucket arrives out of seq order: it is set aside in
+    ``misfiled`` as soon as it is seen, so it cannot hold up the rows behind it.
+    """
+
+    def __init__(self, rows, bucket_bits: int):
         self.rows = rows
-        self.head = next(rows, None)
+        self.bucket_bits = bucket_bits
+        self.misfiled: list[tuple] = []
+        self.head = self._next()
+
+    def _next(self):
+        for row in self.rows:
+            if type(row[1]) is int and row[4] == row[1] >> self.bucket_bits:
+                return row
+            self.misfiled.append(row)
+        return None
 
     def take_below(self, seq: int | None) -> list:
         out = []
         while self.head is not None and (seq is None or self.head[1] < seq):
             out.append(self.head)
-            self.head = next(self.rows, None)
+            self.head = self._next()
         return out
 
     def take_equal(self, seq: int) -> list:
         out = []
         while self.head is not None and self.head[1] == seq:
             out.append(self.head)
-            self.head = next(self.rows, None)
+            self.head = self._next()
         return out
 
 

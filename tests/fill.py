@@ -66,12 +66,17 @@ def to_records(events: Iterable[dict], *, codec, prefix: str = PREFIX, partition
                      ((EVENT_TYPE_HEADER, event["type"].encode()),))
 
 
+# Side-table buckets of 32 entries, so that every query test reads across many buckets.
+TEST_BUCKET_BITS = 5
+
+
 def fill_ledger(path: str | Path, events: Iterable[dict], *, batch: int = 10_000,
                 prefix: str = PREFIX, by_partition: bool = False) -> Filled:
     """Write ``events`` into a new ledger file at ``path`` through the Ingestor.
 
     ``by_partition=True`` ingests one topic-partition after another, as a
-    replay that reads partitions in turn would: same records, other seq order.
+    replay that reads partitions in turn would: same records, other seq order
+    (and other bucket boundaries: buckets of 128 entries instead of 32).
     """
     from ledger.codec import default_codec
 
@@ -80,14 +85,16 @@ def fill_ledger(path: str | Path, events: Iterable[dict], *, batch: int = 10_000
     records: Iterable[Record] = to_records(events, codec=codec, prefix=prefix, recorded=recorded)
     if by_partition:
         records = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-    counts = ingest_records(path, records, batch=batch, codec=codec)
+    bucket_bits = TEST_BUCKET_BITS + 2 if by_partition else TEST_BUCKET_BITS
+    counts = ingest_records(path, records, batch=batch, codec=codec, bucket_bits=bucket_bits)
     return Filled(Path(path), recorded, counts)
 
 
-def ingest_records(path: str | Path, records: Iterable[Record], *, batch: int = 10_000, codec=None) -> dict[str, int]:
+def ingest_records(path: str | Path, records: Iterable[Record], *, batch: int = 10_000, codec=None,
+                   bucket_bits: int = TEST_BUCKET_BITS) -> dict[str, int]:
     """Append ``records`` to the ledger at ``path`` (created if missing); returns the status counts."""
     counts: dict[str, int] = {}
-    ledger = Ledger.open(path, readonly=False, create=True)
+    ledger = Ledger.open(path, readonly=False, create=True, bucket_bits=bucket_bits)
     try:
         ingestor = Ingestor(ledger, codec=codec)
         chunk: list[Record] = []

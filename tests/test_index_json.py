@@ -110,24 +110,29 @@ PRINTABLE_TRICKY = st.text(alphabet=st.sampled_from([t for t in TRICKY if t.ispr
 @given(st.lists(ANY_EVENT, min_size=1, max_size=4), PRINTABLE_TRICKY, st.booleans())
 def test_side_rows_expanded_in_sqlite_equal_the_python_derivation(tmp_path_factory, objs, text, bulk):
     """The store expands index rows inside SQLite; verify derives the same rows in Python: they must agree,
-    for any text (quotes, escapes, non-ASCII, NUL), in a batch and in a bulk load."""
+    for any text (quotes, escapes, non-ASCII, NUL), in a batch and in a bulk load, and each row is filed
+    under its seq's bucket (the seqs straddle a bucket boundary)."""
     from ledger.index import SIDE_TABLE_NAMES, index_row, side_rows
     from ledger.store import AppendBatch, Ledger, iter_side_rows
+
+    bucket_bits = 1  # buckets of two entries: a batch of up to four crosses one or two boundaries
+    first = 3
 
     evs = [events.validate(o) for o in objs]
     evs[0] = events.validate({**events.to_json(evs[0]), "subject_ids": ["x" + text, "y" + text],
                               "actor": {**events.to_json(evs[0])["actor"], "id": "a" + text}})
-    ledger = Ledger.open(tmp_path_factory.mktemp("sides") / "l.db", readonly=False, create=True)
+    ledger = Ledger.open(tmp_path_factory.mktemp("sides") / "l.db", readonly=False, create=True,
+                         bucket_bits=bucket_bits)
     try:
         if bulk:
             ledger.begin_bulk()
         with ledger.atomic() as conn:
             ledger._insert_rows(conn, AppendBatch(index=[index_row(seq, e, micros(e["occurred_at"]))
-                                                         for seq, e in enumerate(evs, 1)]))
+                                                         for seq, e in enumerate(evs, first)]))
         if bulk:
             ledger.finish_bulk()
         for table in SIDE_TABLE_NAMES:
-            expected = sorted(((r[1], r[0]) + r[2:] for seq, e in enumerate(evs, 1)
+            expected = sorted(((r[1], r[0]) + r[2:] + (seq >> bucket_bits,) for seq, e in enumerate(evs, first)
                                for r in side_rows(seq, e)[table]))
             stored = [(r[1], r[0]) + tuple(r[2:]) for r in iter_side_rows(ledger, table)]
             assert stored == expected, table

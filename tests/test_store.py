@@ -122,7 +122,7 @@ def test_atomic_rolls_back_and_nests(tmp_path):
         with ledger.atomic() as conn:
             conn.execute("INSERT INTO meta VALUES ('c', '3')")
             1 / 0
-    assert {k for k in ledger.meta()} == {"format_version", "created_at", "a"}
+    assert {k for k in ledger.meta()} == {"format_version", "created_at", "bucket_bits", "a"}
 
 
 def test_export_is_a_consistent_standalone_copy(sample, tmp_path):
@@ -195,3 +195,19 @@ def test_meta_is_insert_only(tmp_path):
         ledger.set_meta("coverage", "y")
     assert ledger.meta()["coverage"] == "x"
     ledger.close()
+
+
+@pytest.mark.parametrize("bits", [-1, 41, "16", 2.0, True])
+def test_bucket_bits_out_of_range_are_refused(tmp_path, bits):
+    """The side-table bucket size is a small non-negative integer, checked before a file is made."""
+    with pytest.raises(StoreError, match="bucket_bits must be an integer from 0 to 40"):
+        Ledger.open(tmp_path / "l.db", readonly=False, create=True, bucket_bits=bits)
+    assert not (tmp_path / "l.db").exists()
+
+
+def test_a_new_ledger_records_its_bucket_size(tmp_path):
+    """meta bucket_bits is written at creation and read back; later opens keep the file's own value."""
+    Ledger.open(tmp_path / "l.db", readonly=False, create=True, bucket_bits=3).close()
+    with Ledger.open(tmp_path / "l.db", readonly=False, bucket_bits=12) as ledger:
+        assert ledger.meta()["bucket_bits"] == "3"
+        assert ledger.bucket_bits == 3

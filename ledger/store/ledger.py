@@ -19,6 +19,7 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
+from functools import cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -30,9 +31,8 @@ _ENTRY_INSERT = (
     f"INSERT INTO entries ({', '.join(schema.ENTRY_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(schema.ENTRY_COLUMNS))})"
 )
-_DERIVE_BATCH = [schema.derive_side_rows_sql(table, "json_each(?) AS e") for table, _ in schema.SIDE_TABLES]
-_DERIVE_STAGED = [schema.derive_side_rows_sql(table, "temp.bulk_index AS b, json_each(b.rows) AS e")
-                  for table, _ in schema.SIDE_TABLES]
+_BATCH_SOURCE = "json_each(?) AS e"
+_STAGED_SOURCE = "temp.bulk_index AS b, json_each(b.rows) AS e"
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
 _IN_CHUNK = 5000
 
@@ -94,10 +94,11 @@ class Ledger:
         self.path = path
         self.conn = conn
         self.readonly = readonly
+        self._bucket_bits: int | None = None
         self._lock_fd: int | None = None
         self._depth = 0
         self._reader: "Ledger | None" = None
-        self._bulk = False  # begin_bulk(): stage index rows, build the side tables at the end
+        self._bulk = False  # begin_bulk(): stage index rows, build the indexes at the end
 
     # -- opening and closing -----------------------------------------------------------
     @classmethod
@@ -107,11 +108,17 @@ class Ledger:
         *,
         readonly: bool = True,
         create: bool = False,
+        bucket_bits: int = schema.BUCKET_BITS,
     ) -> "Ledger":
-        """Open a ledger file; ``create=True`` (writers only) makes a new one if missing."""
+        """Open a ledger file; ``create=True`` (writers only) makes a new one if missing.
+
+        ``bucket_bits`` applies to a new file only: its side tables' bucket size (schema.py).
+        """
         path = Path(path)
         if readonly and create:
             raise StoreError("a ledger cannot be created read-only; pass readonly=False")
+        if not (type(bucket_bits) is int and 0 <= bucket_bits <= schema.MAX_BUCKET_BITS):
+            raise StoreError(f"bucket_bits must be an integer from 0 to {schema.MAX_BUCKET_BITS}, not {bucket_bits!r}")
         exists = path.exists()
         if not exists and not create:
             raise StoreError(f"no ledger file at {path}; run `ledger consume` to create one, or check --db")
@@ -131,7 +138,7 @@ class Ledger:
                     raise StoreError(f"{path} is not a ledger file (no meta table)")
                 if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise StoreError(f"{path} is an SQLite file but not a ledger; refusing to touch it")
-                schema.create(conn, {"created_at": str(int(time.time() * 1000))})
+                schema.create(conn, {"created_at": str(int(time.time() * 1000)), "bucket_bits": str(bucket_bits)})
             ledger = cls(path, conn, readonly)
             version = ledger.meta().get("format_version")
         except (sqlite3.Error, StoreError) as err:
@@ -146,6 +153,17 @@ class Ledger:
                 f"{path} has ledger format {version!r}; this version reads format {schema.FORMAT_VERSION!r}"
             )
         return ledger
+
+    @property
+    def bucket_bits(self) -> int:
+        """Side-table rows of entry ``seq`` are filed under bucket ``seq >> bucket_bits`` (schema.py)."""
+        if self._bucket_bits is None:
+            text = self.meta().get("bucket_bits")
+            if text is None or not text.isdigit() or int(text) > schema.MAX_BUCKET_BITS:
+                raise StoreError(f"{self.path}: meta bucket_bits is {text!r}, not an integer from 0 to "
+                                 f"{schema.MAX_BUCKET_BITS}; the file is damaged (run `ledger verify`)")
+            self._bucket_bits = int(text)
+        return self._bucket_bits
 
     def close(self) -> None:
         if self._reader is not None:
@@ -287,28 +305,43 @@ class Ledger:
             raise StoreError(f"cannot record reprocessed entries in {self.path}: {err}") from err
 
     # -- bulk loading ---------------------------------------------------------------------
-    def begin_bulk(self) -> None:
-        """Stage index rows in an unindexed temporary table until :meth:`finish_bulk`.
+    @property
+    def bulk(self) -> bool:
+        """Between :meth:`begin_bulk` and :meth:`finish_bulk`."""
+        return self._bulk
 
-        For filling a fresh ledger (replay): appending to a heap is sequential,
-        while inserting into the side tables' B-trees touches pages all over the
-        file; one sorted insert at the end builds them in order. Queries see no
-        side rows until then. Temporary tables vanish with the connection, so a
-        load that dies half-way leaves a ledger that ``verify`` reports as
-        incomplete rather than one that looks whole.
+    def begin_bulk(self) -> None:
+        """Stage index rows and first occurrences in temporary tables until :meth:`finish_bulk`.
+
+        For filling a fresh ledger (replay). The side rows are appended to a heap
+        and sorted once at the end. The first occurrences go to a temporary
+        event-id index outside the WAL: random UUIDs dirty a page each, and in
+        the ledger file every dirty page would be written to the WAL and again
+        at each checkpoint; at the end they are copied over in key order.
+        Meanwhile queries see no side rows, and :meth:`first_seen` must be asked
+        on this connection (temporary tables are private to it). Temporary
+        tables vanish with the connection, so a load that dies half-way leaves
+        a ledger that ``verify`` reports as incomplete rather than one that
+        looks whole.
         """
+        self.conn.execute("PRAGMA temp.cache_size = -262144")
         self.conn.execute("CREATE TEMP TABLE bulk_index (rows TEXT NOT NULL)")
+        self.conn.execute("CREATE TEMP TABLE bulk_event_ids (event_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
+                          "topic TEXT NOT NULL, partition INTEGER NOT NULL) WITHOUT ROWID")
         self._bulk = True
 
     def finish_bulk(self) -> None:
-        """Build the side tables from the staged index rows, in key order, in one transaction."""
+        """Build the side tables and the event-id index from the staged rows, in key order, in one transaction."""
         try:
             with self.atomic() as conn:
-                for sql in _DERIVE_STAGED:
+                for sql in _derive_statements(_STAGED_SOURCE, self.bucket_bits):
                     conn.execute(sql)
+                conn.execute("INSERT INTO event_ids (event_id, seq, topic, partition) "
+                             "SELECT event_id, seq, topic, partition FROM temp.bulk_event_ids ORDER BY event_id")
         except sqlite3.Error as err:
             raise StoreError(f"cannot build the side tables of {self.path}: {err}") from err
         self.conn.execute("DROP TABLE temp.bulk_index")
+        self.conn.execute("DROP TABLE temp.bulk_event_ids")
         self._bulk = False
 
     def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
@@ -317,11 +350,12 @@ class Ledger:
             if self._bulk:
                 conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (rows,))
             else:
-                for sql in _DERIVE_BATCH:
+                for sql in _derive_statements(_BATCH_SOURCE, self.bucket_bits):
                     conn.execute(sql, (rows,))
         if batch.event_ids:
             conn.executemany(
-                "INSERT INTO event_ids (event_id, seq, topic, partition) VALUES (?, ?, ?, ?)", sorted(batch.event_ids)
+                f"INSERT INTO {'temp.bulk_event_ids' if self._bulk else 'event_ids'} (event_id, seq, topic, partition) "
+                "VALUES (?, ?, ?, ?)", sorted(batch.event_ids)
             )
         if batch.conflicts:
             conn.executemany("INSERT INTO conflicts (seq, event_id, first_seq) VALUES (?, ?, ?)", batch.conflicts)
@@ -374,12 +408,14 @@ class Ledger:
         """The first (status ``entry``) occurrence of each of ``event_ids`` already in the ledger."""
         ids = list(event_ids)
         found: dict[str, FirstSeen] = {}
+        tables = ("event_ids", "temp.bulk_event_ids") if self._bulk else ("event_ids",)
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i : i + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
             rows = self.conn.execute(
-                "SELECT event_id, seq, topic, partition FROM event_ids "
-                f"WHERE event_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
+                " UNION ALL ".join(f"SELECT event_id, seq, topic, partition FROM {t} WHERE event_id IN ({marks})"
+                                   for t in tables),
+                chunk * len(tables),
             )
             for event_id, seq, topic, partition in rows:
                 found[event_id] = FirstSeen(seq, topic, partition)
@@ -414,6 +450,11 @@ class Ledger:
                 dest.close()
         except sqlite3.Error as err:
             raise StoreError(f"cannot export {self.path} to {target}: {err}") from err
+
+
+@cache
+def _derive_statements(source: str, bucket_bits: int) -> tuple[str, ...]:
+    return tuple(schema.derive_side_rows_sql(table, source, bucket_bits) for table, _ in schema.SIDE_TABLES)
 
 
 def _read_pid(lock_path: str) -> str | None:

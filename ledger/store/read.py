@@ -69,8 +69,13 @@ def iter_entries(source, *, start_seq: int = 1, where: str = "", params: tuple =
 
 
 def iter_side_rows(source, table: str) -> Iterator[tuple]:
-    """Rows ``(key, seq, occurred_at, type)`` of a side table, ordered by seq then key."""
+    """Rows ``(key, seq, occurred_at, type, bucket)`` of a side table, ordered by bucket, seq, key.
+
+    That is seq order for every row filed under its right bucket; SQLite only
+    sorts within a bucket, so the memory this takes does not grow with the file.
+    """
     key = dict(SIDE_TABLES)[table]
-    cur = getattr(source, "conn", source).execute(f"SELECT {key}, seq, occurred_at, type FROM {table} ORDER BY seq, {key}")
+    cur = getattr(source, "conn", source).execute(
+        f"SELECT {key}, seq, occurred_at, type, bucket FROM {table} ORDER BY bucket, seq, {key}")
     while rows := cur.fetchmany(_FETCH):
         yield from rows

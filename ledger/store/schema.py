@@ -4,8 +4,13 @@
 columns (what Kafka held, and the hashes over it) and the decoded columns
 (what the ledger made of it). Side tables index entries of status ``entry``
 for the auditors' queries; they are WITHOUT ROWID and keyed
-``(key, occurred_at, seq)`` so that one subject's (actor's, recipient's,
-category's) history is a contiguous range already in time order.
+``(bucket, key, occurred_at, seq)`` where ``bucket = seq >> bucket_bits``.
+Keying by bucket first means a batch only writes pages of the newest bucket:
+keyed by customer alone, each of a batch's ~100,000 customer references
+dirtied its own page anywhere in the file, and SQLite wrote every dirty page
+to the WAL and again at the checkpoint, so the ingest rate fell as the ledger
+grew (bench/bench_index_layout.py). Within a bucket one key's rows are a
+contiguous range in time order; a query probes each bucket (store.read).
 
 Triggers refuse every UPDATE and DELETE, with one exception: ``ledger
 reprocess`` may move an entry from ``rejected`` to a decoded status, filling
@@ -18,7 +23,12 @@ import json
 import sqlite3
 from base64 import b64decode, b64encode
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: side tables keyed by bucket first
+
+#: Entries per side-table bucket, as a power of two: 65,536 (bench_index_layout.py measured this
+#: size). A ledger records its own in meta ``bucket_bits``; tests make small buckets to cross many.
+BUCKET_BITS = 16
+MAX_BUCKET_BITS = 40
 
 # Column order of an `entries` row as written by Ledger.append.
 ENTRY_COLUMNS = (
@@ -31,7 +41,7 @@ EVIDENCE_COLUMNS = (
     "seq", "topic", "partition", "offset", "kind", "gap_end", "timestamp", "key",
     "headers", "value", "fingerprint", "leaf_hash", "chain_hash",
 )
-# (table, key column); every side table has columns (key, seq, occurred_at, type).
+# (table, key column); every side table has columns (bucket, key, seq, occurred_at, type).
 SIDE_TABLES = (
     ("subjects", "subject_id"),
     ("actors", "actor_id"),
@@ -76,11 +86,12 @@ CREATE TABLE entries (
 
 _SIDE_TABLE = """
 CREATE TABLE {table} (
+    bucket      INTEGER NOT NULL,         -- seq >> meta.bucket_bits
     {key}       TEXT    NOT NULL,
     seq         INTEGER NOT NULL,
     occurred_at INTEGER NOT NULL,
     type        TEXT    NOT NULL,
-    PRIMARY KEY ({key}, occurred_at, seq)
+    PRIMARY KEY (bucket, {key}, occurred_at, seq)
 ) WITHOUT ROWID;
 """
 
@@ -160,7 +171,7 @@ _SIDE_KEYS = {"subjects": ("$[5]", True), "actors": ("$[3]", False), "recipients
               "categories": ("$[6]", True)}
 
 
-def derive_side_rows_sql(table: str, source: str) -> str:
+def derive_side_rows_sql(table: str, source: str, bucket_bits: int) -> str:
     """One INSERT that expands the JSON index rows ``e`` of ``source`` into ``table``'s rows.
 
     ``source`` binds ``e`` to a JSON array of index rows: ``json_each(?) AS e``
@@ -179,9 +190,9 @@ def derive_side_rows_sql(table: str, source: str) -> str:
     return (
         f"WITH r AS MATERIALIZED (SELECT e.value ->> '$[0]' AS seq, e.value ->> '$[1]' AS occurred_at, "
         f"e.value ->> '$[2]' AS type, e.value {'->' if many else '->>'} '{path}' AS keys FROM {source}) "
-        f"INSERT OR IGNORE INTO {table} ({key_column}, seq, occurred_at, type) "
-        f"SELECT {key}, r.seq, r.occurred_at, r.type FROM {joined} "
-        f"WHERE {key} IS NOT NULL ORDER BY 1, 3, 2"
+        f"INSERT OR IGNORE INTO {table} (bucket, {key_column}, seq, occurred_at, type) "
+        f"SELECT r.seq >> {int(bucket_bits)}, {key}, r.seq, r.occurred_at, r.type FROM {joined} "
+        f"WHERE {key} IS NOT NULL ORDER BY 1, 2, 4, 3"
     )
 
 
