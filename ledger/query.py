@@ -4,11 +4,13 @@
         for row in who_saw(ledger, "cust-000042", since=parse_time("2026-01-01T00:00:00Z")):
             print(row["occurred_at"], row["type"], row["actor"]["id"])
 
-Every query is a generator over one SQLite cursor (constant memory however
-many rows come out), newest first by event time (``occurred_at``, ties by
-``event_id``, so a replayed ledger lists them in the same order). ``since`` is inclusive, ``until`` exclusive, both on event
-time; ``as_of`` keeps only entries the ledger had recorded by then (Kafka
-timestamp ≤ as_of), so a live and a replayed ledger give the same answer.
+Every query is a generator whose memory does not grow with the answer
+(SQLite sorts only (time, seq) pairs, on disk when they are many), newest
+first by event time (``occurred_at``, ties by ``event_id``, so a replayed
+ledger lists them in the same order). ``since`` is inclusive, ``until``
+exclusive, both on event time; ``as_of`` keeps only entries the ledger had
+recorded by then (Kafka timestamp ≤ as_of), so a live and a replayed ledger
+give the same answer.
 
 A row is the event as the ledger stored it (the schema's field names plus
 ``type``, times as ``...Z`` strings in UTC) with two additions: ``labels``
@@ -93,8 +95,11 @@ def side_rows(
     params += types
     conn = connection(source)
     if key is not None:
-        where[:0] = ["s.bucket IN (SELECT value FROM json_each(?))", f"s.{key_column} = ?"]
-        params[:0] = [json.dumps(list(range(_max_bucket(conn, table) + 1))), key]
+        # Every bucket from the newest down, counted in the same statement (so in the same snapshot).
+        buckets = (f"WITH RECURSIVE b(n) AS (SELECT max(bucket) FROM {table} "
+                   "UNION ALL SELECT n - 1 FROM b WHERE n > 0) SELECT n FROM b")
+        where[:0] = [f"s.bucket IN ({buckets})", f"s.{key_column} = ?"]
+        params.insert(0, key)
     since_us, until_us = _micros(since, "--since"), _micros(until, "--until")
     if since_us is not None:
         where.append("s.occurred_at >= ?")
@@ -131,12 +136,6 @@ def side_rows(
                     yield row
     except sqlite3.Error as err:
         raise StoreError(f"cannot read the ledger: {err}") from err
-
-
-def _max_bucket(conn: sqlite3.Connection, table: str) -> int:
-    """The newest bucket of a side table (-1 when empty): one seek down the primary key."""
-    value = conn.execute(f"SELECT max(bucket) FROM {table}").fetchone()[0]
-    return -1 if value is None else value
 
 
 def _tie_complete_chunks(cursor, size: int) -> Iterator[list[tuple[int, int]]]:
