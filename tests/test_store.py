@@ -211,3 +211,16 @@ def test_a_new_ledger_records_its_bucket_size(tmp_path):
     with Ledger.open(tmp_path / "l.db", readonly=False, bucket_bits=12) as ledger:
         assert ledger.meta()["bucket_bits"] == "3"
         assert ledger.bucket_bits == 3
+
+
+def test_a_ledger_of_another_format_is_refused_with_what_to_do(tmp_path):
+    """A file written in another format is not read half-right: the error says how to rebuild it."""
+    path = tmp_path / "old.db"
+    Ledger.open(path, readonly=False, create=True).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER meta_no_update")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"has ledger format '1'; this version reads format '2'\. Rebuild it"):
+        Ledger.open(path)

@@ -150,7 +150,8 @@ class Ledger:
         if version != schema.FORMAT_VERSION:
             ledger.close()
             raise StoreError(
-                f"{path} has ledger format {version!r}; this version reads format {schema.FORMAT_VERSION!r}"
+                f"{path} has ledger format {version!r}; this version reads format {schema.FORMAT_VERSION!r}. "
+                "Rebuild it from Kafka with `ledger replay --into NEW.db`; the version that wrote it still reads it"
             )
         return ledger
 
