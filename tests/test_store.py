@@ -224,3 +224,16 @@ def test_a_ledger_of_another_format_is_refused_with_what_to_do(tmp_path):
     conn.close()
     with pytest.raises(StoreError, match=r"has ledger format '1'; this version reads format '2'\. Rebuild it"):
         Ledger.open(path)
+
+
+@given(st.lists(st.tuples(st.integers(-2**63, 2**63 - 1), st.text(max_size=3), st.binary(max_size=3)), max_size=40),
+       st.integers(3, 20))
+def test_insert_many_writes_every_row_whatever_the_variable_limit(rows, limit):
+    """Multi-row inserts split by SQLite's variable limit lose, repeat and reorder nothing."""
+    from ledger.store.ledger import insert_many
+
+    conn = sqlite3.connect(":memory:")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b, c)")
+    insert_many(conn, "t", ("a", "b", "c"), rows)
+    assert conn.execute("SELECT a, b, c FROM t ORDER BY id").fetchall() == rows
