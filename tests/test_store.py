@@ -230,7 +230,7 @@ def test_a_ledger_of_another_format_is_refused_with_what_to_do(tmp_path):
        st.integers(3, 20))
 def test_insert_many_writes_every_row_whatever_the_variable_limit(rows, limit):
     """Multi-row inserts split by SQLite's variable limit lose, repeat and reorder nothing."""
-    from ledger.store.ledger import insert_many
+    from ledger.store.inserts import insert_many
 
     conn = sqlite3.connect(":memory:")
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)

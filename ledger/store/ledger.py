@@ -13,22 +13,20 @@ transaction as the entries, so a crash never loses or repeats a record.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from functools import cache
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple
 
-from ..errors import LedgerLockedError, StoreError
+from ..errors import StoreError
 from . import schema
+from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
+from .lock import WriterLock
 
-_BATCH_SOURCE = "json_each(?) AS e"
-_STAGED_SOURCE = "temp.bulk_index AS b, json_each(b.rows) AS e"
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
 _IN_CHUNK = 5000
 
@@ -91,7 +89,7 @@ class Ledger:
         self.conn = conn
         self.readonly = readonly
         self._bucket_bits: int | None = None
-        self._lock_fd: int | None = None
+        self._lock = WriterLock(f"{path}.lock")
         self._depth = 0
         self._reader: "Ledger | None" = None
         self._bulk = False  # begin_bulk(): stage index rows, build the indexes at the end
@@ -190,33 +188,15 @@ class Ledger:
         """Take the exclusive writer lock ``<path>.lock``; raise LedgerLockedError if held elsewhere."""
         if self.readonly:
             raise StoreError("a read-only ledger cannot be locked for writing")
-        if self._lock_fd is not None:
-            return self
-        lock_path = f"{self.path}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            os.close(fd)
-            holder = _read_pid(lock_path)
-            raise LedgerLockedError(
-                f"{self.path} is locked by another writer{f' (pid {holder})' if holder else ''}; "
-                "only one `ledger consume` (or reprocess) may write a ledger file at a time"
-            ) from err
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        self._lock.acquire()
         return self
 
     @property
     def locked(self) -> bool:
-        return self._lock_fd is not None
+        return self._lock.held
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock.release()
 
     # -- transactions ---------------------------------------------------------------
     @contextmanager
@@ -328,7 +308,7 @@ class Ledger:
         """Build the side tables and the event-id index from the staged rows, in key order, in one transaction."""
         try:
             with self.atomic() as conn:
-                for sql in _derive_statements(_STAGED_SOURCE, self.bucket_bits):
+                for sql in derive_statements(STAGED_SOURCE, self.bucket_bits):
                     conn.execute(sql)
                 conn.execute("INSERT INTO event_ids (event_id, seq, topic, partition) "
                              "SELECT event_id, seq, topic, partition FROM temp.bulk_event_ids ORDER BY event_id")
@@ -344,7 +324,7 @@ class Ledger:
             if self._bulk:
                 conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (rows,))
             else:
-                for sql in _derive_statements(_BATCH_SOURCE, self.bucket_bits):
+                for sql in derive_statements(BATCH_SOURCE, self.bucket_bits):
                     conn.execute(sql, (rows,))
         insert_many(conn, "temp.bulk_event_ids" if self._bulk else "event_ids", ("event_id", "seq", "topic", "partition"),
                     sorted(batch.event_ids))
@@ -440,36 +420,3 @@ class Ledger:
                 dest.close()
         except sqlite3.Error as err:
             raise StoreError(f"cannot export {self.path} to {target}: {err}") from err
-
-
-def insert_many(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
-    """Insert ``rows`` with as few statements as SQLite's variable limit allows (multi-row VALUES).
-
-    The writer commits on a background thread while the main thread prepares
-    the next batch in Python. Every return from SQLite to Python then waits
-    for the GIL, and ``executemany`` returns once per row: the commit thread
-    starved (measured, reference mix: writer 11.5k/s with executemany,
-    14.1k/s like this). One statement per ~1,700 entries returns a handful of times.
-    """
-    if not rows:
-        return
-    width = len(columns)
-    # Full chunks repeat one SQL text, which stays in sqlite3's statement cache (no re-parse).
-    per = max(1, min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766) // width)
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    one = "(" + ", ".join("?" * width) + ")"
-    for i in range(0, len(rows), per):
-        chunk = rows[i : i + per]
-        conn.execute(head + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
-
-
-@cache
-def _derive_statements(source: str, bucket_bits: int) -> tuple[str, ...]:
-    return tuple(schema.derive_side_rows_sql(table, source, bucket_bits) for table, _ in schema.SIDE_TABLES)
-
-
-def _read_pid(lock_path: str) -> str | None:
-    try:
-        return Path(lock_path).read_text().strip() or None
-    except OSError:
-        return None
