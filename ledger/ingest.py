@@ -311,9 +311,9 @@ class CommitPipeline:
     next prepare overlap on two cores. ``submit`` first waits for the previous
     commit (and raises its error), so at most one batch is ever committing and
     commits keep prepare order. Leaving the block waits for the last commit:
-    never half-way. ``background=False`` commits in ``submit`` itself: for a
-    bulk load, whose commits are short and mostly hold the GIL, overlapping
-    cost more than it saved (measured: replay 10-15% slower).
+    never half-way. ``background=False`` commits in ``submit`` itself, as a
+    bulk load must: it looks up event ids on the writing connection
+    (Ledger.begin_bulk).
     """
 
     def __init__(self, ingestor: "Ingestor", *, background: bool = True):

@@ -124,9 +124,7 @@ def side_rows(
                 found.update((row[0], row) for row in conn.execute(
                     f"SELECT seq, json, timestamp, type, event_id FROM entries WHERE seq IN ({', '.join('?' * len(seqs))}) "
                     f"AND status = 'entry'{entry_filter}", [*seqs, *entry_params]))
-            rows = [(seq, text, ts, etype, occurred_at, event_id)
-                    for occurred_at, seq in chunk if seq in found
-                    for _, text, ts, etype, event_id in (found[seq],)]
+            rows = [(*found[seq][:4], occurred_at, found[seq][4]) for occurred_at, seq in chunk if seq in found]
             rows.sort(key=lambda row: (row[4], row[5]), reverse=True)
             for row in rows:
                 # Ingest indexes only an event_id's first entry; should two rows ever carry one

@@ -1,7 +1,7 @@
 """Verify a ledger file from its raw evidence: hashes, offsets, decoded columns, indexes.
 
     with Ledger.open("ledger.db") as ledger:
-        report = verify_ledger(ledger, expected_heads=read_heads(Path("heads.txt")))
+        report = verify_ledger(ledger, expected_heads=read_heads("heads.txt"))  # ledger.store.read_heads
     report.raise_if_bad()        # VerificationError listing each Problem
 
 What is re-derived and compared, entry by entry in append order:
@@ -29,17 +29,15 @@ writer schema decoded, which means it should not have been rejected.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .chain import gap_hash, leaf_hash, link
 from .errors import StoreError, VerificationError
 from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
 from .ingest import (CHAIN_START_KEY, decode_value, decode_with_older_readers, default_codec, header_type, no_cyclic_gc,
                      peek_event_id)
-from .store.schema import BUCKET_BITS
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
+from .store.schema import BUCKET_BITS
 
 _LOOKUP_CHUNK = 2000
 _UNKNOWN = object()  # an entry whose decoded form cannot be derived (a problem already reported)
@@ -77,31 +75,6 @@ class VerifyReport:
     def raise_if_bad(self) -> None:
         if not self.ok:
             raise VerificationError(self.problems)
-
-
-def read_heads(path: Path) -> list[Head]:
-    """Heads written down earlier: the text or ``--json`` output of ``ledger head``."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise StoreError(f"cannot read heads file {path}: {err}") from err
-    try:
-        if text.lstrip().startswith(("{", "[")):
-            doc = json.loads(text)
-            items = doc["heads"] if isinstance(doc, dict) else doc
-            return [Head(h["topic"], int(h["partition"]), int(h["offset"]), bytes.fromhex(h["chain_hash"]))
-                    for h in items]
-        heads = []
-        for line in text.splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                topic, partition, offset, chain = line.split()
-                heads.append(Head(topic, int(partition), int(offset), bytes.fromhex(chain)))
-        return heads
-    except (ValueError, KeyError, TypeError) as err:
-        raise StoreError(
-            f"{path} is not the output of `ledger head` (lines 'topic partition offset chain_hash' "
-            f"or its --json form): {err}"
-        ) from err
 
 
 class _Verifier:
@@ -256,8 +229,7 @@ class _Verifier:
         expected = side_rows(e.seq, event) if isinstance(event, dict) else {}
         for table, rows in self.side.items():
             self.report_misfiled(table, rows.misfiled)
-            for orphan in rows.take_below(e.seq):
-                self.problem(f"{table} row {orphan[:4]!r} belongs to no entry (seq {orphan[1]} missing)")
+            self.report_orphans(table, rows.take_below(e.seq))
             found = [row[:4] for row in rows.take_equal(e.seq)]
             if event is _UNKNOWN:
                 continue
@@ -269,9 +241,12 @@ class _Verifier:
 
     def check_leftover_side_rows(self) -> None:
         for table, rows in self.side.items():
-            for orphan in rows.take_below(None):
-                self.problem(f"{table} row {orphan[:4]!r} belongs to no entry (seq {orphan[1]} missing)")
+            self.report_orphans(table, rows.take_below(None))
             self.report_misfiled(table, rows.misfiled)
+
+    def report_orphans(self, table: str, orphans: list) -> None:
+        for orphan in orphans:
+            self.problem(f"{table} row {orphan[:4]!r} belongs to no entry (seq {orphan[1]} missing)")
 
     def report_misfiled(self, table: str, misfiled: list) -> None:
         """Rows under the wrong bucket: queries probing the right bucket would not find them."""

@@ -16,7 +16,8 @@ from ledger.codec import Codec
 from ledger.errors import StoreError, VerificationError
 from ledger.ingest import reprocess
 from ledger.store import Head, Ledger, iter_entries
-from ledger.verify import read_heads, verify_ledger
+from ledger.store import read_heads
+from ledger.verify import verify_ledger
 
 from test_ingest import CODEC, make_event, make_record, open_writer, record_streams, v2_schemas
 

@@ -92,7 +92,8 @@ def run_verify(args) -> int:
     from pathlib import Path
 
     from ..store import Ledger
-    from ..verify import read_heads, verify_ledger
+    from ..store import read_heads
+    from ..verify import verify_ledger
 
     heads = read_heads(Path(args.from_head)) if args.from_head else None
     codec = _codec(args)

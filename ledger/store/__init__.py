@@ -3,7 +3,8 @@
 Start at :class:`Ledger` (ledger.py); the tables are described in schema.py.
 """
 
-from .ledger import AppendBatch, FirstSeen, Head, Ledger, Tip
+from .heads import Head, read_heads
+from .ledger import AppendBatch, FirstSeen, Ledger, Tip
 from .read import Entry, iter_entries, iter_side_rows
 from .schema import ENTRY_COLUMNS, EVIDENCE_COLUMNS, SIDE_TABLES
 
@@ -11,6 +12,7 @@ __all__ = [
     "Ledger",
     "AppendBatch",
     "Head",
+    "read_heads",
     "Tip",
     "FirstSeen",
     "Entry",

@@ -25,23 +25,11 @@ from typing import Iterable, Iterator, NamedTuple
 from ..errors import StoreError
 from . import schema
 from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
+from .heads import Head
 from .lock import WriterLock
 
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
 _IN_CHUNK = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """Latest entry of one topic-partition: what an auditor writes down."""
-
-    topic: str
-    partition: int
-    offset: int
-    chain_hash: bytes
-
-    def line(self) -> str:
-        return f"{self.topic} {self.partition} {self.offset} {self.chain_hash.hex()}"
 
 
 class Tip(NamedTuple):  # a NamedTuple: ingest builds one per record
@@ -154,7 +142,7 @@ class Ledger:
         """Side-table rows of entry ``seq`` are filed under bucket ``seq >> bucket_bits`` (schema.py)."""
         if self._bucket_bits is None:
             text = self.meta().get("bucket_bits")
-            if text is None or not text.isdigit() or int(text) > schema.MAX_BUCKET_BITS:
+            if text is None or not (text.isascii() and text.isdigit()) or int(text) > schema.MAX_BUCKET_BITS:
                 raise StoreError(f"{self.path}: meta bucket_bits is {text!r}, not an integer from 0 to "
                                  f"{schema.MAX_BUCKET_BITS}; the file is damaged (run `ledger verify`)")
             self._bucket_bits = int(text)

@@ -10,7 +10,7 @@ keyed by customer alone, each of a batch's ~100,000 customer references
 dirtied its own page anywhere in the file, and SQLite wrote every dirty page
 to the WAL and again at the checkpoint, so the ingest rate fell as the ledger
 grew (bench/bench_index_layout.py). Within a bucket one key's rows are a
-contiguous range in time order; a query probes each bucket (store.read).
+contiguous range in time order; a query probes each bucket (query.side_rows).
 
 Triggers refuse every UPDATE and DELETE, with one exception: ``ledger
 reprocess`` may move an entry from ``rejected`` to a decoded status, filling
