@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, NamedTuple
 
-from .query import connection
+from .query import connection, iso_millis
 from .timeparse import iso, parse_as_of, parse_time, to_millis
 from .errors import StoreError
 from .topics import TOPIC_SUFFIX
@@ -410,7 +410,7 @@ class CaseBook:
 def _anomaly(kind: str, event: dict, rec: Recorded, subject_ids: list[str], message: str) -> dict:
     return {"kind": kind, "event_id": event["event_id"], "type": event["type"],
             "disclosure_event_id": event["disclosure_event_id"], "subject_ids": list(subject_ids),
-            "occurred_at": event["occurred_at"], "recorded_at": iso(rec.at),
+            "occurred_at": event["occurred_at"], "recorded_at": iso_millis(rec.timestamp),
             "source_service": event["source_service"], "message": message, "_recorded": rec}
 
 

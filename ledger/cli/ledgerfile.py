@@ -101,6 +101,12 @@ def run_verify(args) -> int:
         report = verify_ledger(ledger, codec=codec, expected_heads=heads, max_problems=args.max_problems)
     for note in report.notes:
         print(f"note: {note}")
+    if report.flagged_count:
+        print(f"flagged: {report.flagged_count} record(s) with implausible times (kept as entries):")
+        for flagged in report.flagged:
+            print(f"  {flagged}")
+        if report.flagged_count > len(report.flagged):
+            print(f"  ... and {report.flagged_count - len(report.flagged)} more (raise --max-problems to list them)")
     if report.ok:
         extra = f"; extends the {len(heads)} head(s) in {args.from_head}" if heads else ""
         print(f"ok: {report.checked} entries checked{extra}")
