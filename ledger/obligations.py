@@ -197,7 +197,7 @@ class Case:
                 ok_changes.append((rec, c))
             else:
                 kind, _ = problem
-                words = (_unauthorised_change(c, self._status_at(ok_changes, rec.at), c["source_service"])
+                words = (_unauthorised_change(c, self._status_at(ok_changes, rec.at)[0], c["source_service"])
                          if kind == "unauthorised" else problem[1])
                 refused.append(Refused(rec, c, f"status_change_{kind}", words))
         ok_notices = []
@@ -208,20 +208,23 @@ class Case:
                 continue
             kind, words = problem
             if kind == "unauthorised":
-                held = self._status_at(ok_changes, rec.at) in DELAYED
+                status, until = self._status_at(ok_changes, rec.at)
+                held = status in DELAYED and (until is None or rec.at < until)
                 words = (f"SubjectNotified for {self.disclosure_event_id} from {n['source_service']} "
                          + ("while the delay was in force: ignored" if held else
                             "(not an authority for this disclosure): ignored"))
             refused.append(Refused(rec, n, f"notice_{kind}", words))
         return ok_changes, ok_notices, refused
 
-    def _status_at(self, changes: list[tuple[Recorded, dict]], at: datetime) -> str:
-        status = self.disclosure["notification"]["status"]
+    def _status_at(self, changes: list[tuple[Recorded, dict]], at: datetime) -> tuple[str, datetime | None]:
+        """``(status, delay_until)`` after the effective ``changes`` recorded by ``at``."""
+        n = self.disclosure["notification"]
+        status, until = n["status"], _time(n["delay_until"])
         for rec, c in changes:
             if rec.at > at:
                 break
-            status = c["status"]
-        return status
+            status, until = c["status"], _time(c["delay_until"])
+        return status, until
 
     def notified(self, now: datetime) -> set[str]:
         """Customers told by ``now`` by an effective notice (recorded by then, ``notified_at`` by then)."""

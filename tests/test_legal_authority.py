@@ -197,6 +197,18 @@ def test_a_notice_from_a_random_service_during_a_delay_neither_clears_nor_reveal
         assert expected in render(auditor, "html") and expected in render(auditor, "csv")
 
 
+def test_a_notice_after_the_delay_expired_is_described_as_such(tmp_path):
+    """An unauthorised notice once the delay has run out is not said to come 'while the delay was in force'."""
+    kafka = Topics()
+    d = kafka.send(gagged_disclosure(until=day(10)))
+    kafka.send(notice(d, at=day(12), by=ATTACKER))
+    with kafka.ledger(tmp_path / "l.db") as ledger:
+        owed, anomalies = owed_to_victim(ledger)
+        assert [(n.delay, n.overdue) for n in owed] == [("expired", True)]
+        assert messages(anomalies) == [f"SubjectNotified for {d['event_id']} from marketing-sync "
+                                       "(not an authority for this disclosure): ignored"]
+
+
 def test_a_lift_dated_just_after_an_extension_cannot_jump_the_queue(tmp_path):
     """Recorded before the extension but dated 1 µs after it, a lift loses: changes apply in recorded order."""
     kafka = Topics()
