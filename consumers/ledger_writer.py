@@ -84,7 +84,7 @@ class LedgerWriter:
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        ledger = Ledger.open(self.settings.db, readonly=False, create=True)
+        ledger = Ledger.open(self.settings.db, readonly=False, create=True, time_limits=self.settings.time_limits())
         try:
             ledger.lock_for_writing()
             ingestor = Ingestor(ledger)

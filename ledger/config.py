@@ -39,6 +39,9 @@ class Settings:
     topic_prefix: str = "ledger."
     db: str = "./ledger.db"
     partitions: int = 6
+    # Record times ingest flags as implausible (ledger.timecheck); recorded in a new ledger's meta.
+    max_clock_skew_s: int = 300  # occurred_at this far after its Kafka timestamp: 5 minutes
+    max_record_lag_s: int = 2_592_000  # occurred_at this far before it: 30 days
     security: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -79,12 +82,26 @@ class Settings:
                 raise ConfigError(f"partitions must be an integer, got {values['partitions']!r}") from err
             if values["partitions"] < 1:
                 raise ConfigError("partitions must be at least 1")
+        for name in ("max_clock_skew_s", "max_record_lag_s"):
+            if name in values:
+                try:
+                    values[name] = int(values[name])
+                except (TypeError, ValueError) as err:
+                    raise ConfigError(f"{name} must be a whole number of seconds, got {values[name]!r}") from err
+                if values[name] < 0:
+                    raise ConfigError(f"{name} must be 0 or more seconds")
         if "ssl_check_hostname" in security and isinstance(security["ssl_check_hostname"], str):
             security["ssl_check_hostname"] = security["ssl_check_hostname"].lower() in ("1", "true", "yes")
         settings = cls(**values, security=security)
         if not settings.bootstrap_servers.strip():
             raise ConfigError("bootstrap_servers must not be empty")
         return settings
+
+    def time_limits(self):
+        """The record-time limits a new ledger is created with (ledger.timecheck.TimeLimits)."""
+        from .timecheck import TimeLimits
+
+        return TimeLimits(self.max_clock_skew_s, self.max_record_lag_s)
 
     def kafka_options(self) -> dict[str, Any]:
         """Connection options for any kafka-python client."""

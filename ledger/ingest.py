@@ -10,7 +10,10 @@ partition's tip is already in the ledger and is skipped (exactly once across
 restarts); a jump in offsets appends a gap entry first. Every record is kept:
 one that cannot be decoded is appended as ``rejected`` with its reason. A
 repeated ``event_id`` is appended as ``duplicate`` (same topic-partition as the
-first occurrence) or ``conflict`` (another one), and never indexed twice.
+first occurrence) or ``conflict`` (another one), and never indexed twice. A
+decoded record whose times are implausible against its own Kafka timestamp
+keeps its status and carries the flag in ``reason`` (``time: ...``, see
+:mod:`ledger.timecheck`, with the limits recorded in the ledger's meta).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .index import entry_columns, index_row
 from .record import Record
 from .store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
 from .store.schema import headers_to_json
+from .timecheck import TimeLimits, time_flag
 
 EVENT_TYPE_HEADER = "event_type"
 CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
@@ -163,6 +167,7 @@ class Ingestor:
         self._pending_ids: dict[str, FirstSeen] = {}
         self._lock = threading.Lock()
         self.start_mid_chain = start_mid_chain or ledger.meta().get(CHAIN_START_KEY) == "mid"
+        self.time_limits = TimeLimits.from_meta(ledger.meta())  # None: a ledger made before the flags
         if start_mid_chain and ledger.meta().get(CHAIN_START_KEY) != "mid":
             if self.next_seq != 1:
                 raise StoreError("start_mid_chain is for a new ledger; this one already starts at offset 0")
@@ -253,8 +258,8 @@ class Ingestor:
                 counts["rejected"] += 1
             else:
                 cols = entry_columns(event)
-                row += [None, None, cols["event_id"], cols["type"], cols["occurred_at"], cols["json"],
-                        leaf, chain]
+                row += [None, time_flag(cols["occurred_at"], rec.timestamp, self.time_limits), cols["event_id"],
+                        cols["type"], cols["occurred_at"], cols["json"], leaf, chain]
                 decoded.append((row, event))
             entries.append(row)
             seq += 1
@@ -366,6 +371,7 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
         raise StoreError("reprocess needs a ledger opened with readonly=False")
     ledger.lock_for_writing()
     codec = codec if codec is not None else default_codec()
+    limits = TimeLimits.from_meta(ledger.meta())
     rejected = list(iter_entries(ledger, where="status = 'rejected' AND kind = 'record'"))
     after_seq = ledger.next_seq() - 1
     decoded = []
@@ -391,7 +397,7 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
             rows.conflicts.append((entry.seq, cols["event_id"], seen.seq))
         counts[status] += 1
         moves.append((entry.seq, after_seq, entry.reason, status, cols["event_id"], cols["type"],
-                      cols["occurred_at"], cols["json"]))
+                      cols["occurred_at"], cols["json"], time_flag(cols["occurred_at"], entry.timestamp, limits)))
     if moves:
         ledger.mark_reprocessed(moves, rows)
     return ReprocessResult(len(rejected), counts, len(rejected) - len(moves))

@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 
 from .errors import StoreError, ValidationError
 from .taxonomy import category_label, purpose_label
-from .timeparse import parse_time, to_micros, to_millis
+from .timeparse import parse_as_of, parse_time, to_micros, to_millis
 
 EVENT_TYPES = (
     "DataAccessed", "DataShared", "LegalDisclosure",
@@ -110,7 +110,7 @@ def side_rows(
     entry_filter, entry_params = "", []
     if as_of is not None:
         entry_filter = " AND timestamp <= ?"
-        entry_params.append(to_millis(parse_time(as_of, option="--as-of")))
+        entry_params.append(to_millis(parse_as_of(as_of)))
     try:
         order = conn.execute(
             f"SELECT s.occurred_at, s.seq FROM {table} AS s WHERE {' AND '.join(where)} ORDER BY s.occurred_at DESC",

@@ -94,7 +94,7 @@ def replay(
     result = ReplayResult(coverage=Coverage(from_ms, to_ms))
     started = time.monotonic()
     consumer = new_consumer(settings, max_poll_records=batch_size)
-    ledger = Ledger.open(into, readonly=False, create=True)
+    ledger = Ledger.open(into, readonly=False, create=True, time_limits=settings.time_limits())
     try:
         ingestor = Ingestor(ledger, start_mid_chain=windowed)
         if bulk:

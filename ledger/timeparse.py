@@ -40,6 +40,21 @@ def parse_time(text: str | datetime, *, option: str = "time") -> datetime:
     return value.astimezone(UTC)
 
 
+def parse_as_of(text: str | datetime, *, option: str = "--as-of", now: datetime | None = None) -> datetime:
+    """An ``--as-of`` time: like :func:`parse_time`, and refused when later than ``now`` (the wall clock).
+
+    ``as_of`` asks how the ledger stood at a recorded time; nothing can have
+    been recorded in the future, and a future instant would only let claimed
+    (``occurred_at``) future times count as if they had happened.
+    """
+    value = parse_time(text, option=option)
+    limit = now if now is not None else datetime.now(UTC)
+    if value > limit:
+        raise ValidationError(option, f"{text!s} is later than now ({limit.isoformat(timespec='seconds')}); "
+                                      "the ledger cannot have recorded anything after now")
+    return value
+
+
 def to_micros(value: datetime) -> int:
     """Microseconds since the epoch (the ``occurred_at`` clock), exact."""
     delta = value - _EPOCH

@@ -36,7 +36,11 @@ TOPIC_SUFFIX = {
 DLQ_SUFFIX = "dlq"
 
 # Infinite retention by time and by size: the ledger must be replayable from Kafka.
-TOPIC_CONFIGS = {"retention.ms": "-1", "retention.bytes": "-1"}
+# LogAppendTime: the broker, not the producer, sets each record's timestamp, which the ledger
+# uses as recorded time (--as-of, the order of legal state changes). Apache Kafka applies it;
+# tansu 0.6 stores the setting but keeps the producer's timestamp (RELIABILITY.md), so the
+# ledger also flags implausible times itself (ledger.timecheck).
+TOPIC_CONFIGS = {"retention.ms": "-1", "retention.bytes": "-1", "message.timestamp.type": "LogAppendTime"}
 
 
 def topic_for(event_type: str, prefix: str) -> str:
@@ -126,8 +130,8 @@ def _partition_counts(admin, names: list[str]) -> dict[str, int]:
     return counts
 
 
-def _retention_warning(admin, name: str) -> str | None:
-    """A warning if an existing topic does not keep records forever, else None."""
+def _config_warnings(admin, name: str) -> list[str]:
+    """Warnings if an existing topic does not keep records forever or lets producers set recorded time."""
     from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import KafkaError
 
@@ -136,23 +140,33 @@ def _retention_warning(admin, name: str) -> str | None:
         described = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name)], config_filter="all"
         )
-        value = described["topic"][name]["retention.ms"]["value"]
+        configs = described["topic"][name]
+        value = configs["retention.ms"]["value"]
     except (KafkaError, KeyError, TypeError):
-        return f"{name}: could not read retention.ms; make sure it is -1 (keep forever)"
+        return [f"{name}: could not read retention.ms; make sure it is -1 (keep forever)"]
+    warnings = []
     if value != "-1":
-        return (
+        warnings.append(
             f"{name}: retention.ms is {value}, not -1; Kafka deletes records the ledger may need "
             f"for replay (kafka-configs --alter --entity-type topics --entity-name {name} "
             f"--add-config retention.ms=-1)"
         )
-    return None
+    stamp = (configs.get("message.timestamp.type") or {}).get("value")
+    if stamp is not None and stamp != "LogAppendTime":
+        warnings.append(
+            f"{name}: message.timestamp.type is {stamp}, so producers set the recorded time the ledger "
+            f"relies on (kafka-configs --alter --entity-type topics --entity-name {name} "
+            f"--add-config message.timestamp.type=LogAppendTime)"
+        )
+    return warnings
 
 
 def create_topics(settings: "Settings", partitions: int | None = None) -> list[TopicStatus]:
     """Create the ledger's topics under ``settings.topic_prefix`` if they do not exist.
 
     Idempotent. Existing topics are never modified: a different partition
-    count or a finite retention is reported in ``TopicStatus.warnings``.
+    count, a finite retention or a timestamp type other than LogAppendTime
+    is reported in ``TopicStatus.warnings``.
     Raises BrokerError when the cluster cannot be reached or refuses a creation.
     """
     from kafka.errors import TopicAlreadyExistsError, for_code
@@ -200,9 +214,7 @@ def create_topics(settings: "Settings", partitions: int | None = None) -> list[T
                     f"(changing it would move keys between partitions)"
                 )
             if name not in created:
-                retention = _retention_warning(admin, name)
-                if retention:
-                    warnings.append(retention)
+                warnings += _config_warnings(admin, name)
             statuses.append(TopicStatus(name, count, wanted, name in created, tuple(warnings)))
         return statuses
 

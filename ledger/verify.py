@@ -10,7 +10,9 @@ What is re-derived and compared, entry by entry in append order:
   value) and every chain link; offsets contiguous per partition except for
   explicit gap entries; ``seq`` without holes;
 * the fingerprint, event_id, type, occurred_at and JSON form (by decoding the
-  raw value again) and the status: rejected iff it does not decode, first
+  raw value again), the time flag in ``reason`` (ledger.timecheck, with the
+  limits in meta; every flagged record is listed in ``VerifyReport.flagged``)
+  and the status: rejected iff it does not decode, first
   occurrence of an event_id ``entry``, a repeat ``duplicate`` on the same
   topic-partition and ``conflict`` on another (checked against ``event_ids``
   and ``conflicts``, in the order ingest and reprocess decided them);
@@ -38,6 +40,7 @@ from .ingest import (CHAIN_START_KEY, decode_value, decode_with_older_readers, d
                      peek_event_id)
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
 from .store.schema import BUCKET_BITS
+from .timecheck import TimeLimits, time_flag
 
 _LOOKUP_CHUNK = 2000
 _UNKNOWN = object()  # an entry whose decoded form cannot be derived (a problem already reported)
@@ -67,6 +70,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problem_count: int = 0
+    flagged: list[Problem] = field(default_factory=list)  # records with implausible times (not problems)
+    flagged_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -100,6 +105,11 @@ class _Verifier:
             self.problem(str(err))
             self.bucket_bits = BUCKET_BITS  # the default: every row then shows where it should be
         self.side = {t: _Peekable(iter_side_rows(self.conn, t), self.bucket_bits) for t in SIDE_TABLE_NAMES}
+        try:
+            self.time_limits = TimeLimits.from_meta(ledger.meta())
+        except StoreError as err:
+            self.problem(str(err))
+            self.time_limits = TimeLimits()
 
     def problem(self, what: str, entry: Entry | None = None) -> None:
         self.report.problem_count += 1
@@ -208,14 +218,13 @@ class _Verifier:
             return None
         if e.seq not in self.reprocessed:  # decoded at ingest time: its schema was known then
             self.decoded_fingerprints.setdefault(expected_fp, e.seq)
-        if e.reason is not None:
-            self.problem(f"a decoded entry carries a rejection reason {e.reason!r}", e)
         cols = entry_columns(event)
         if cols["json"] != e.json:  # written with an older reader schema?
             for older in decode_with_older_readers(self.codec, value):
                 if entry_columns(older)["json"] == e.json:
                     event, cols = older, entry_columns(older)
                     break
+        self.check_time_flag(e, cols["occurred_at"])
         stored = {"event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at, "json": e.json}
         for column in ("event_id", "type", "occurred_at", "json"):
             if stored[column] != cols[column]:
@@ -223,6 +232,17 @@ class _Verifier:
                              f"decoded {_short(cols[column])}", e)
         self.pending.append((e, cols["event_id"]))
         return event if e.status == "entry" else None
+
+    def check_time_flag(self, e: Entry, occurred_at: int) -> None:
+        """``reason`` of a decoded entry is exactly the time flag its own times give (or NULL)."""
+        flag = time_flag(occurred_at, e.timestamp, self.time_limits)
+        if e.reason != flag:
+            expected = "none" if flag is None else repr(flag)
+            self.problem(f"reason is {e.reason!r} but the record's times give {expected}", e)
+        if flag is not None:
+            self.report.flagged_count += 1
+            if len(self.report.flagged) < self.max_problems:
+                self.report.flagged.append(Problem(flag, e.topic, e.partition, e.offset, e.event_id, e.seq))
 
     def check_side_rows(self, e: Entry, event) -> None:
         """The entry's rows in each side table; ``_UNKNOWN``: cannot be derived (already reported)."""

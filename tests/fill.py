@@ -2,6 +2,7 @@
 
     filled = fill_ledger(tmp_path / "ledger.db", workload.events)
     filled.recorded["<event_id>"]          # the Kafka timestamp (ms) each event got
+    filled.positions["<event_id>"]         # (timestamp, topic, partition, offset): what the oracle orders by
 
 Each event becomes the Record the writer would have consumed: topic from
 ``topic_for``, partition ``crc32(key) % 3``, offsets sequential per
@@ -43,10 +44,11 @@ class Filled:
     path: Path
     recorded: dict[str, int]  # event_id -> Kafka timestamp (ms)
     counts: dict[str, int]  # ingest status counts
+    positions: dict[str, tuple] = None  # event_id -> (timestamp_ms, topic, partition, offset)
 
 
 def to_records(events: Iterable[dict], *, codec, prefix: str = PREFIX, partitions: int = PARTITIONS,
-               recorded: dict[str, int] | None = None) -> Iterator[Record]:
+               recorded: dict[str, int] | None = None, positions: dict[str, tuple] | None = None) -> Iterator[Record]:
     """The records a writer would consume for ``events`` (emission order); fills ``recorded``."""
     offsets: dict[tuple[str, int], int] = {}
     latest_us = None
@@ -62,6 +64,8 @@ def to_records(events: Iterable[dict], *, codec, prefix: str = PREFIX, partition
         offsets[(topic, partition)] = offset + 1
         if recorded is not None:
             recorded[event["event_id"]] = timestamp
+        if positions is not None:
+            positions[event["event_id"]] = (timestamp, topic, partition, offset)
         yield Record(topic, partition, offset, timestamp, key, codec.encode(event),
                      ((EVENT_TYPE_HEADER, event["type"].encode()),))
 
@@ -82,12 +86,13 @@ def fill_ledger(path: str | Path, events: Iterable[dict], *, batch: int = 10_000
 
     codec = default_codec()
     recorded: dict[str, int] = {}
-    records: Iterable[Record] = to_records(events, codec=codec, prefix=prefix, recorded=recorded)
+    positions: dict[str, tuple] = {}
+    records: Iterable[Record] = to_records(events, codec=codec, prefix=prefix, recorded=recorded, positions=positions)
     if by_partition:
         records = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
     bucket_bits = TEST_BUCKET_BITS + 2 if by_partition else TEST_BUCKET_BITS
     counts = ingest_records(path, records, batch=batch, codec=codec, bucket_bits=bucket_bits)
-    return Filled(Path(path), recorded, counts)
+    return Filled(Path(path), recorded, counts, positions)
 
 
 def ingest_records(path: str | Path, records: Iterable[Record], *, batch: int = 10_000, codec=None,

@@ -95,6 +95,11 @@ def test_kafka_does_not_create_topics_on_its_own(compose):
     assert kafka_env(compose)["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
+def test_kafka_stamps_records_with_its_own_append_time(compose):
+    """The broker, not a producer, sets the record timestamp the ledger uses as recorded time (issue 12)."""
+    assert kafka_env(compose)["KAFKA_LOG_MESSAGE_TIMESTAMP_TYPE"] == "LogAppendTime"
+
+
 def test_kafka_has_a_healthcheck_and_a_data_volume(compose):
     """Kafka reports health (the other services wait for it) and keeps its log in a named volume."""
     kafka = compose["services"]["kafka"]

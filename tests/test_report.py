@@ -61,13 +61,13 @@ def report(ledger, subject, audience="subject", **kw):
     return build_report(ledger, subject, audience=audience, as_of=AS_OF, generated_at=GENERATED, **kw)
 
 
-def test_subject_report_hides_delayed_disclosures_until_lifted_or_notified(ledger, seen, delayed_subjects):
+def test_subject_report_hides_delayed_disclosures_until_lifted_or_notified(ledger, seen, delayed_subjects, filled):
     """The customer sees the oracle's list: a delay in force or merely expired keeps the disclosure hidden."""
     for subject in delayed_subjects:
         shown = [item["event_id"] for item in report(ledger, subject).timeline]
         hidden = withheld_by_issue(seen, subject, AS_OF)
         assert hidden and not hidden & set(shown)
-        assert shown == [e["event_id"] for e in oracle.subject_report(seen, subject, AS_OF)]
+        assert shown == [e["event_id"] for e in oracle.subject_report(seen, subject, AS_OF, filled.positions)]
 
 
 def test_auditor_report_shows_everything_and_marks_what_is_withheld(ledger, seen, delayed_subjects):

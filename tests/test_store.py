@@ -122,7 +122,8 @@ def test_atomic_rolls_back_and_nests(tmp_path):
         with ledger.atomic() as conn:
             conn.execute("INSERT INTO meta VALUES ('c', '3')")
             1 / 0
-    assert {k for k in ledger.meta()} == {"format_version", "created_at", "bucket_bits", "a"}
+    assert {k for k in ledger.meta()} == {"format_version", "created_at", "bucket_bits", "a",
+                                         "time_max_clock_skew_s", "time_max_record_lag_s"}
 
 
 def test_export_is_a_consistent_standalone_copy(sample, tmp_path):

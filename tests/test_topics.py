@@ -98,6 +98,56 @@ def test_created_topics_keep_records_forever(settings):
     assert {n: topics[n]["retention.ms"]["value"] for n in names} == {n: "-1" for n in names}
 
 
+def test_created_topics_ask_the_broker_to_set_recorded_time(settings):
+    """Every created topic has message.timestamp.type=LogAppendTime: recorded time is the broker's, not a claim."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    target = fresh(settings)
+    create_topics(target)
+    names = all_topics(target.topic_prefix)
+    with admin_client(target) as admin:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
+        )
+    topics = described.get("topic", {})
+    if not all("message.timestamp.type" in topics.get(n, {}) for n in names):
+        pytest.skip("this broker does not report message.timestamp.type through describe_configs")
+    assert {n: topics[n]["message.timestamp.type"]["value"] for n in names} == {n: "LogAppendTime" for n in names}
+
+
+def test_what_the_broker_does_with_a_producer_timestamp_on_a_log_append_time_topic(settings):
+    """Measured, not assumed: a record produced with a 2020 timestamp on a LogAppendTime topic.
+
+    Apache Kafka replaces it with the broker's append time; tansu 0.6 keeps the
+    producer's (RELIABILITY.md). Either way the ledger flags a record whose
+    occurred_at is far from it (ledger.timecheck), so this test pins only
+    that the broker answers one of the two ways.
+    """
+    import time
+
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    target = fresh(settings)
+    create_topics(target, partitions=1)
+    topic = topic_for("DataAccessed", target.topic_prefix)
+    old = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+    before = int(time.time() * 1000)
+    producer = KafkaProducer(**target.kafka_options(), acks="all")
+    try:
+        producer.send(topic, b"x", timestamp_ms=old).get(10)
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(**target.kafka_options(), enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        (record,) = [next(consumer)]
+    finally:
+        consumer.close()
+    kept_producer_time = record.timestamp == old
+    assert kept_producer_time or record.timestamp >= before - 60_000
+
+
 def test_an_existing_topic_with_another_partition_count_is_reported_and_left_alone(settings):
     """A pre-existing topic keeps its partition count; create_topics warns and creates the others."""
     target = fresh(settings)

@@ -13,6 +13,7 @@ import sys
 from . import settings_from
 
 _RAW = argparse.RawDescriptionHelpFormatter
+FLAGGED_SHOWN = 10  # flagged records verify prints as examples
 
 
 def register(subparsers, common) -> None:
@@ -33,7 +34,9 @@ def register(subparsers, common) -> None:
         description="Recompute every leaf and chain hash, check that offsets are accounted for, and "
                     "re-derive the JSON form, statuses and side-table rows from the raw bytes. Prints the "
                     "number of entries checked; on failure lists each bad entry (topic[partition]@offset, "
-                    "seq, event_id) and what differs, and exits with status 1.",
+                    "seq, event_id) and what differs, and exits with status 1. Records kept as entries whose "
+                    "times are implausible (a Kafka timestamp before 1970 or after 9999, an occurred_at far "
+                    "from it) are counted and a few listed as 'flagged'; they do not fail verify.",
         epilog="example:\n  ledger verify\n  ledger verify --from-head heads-2026-03-01.txt\n",
     )
     p.add_argument("--from-head", metavar="FILE",
@@ -101,6 +104,15 @@ def run_verify(args) -> int:
         report = verify_ledger(ledger, codec=codec, expected_heads=heads, max_problems=args.max_problems)
     for note in report.notes:
         print(f"note: {note}")
+    if report.flagged_count:
+        # Not problems: records kept as entries whose times are implausible (ledger/timecheck.py). A
+        # back-filled history flags thousands, so a few examples (VerifyReport.flagged has more).
+        shown = report.flagged[:FLAGGED_SHOWN]
+        print(f"flagged: {report.flagged_count} record(s) with implausible times (kept as entries), e.g.:")
+        for flagged in shown:
+            print(f"  {flagged}")
+        if report.flagged_count > len(shown):
+            print(f"  ... and {report.flagged_count - len(shown)} more (the auditor's report lists a customer's)")
     if report.ok:
         extra = f"; extends the {len(heads)} head(s) in {args.from_head}" if heads else ""
         print(f"ok: {report.checked} entries checked{extra}")

@@ -78,8 +78,9 @@ def register(subparsers, common) -> None:
     p = _parser(subparsers, common, "obligations", "notices still owed to customers after legal disclosures",
                 "One row per (disclosure, customer): due date, delay status, order reference\n"
                 "and expiry. Overdue is judged at --as-of (default: now). Anomalies (a notice\n"
-                "whose disclosure is not in the ledger...) are listed on stderr, or under\n"
-                "\"anomalies\" with --format json.\n\n"
+                "whose disclosure is not in the ledger, a status change from a service that is\n"
+                "not an authority for the case, one dated before its disclosure...) change\n"
+                "nothing and are listed on stderr, or under \"anomalies\" with --format json.\n\n"
                 "example:\n  ledger obligations --overdue\n"
                 "  ledger obligations --as-of 2026-03-01T00:00:00Z --format json\n")
     p.add_argument("--as-of", metavar="T", help="as the ledger stood at recorded time T, judged at T")
@@ -185,6 +186,6 @@ def run_obligations(args) -> int:
                       + (f", ledger as recorded by {args.as_of}" if args.as_of else "") + "\n\n")
         write_rows(notices, args.format, OBLIGATION_COLUMNS, out)
         for a in anomalies:
-            print(f"anomaly: {a['kind']}: {a['type']} {a['event_id']} refers to disclosure "
-                  f"{a['disclosure_event_id']} ({', '.join(a['subject_ids'])})", file=sys.stderr)
+            print(f"anomaly: {a['kind']}: {a['message']} (event {a['event_id']}, recorded {a['recorded_at']}; "
+                  f"customers {', '.join(a['subject_ids'])})", file=sys.stderr)
     return 0

@@ -9,14 +9,18 @@ allow-list, so a field added to a schema later stays hidden until someone
 decides otherwise:
 
 * a legal disclosure whose notice is delayed stays hidden until the delay is
-  lifted by a NotificationStatusChanged or this customer is notified (an
-  expired delay makes the notice due; it does not publish the disclosure);
+  lifted by a NotificationStatusChanged or this customer is notified, both
+  from an authority for the case (an expired delay makes the notice due; it
+  does not publish the disclosure; an unauthorised event changes nothing);
+* every event tied to such a disclosure (its correlation_id or request id as
+  the event's correlation_id or justification ticket) stays hidden with it;
 * other customers' ids, ``justification.note``, ``attributes``, tracing and
   bookkeeping ids (``recorded_by``, ``reviewed_by``, ``trace_id``...) never
   appear;
 * people appear by role and organisation, never by name or id.
 
-The *auditor* audience sees whole events, with delayed disclosures marked.
+The *auditor* audience sees whole events, with delayed disclosures and the
+events withheld with them marked, and the anomalies of the customer's cases.
 """
 
 from __future__ import annotations

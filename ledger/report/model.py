@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from ..obligations import NOTHING_OWED, CaseBook, load_cases
 from ..query import DISCLOSURE_TYPES, who_saw
 from ..taxonomy import category_label, purpose_label
-from ..timeparse import iso, parse_time
+from ..timeparse import iso, parse_as_of, parse_time
 from .audience import AUDIENCES, view_for
-from ..errors import ValidationError
+from ..errors import StoreError, ValidationError
 
 #: EU member states plus Iceland, Liechtenstein and Norway: anything else is a third country.
 EEA = frozenset(
@@ -92,13 +92,15 @@ class Report:
     accounting: dict
     gdpr: dict
     notices: list[dict] | None = None  # auditor only: notices still owed to this customer
+    anomalies: list[dict] | None = None  # auditor only: events that changed nothing, implausible times
     time_zone: str = "UTC"
     kind: str = field(default="subject-access-report")
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if data["notices"] is None:
-            del data["notices"]
+        for key in ("notices", "anomalies"):
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -116,23 +118,27 @@ def build_report(
         raise ValidationError("--audience", f"must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     rules = rules or AccountingRules()
     generated = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    as_of_time = None if as_of is None else parse_time(as_of, option="--as-of")
+    as_of_time = None if as_of is None else parse_as_of(as_of)
     judged = as_of_time or generated
 
     events = list(who_saw(source, subject, as_of=as_of_time))
     legal_ids = [e["event_id"] for e in events if e["type"] == "LegalDisclosure"]
     book = load_cases(source, as_of=as_of_time, disclosure_ids=legal_ids) if legal_ids else CaseBook()
+    withheld, tied = withheld_cases(book, legal_ids, subject, judged)
 
     shown: list[tuple[dict, dict]] = []  # (event, view) pairs that pass the audience's filter
     for event in events:
-        withheld = event["type"] == "LegalDisclosure" and book.case(event["event_id"]).withheld_from(subject, judged)
-        if withheld and audience == "subject":
+        because = event["event_id"] if event["event_id"] in withheld else _correlated(event, tied)
+        if because and audience == "subject":
             continue
         view = view_for(audience, event)
         if audience == "auditor":
+            if event["type"] == "LegalDisclosure" or because:
+                view["withheld_from_subject"] = bool(because)
+            if because and because != event["event_id"]:
+                view["withheld_with"] = because  # the delayed disclosure this event is tied to
             if event["type"] == "LegalDisclosure":
                 state = book.case(event["event_id"]).state(judged)
-                view["withheld_from_subject"] = withheld
                 owing = state.status not in NOTHING_OWED  # a due date means nothing once waived or done
                 view["notice"] = {"status": state.status, "delay": state.delay, "delay_until": iso(state.delay_until),
                                   "order_ref": state.order_ref, "due_by": iso(state.due_by) if owing else None,
@@ -144,9 +150,10 @@ def build_report(
         (e, v) for e, v in shown
         if rules.accountable(e) and start <= parse_time(e["occurred_at"]) <= judged
     ]
-    notices = None
+    notices = anomalies = None
     if audience == "auditor":
         notices = [n.as_dict() for i in legal_ids for n in book.case(i).owed(judged) if n.subject_id == subject]
+        anomalies = book.anomalies(judged) + time_flags(source, [e["event_id"] for e in events])
     heads = [{"topic": h.topic, "partition": h.partition, "offset": h.offset, "chain_hash": h.chain_hash.hex()}
              for h in source.heads()] if hasattr(source, "heads") else []
     parameters = {
@@ -158,7 +165,61 @@ def build_report(
         subject=subject, audience=audience, generated_at=iso(generated), judged_at=iso(judged),
         parameters=parameters, heads=heads, timeline=[v for _, v in shown],
         accounting=accounting(accountable, audience), gdpr=gdpr_view(shown, audience), notices=notices,
+        anomalies=anomalies,
     )
+
+
+def withheld_cases(book: CaseBook, legal_ids: list[str], subject: str,
+                   judged: datetime) -> tuple[set[str], dict[str, str]]:
+    """``(withheld, tied)``: the disclosures withheld from ``subject``, and their case keys -> disclosure.
+
+    A delayed disclosure takes with it every event tied to the same legal
+    case (:func:`_correlated`): its keys are the disclosure's
+    ``correlation_id`` and its legal request id.
+    """
+    withheld: set[str] = set()
+    tied: dict[str, str] = {}
+    for i in legal_ids:
+        case = book.case(i)
+        if case.withheld_from(subject, judged):
+            withheld.add(i)
+            for key in sorted(case.correlation_keys()):
+                tied.setdefault(key, i)
+    return withheld, tied
+
+
+def _correlated(event: dict, tied: dict[str, str]) -> str | None:
+    """The withheld disclosure ``event`` belongs with: its correlation_id or justification ticket is a case key."""
+    if not tied:
+        return None
+    ticket = (event.get("justification") or {}).get("ticket")
+    for key in (event.get("correlation_id"), ticket):
+        if key and key in tied:
+            return tied[key]
+    return None
+
+
+def time_flags(source, event_ids: list[str]) -> list[dict]:
+    """Entries among ``event_ids`` whose times ingest flagged as implausible (``entries.reason`` "time: ...")."""
+    import sqlite3
+
+    from ..query import connection
+
+    found = []
+    try:
+        conn = connection(source)
+        for i in range(0, len(event_ids), 900):
+            chunk = event_ids[i : i + 900]
+            found += conn.execute(
+                "SELECT e.event_id, e.type, e.reason, e.topic, e.partition, e.offset FROM event_ids AS i "
+                "JOIN entries AS e ON e.seq = i.seq "
+                f"WHERE i.event_id IN ({', '.join('?' * len(chunk))}) AND e.reason LIKE 'time: %'", chunk,
+            ).fetchall()
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read the ledger: {err}") from err
+    return [{"kind": "implausible_time", "event_id": event_id, "type": etype,
+             "message": f"{etype} {event_id} at {topic}[{partition}]@{offset}: {reason}"}
+            for event_id, etype, reason, topic, partition, offset in sorted(found, key=lambda r: r[3:])]
 
 
 def _basis(event: dict, audience: str) -> str:

@@ -3,8 +3,8 @@
 Sections, in order: ``report`` (generated time, parameters, time zone, chain
 heads as name/value rows), ``accounting`` (one row per group of disclosures),
 ``gdpr.purposes``, ``gdpr.data_categories``, ``gdpr.recipients``,
-``gdpr.transfers``, ``gdpr.retention``, ``gdpr.sources``, ``notices``
-(auditor only) and ``timeline`` (one row per event, newest first). Times
+``gdpr.transfers``, ``gdpr.retention``, ``gdpr.sources``, ``notices`` and
+``anomalies`` (auditor only) and ``timeline`` (one row per event, newest first). Times
 are UTC, written ``...Z``.
 """
 
@@ -76,6 +76,8 @@ def rows(report: Report):
         yield _row("notices", name=n["subject_id"], time=n["disclosed_at"], recipient=n["recipient"],
                    status=n["status"], delay=n["delay"], delay_until=n["delay_until"], order_ref=n["order_ref"],
                    due_by=n["due_by"], overdue=n["overdue"], event_id=n["disclosure_event_id"])
+    for a in report.anomalies or []:
+        yield _row("anomalies", name=a["kind"], value=a["message"], type=a["type"], event_id=a["event_id"])
     for item in report.timeline:
         r = item.get("recipient") or {}
         j = item.get("justification") or {}

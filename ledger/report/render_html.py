@@ -241,6 +241,15 @@ def _notices(report: Report) -> str:
                   rows, "No notice owed to this customer.")
 
 
+def _anomalies(report: Report) -> str:
+    """Events kept as evidence that changed nothing, and records with implausible times, in words."""
+    items = report.anomalies or []
+    if not items:
+        return '<p class="empty">None found.</p>'
+    return '<ul class="plain">' + "".join(
+        f'<li>{e(a["message"])} <span class="mono">(event {e(a["event_id"])})</span></li>' for a in items) + "</ul>"
+
+
 def render_html(report: Report) -> str:
     """The whole report as an HTML document (a string)."""
     auditor = report.audience == "auditor"
@@ -270,7 +279,7 @@ def render_html(report: Report) -> str:
         + "</div>",
     ]
     if auditor:
-        parts += ["<h2>Notices still owed</h2>", _notices(report)]
+        parts += ["<h2>Notices still owed</h2>", _notices(report), "<h2>Anomalies</h2>", _anomalies(report)]
     parts += ["<h2>Accounting of disclosures</h2>", _accounting(report, auditor),
               f"<h2>{whose} data (GDPR Art. 15)</h2>", _gdpr(report),
               "<h2>Timeline: who saw what</h2>", "".join(_timeline(report.timeline, auditor)),

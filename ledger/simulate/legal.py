@@ -108,7 +108,8 @@ def _notice(s, disclosure: dict, customers: list[str]):
     def build(now: datetime) -> dict:
         letter = s.rng.random() < 0.3
         actor = _pick(s.rng, cast.LEGAL_COUNSEL) if letter else cast.NOTIFIER
-        event = s.event("SubjectNotified", actor, list(told), "notifier", correlation_id=case)
+        # Logged by the legal case tool, the authority for its cases (obligations.same_source_service).
+        event = s.event("SubjectNotified", actor, list(told), "legal-case-tool", correlation_id=case)
         # A letter is posted first and logged afterwards; an email is logged as it is sent.
         sent = now - timedelta(minutes=s.rng.randint(5, 360)) if letter else now
         event.update(disclosure_event_id=about, notified_at=max(sent, s.start),

@@ -11,13 +11,22 @@ until``; either bound may be None.
 
 Notification obligations (:func:`owed_notices`), as of an instant ``as_of``:
 
-* Only events with ``occurred_at <= as_of`` count. A ``SubjectNotified``
-  also needs ``notified_at <= as_of``; it clears exactly the customers it
-  names for its ``disclosure_event_id``, whether it arrived before or after
-  the disclosure.
+* A ``NotificationStatusChanged`` or ``SubjectNotified`` is *effective* only
+  when its disclosure is among the events, it has the disclosure's
+  ``source_service``, it was recorded on the disclosure topic, and neither
+  its ``occurred_at`` nor (for a notice) its ``notified_at`` is before the
+  disclosure's ``occurred_at``. Nothing else changes any state.
+* Where and when Kafka recorded each event comes from ``recorded``
+  (event_id -> ``(timestamp_ms, topic, partition, offset)``); without it an
+  event counts as recorded at its ``occurred_at`` on its own topic (the
+  hand-built scenarios). An effective event counts once recorded by
+  ``as_of``; a notice also needs ``notified_at <= as_of``; it clears exactly
+  the customers it names for its ``disclosure_event_id``, whether it arrived
+  before or after the disclosure.
 * The notice state starts from the disclosure's ``notification`` and each
-  ``NotificationStatusChanged`` for it replaces ``status``, ``delay_until``
-  and ``order_ref`` in ``(occurred_at, event_id)`` order.
+  effective ``NotificationStatusChanged`` replaces ``status``,
+  ``delay_until`` and ``order_ref`` in recorded order (timestamp, topic,
+  partition, offset), at its recorded instant.
 * Current status ``NOTIFIED`` or ``NOT_REQUIRED``: nothing is owed.
 * Own due date: ``notification.due_by``, or when it is None the
   disclosure's ``occurred_at`` + :data:`DEFAULT_NOTICE_DAYS` days.
@@ -26,7 +35,7 @@ Notification obligations (:func:`owed_notices`), as of an instant ``as_of``:
   it never expires by itself) or ``as_of < delay_until``. While in force
   nothing is overdue.
 * A delay *expires* at ``delay_until`` (the instant itself is no longer
-  delayed). A delay is *lifted* at the ``occurred_at`` L of the change that
+  delayed). A delay is *lifted* at the recorded instant L of the change that
   sets a non-delayed status; the release instant is ``min(L, delay_until)``
   (lifting an already expired delay changes nothing).
 * *Due at once*: once the latest delay has expired or been lifted at
@@ -48,14 +57,35 @@ lifted") and that customer has not been notified.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Mapping
 
 DEFAULT_NOTICE_DAYS = 30
 EXPOSURE_TYPES = ("DataAccessed", "DataShared", "LegalDisclosure")
 DISCLOSURE_TYPES = ("DataShared", "LegalDisclosure")
 DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
 NOTHING_OWED = ("NOTIFIED", "NOT_REQUIRED")
+_TOPIC = {"LegalDisclosure": "disclosure", "NotificationStatusChanged": "disclosure", "SubjectNotified": "disclosure"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+Recorded = Mapping[str, tuple]  # event_id -> (timestamp_ms, topic, partition, offset)
+
+
+def position(event: dict, recorded: Recorded | None) -> tuple:
+    """``(recorded instant, topic, partition, offset)`` of an event: the order state changes apply in."""
+    if recorded is None:
+        return (event["occurred_at"], "ledger." + _TOPIC.get(event["type"], "other"), 0, event["event_id"])
+    ms, topic, partition, offset = recorded[event["event_id"]]
+    return (_EPOCH + timedelta(milliseconds=ms), topic, partition, offset)
+
+
+def effective(event: dict, disclosure: dict | None, recorded: Recorded | None) -> bool:
+    """Whether a status change or notice may change ``disclosure``'s notice (see the module docstring)."""
+    if disclosure is None:
+        return False
+    return (event.get("source_service") == disclosure.get("source_service")
+            and position(event, recorded)[1].endswith("disclosure")
+            and event["occurred_at"] >= disclosure["occurred_at"]
+            and (event["type"] != "SubjectNotified" or event["notified_at"] >= disclosure["occurred_at"]))
 
 
 def _newest_first(events: list[dict]) -> list[dict]:
@@ -99,24 +129,26 @@ def disclosed_to(events: Iterable[dict], recipient_id: str | None = None, since=
     ])
 
 
-def notice_state(disclosure: dict, changes: Iterable[dict], as_of: datetime) -> dict:
+def notice_state(disclosure: dict, changes: Iterable[dict], as_of: datetime,
+                 recorded: Recorded | None = None) -> dict:
     """The notice state of one disclosure at ``as_of`` (see the module docstring).
 
     ``changes`` are the NotificationStatusChanged events for this disclosure;
-    those after ``as_of`` are ignored. Returns ``status``, ``delay_until``,
-    ``order_ref``, ``in_force`` (a delay holds the notice back now),
-    ``delay``, ``own_due_by`` and ``due_by`` (the effective due date).
+    those not effective or recorded after ``as_of`` are ignored. Returns
+    ``status``, ``delay_until``, ``order_ref``, ``in_force`` (a delay holds
+    the notice back now), ``delay``, ``own_due_by`` and ``due_by`` (the
+    effective due date).
     """
     notification = disclosure["notification"]
     status = notification["status"]
     delay_until = notification["delay_until"]
     order_ref = notification["order_ref"]
     released = lifted = None  # when the latest delay ended (by expiry or lift), when it was lifted
-    applied = sorted((c for c in changes if c["occurred_at"] <= as_of),
-                     key=lambda c: (c["occurred_at"], c["event_id"]))
-    for change in applied:
+    applied = sorted((position(c, recorded), c) for c in changes
+                     if effective(c, disclosure, recorded) and position(c, recorded)[0] <= as_of)
+    for (at, *_), change in applied:
         if status in DELAYED and change["status"] not in DELAYED:
-            lifted = change["occurred_at"]
+            lifted = at
             released = lifted if delay_until is None else min(lifted, delay_until)
         status, delay_until, order_ref = change["status"], change["delay_until"], change["order_ref"]
 
@@ -135,25 +167,27 @@ def notice_state(disclosure: dict, changes: Iterable[dict], as_of: datetime) -> 
             "in_force": in_force, "delay": delay, "own_due_by": own_due, "due_by": due}
 
 
-def _notified(events: list[dict], as_of: datetime) -> set[tuple[str, str]]:
-    """(disclosure_event_id, subject_id) pairs notified at or before ``as_of``."""
+def _notified(events: list[dict], as_of: datetime, recorded: Recorded | None) -> set[tuple[str, str]]:
+    """(disclosure_event_id, subject_id) pairs told by an effective notice by ``as_of``."""
+    disclosures = {e["event_id"]: e for e in events if e["type"] == "LegalDisclosure"}
     done = set()
     for e in events:
-        if e["type"] == "SubjectNotified" and e["occurred_at"] <= as_of and e["notified_at"] <= as_of:
+        if (e["type"] == "SubjectNotified" and effective(e, disclosures.get(e["disclosure_event_id"]), recorded)
+                and position(e, recorded)[0] <= as_of and e["notified_at"] <= as_of):
             for subject_id in e["subject_ids"]:
                 done.add((e["disclosure_event_id"], subject_id))
     return done
 
 
-def _changes_by_disclosure(events: list[dict], as_of: datetime) -> dict[str, list[dict]]:
+def _changes_by_disclosure(events: list[dict]) -> dict[str, list[dict]]:
     changes: dict[str, list[dict]] = {}
     for e in events:
-        if e["type"] == "NotificationStatusChanged" and e["occurred_at"] <= as_of:
+        if e["type"] == "NotificationStatusChanged":
             changes.setdefault(e["disclosure_event_id"], []).append(e)
     return changes
 
 
-def owed_notices(events: Iterable[dict], as_of: datetime) -> list[dict]:
+def owed_notices(events: Iterable[dict], as_of: datetime, recorded: Recorded | None = None) -> list[dict]:
     """One row per (disclosure, customer) still owed a notice at ``as_of``.
 
     Rows: ``disclosure_event_id, subject_id, own_due_by, due_by, status,
@@ -161,13 +195,13 @@ def owed_notices(events: Iterable[dict], as_of: datetime) -> list[dict]:
     event_id)`` then ``subject_id``.
     """
     events = list(events)
-    notified = _notified(events, as_of)
-    changes = _changes_by_disclosure(events, as_of)
+    notified = _notified(events, as_of, recorded)
+    changes = _changes_by_disclosure(events)
     disclosures = sorted((e for e in events if e["type"] == "LegalDisclosure" and e["occurred_at"] <= as_of),
                          key=lambda e: (e["occurred_at"], e["event_id"]))
     rows = []
     for d in disclosures:
-        state = notice_state(d, changes.get(d["event_id"], ()), as_of)
+        state = notice_state(d, changes.get(d["event_id"], ()), as_of, recorded)
         if state["status"] in NOTHING_OWED:
             continue
         overdue = not state["in_force"] and state["due_by"] is not None and as_of > state["due_by"]
@@ -184,26 +218,29 @@ def owed_notices(events: Iterable[dict], as_of: datetime) -> list[dict]:
     return rows
 
 
-def subject_report(events: Iterable[dict], subject_id: str, as_of: datetime) -> list[dict]:
+def subject_report(events: Iterable[dict], subject_id: str, as_of: datetime,
+                   recorded: Recorded | None = None) -> list[dict]:
     """What the subject-facing report shows ``subject_id`` at ``as_of``, newest first.
 
     Every access, share and legal disclosure naming the subject with
     ``occurred_at <= as_of``, except a legal disclosure whose current status
     is DELAYED_* (in force or expired) while this customer has not been
-    notified yet.
+    notified yet, and every event tied to such a disclosure: the same
+    ``correlation_id``, or the disclosure's correlation id or request id as
+    the event's correlation id or justification ticket.
     """
     events = list(events)
-    notified = _notified(events, as_of)
-    changes = _changes_by_disclosure(events, as_of)
-    shown = []
-    for e in touching(events, subject_id, until=None):
-        if e["occurred_at"] > as_of:
-            continue
+    notified = _notified(events, as_of, recorded)
+    changes = _changes_by_disclosure(events)
+    mine = [e for e in touching(events, subject_id, until=None) if e["occurred_at"] <= as_of]
+    hidden, keys = set(), set()
+    for e in mine:
         if e["type"] == "LegalDisclosure" and (e["event_id"], subject_id) not in notified:
-            if notice_state(e, changes.get(e["event_id"], ()), as_of)["status"] in DELAYED:
-                continue
-        shown.append(e)
-    return shown
+            if notice_state(e, changes.get(e["event_id"], ()), as_of, recorded)["status"] in DELAYED:
+                hidden.add(e["event_id"])
+                keys |= {k for k in (e.get("correlation_id"), (e.get("request") or {}).get("id")) if k}
+    return [e for e in mine if e["event_id"] not in hidden
+            and not ({e.get("correlation_id"), (e.get("justification") or {}).get("ticket")} & keys)]
 
 
 def anomalies(events: Iterable[dict]) -> list[dict]:

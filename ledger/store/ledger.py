@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from ..errors import StoreError
+from ..timecheck import TimeLimits
 from . import schema
 from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
 from .heads import Head
@@ -91,10 +92,13 @@ class Ledger:
         readonly: bool = True,
         create: bool = False,
         bucket_bits: int = schema.BUCKET_BITS,
+        time_limits: TimeLimits | None = None,
     ) -> "Ledger":
         """Open a ledger file; ``create=True`` (writers only) makes a new one if missing.
 
-        ``bucket_bits`` applies to a new file only: its side tables' bucket size (schema.py).
+        ``bucket_bits`` applies to a new file only: its side tables' bucket size (schema.py);
+        so does ``time_limits`` (default ``TimeLimits()``): which record times ingest flags
+        (ledger.timecheck), recorded in meta so verify and replay judge alike.
         """
         path = Path(path)
         if readonly and create:
@@ -120,7 +124,8 @@ class Ledger:
                     raise StoreError(f"{path} is not a ledger file (no meta table)")
                 if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise StoreError(f"{path} is an SQLite file but not a ledger; refusing to touch it")
-                schema.create(conn, {"created_at": str(int(time.time() * 1000)), "bucket_bits": str(bucket_bits)})
+                schema.create(conn, {"created_at": str(int(time.time() * 1000)), "bucket_bits": str(bucket_bits),
+                                     **(time_limits or TimeLimits()).to_meta()})
             ledger = cls(path, conn, readonly)
             version = ledger.meta().get("format_version")
         except (sqlite3.Error, StoreError) as err:
@@ -245,22 +250,22 @@ class Ledger:
     def mark_reprocessed(self, moves: list[tuple], rows: AppendBatch) -> None:
         """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.
 
-        ``moves``: ``(seq, after_seq, old_reason, new_status, event_id, type, occurred_at, json)``;
+        ``moves``: ``(seq, after_seq, old_reason, new_status, event_id, type, occurred_at, json, time_flag)``;
         ``rows``: their side, event_ids and conflicts rows (no entries, no offsets).
         """
         now = int(time.time() * 1000)
         try:
             with self.atomic() as conn:
-                for seq, after_seq, old_reason, status, event_id, etype, occurred_at, text in moves:
+                for seq, after_seq, old_reason, status, event_id, etype, occurred_at, text, flag in moves:
                     conn.execute(
                         "INSERT INTO reprocess_log (seq, after_seq, old_reason, new_status, reprocessed_at) "
                         "VALUES (?, ?, ?, ?, ?)",
                         (seq, after_seq, old_reason, status, now),
                     )
                     conn.execute(
-                        "UPDATE entries SET status = ?, reason = NULL, event_id = ?, type = ?, "
+                        "UPDATE entries SET status = ?, reason = ?, event_id = ?, type = ?, "
                         "occurred_at = ?, json = ? WHERE seq = ? AND status = 'rejected'",
-                        (status, event_id, etype, occurred_at, text, seq),
+                        (status, flag, event_id, etype, occurred_at, text, seq),
                     )
                 self._insert_rows(conn, rows)
         except sqlite3.Error as err:
