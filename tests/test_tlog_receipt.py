@@ -109,7 +109,7 @@ def test_receipt_round_trips():
     (lambda t: t.replace("extra ", "extra: "), 2, "standard base64|extra line"),
     (lambda t: t.replace("index 3", "index 03"), 3, "leading zeroes"),
     (lambda t: t.replace("index 3", "idx 3"), 3, "expected 'index"),
-    (lambda t: t.replace("BnGUhgdDIVnTVXIQAgXt957X8DlV8C1NfjRqSvw9RxA=", "BnGUhgdD"), 4, "not 32"),
+    (lambda t: "\n".join(line if i != 3 else "BnGUhgdD" for i, line in enumerate(t.split("\n"))), 4, "not 32"),
     (lambda t: t.replace("\n\n", "\n", 1).replace("\n\n", "\n"), None, "no empty line"),
 ])
 def test_malformed_receipts_name_the_line(edit, line, match):

@@ -76,10 +76,13 @@ def build_log(events, *, topic: str = "ledger.access", partition: int = 0, codec
     from ledger.codec import default_codec
 
     codec = codec or default_codec()
+    from ledger.timeparse import to_micros
+
     records = []
     for offset, event in enumerate(events):
         event = codec.validate(event)
-        records.append(Record(topic, partition, offset, 1_767_225_600_000 + offset * 1000,
+        recorded_ms = to_micros(event["occurred_at"]) // 1000 + 2000  # recorded two seconds after it happened
+        records.append(Record(topic, partition, offset, recorded_ms,
                               min(event["subject_ids"]).encode(), codec.encode(event),
                               (("event_type", event["type"].encode()),)))
     return PartitionLog(topic, partition, records)
