@@ -130,3 +130,12 @@ def test_verify_receipt_from_stdin_in_a_subprocess():
     assert good.returncode == 0, good.stderr
     bad = subprocess.run(cmd, input=(DATA / "proof-for-wrong-index.tlog-proof").read_bytes(), capture_output=True)
     assert bad.returncode == 1 and b"Traceback" not in bad.stderr and b"inclusion:" in bad.stderr
+
+
+def test_new_commands_have_help_with_an_example(capsys):
+    """keys generate and verify-receipt document themselves with an example."""
+    for argv, example in ((["keys", "generate", "--help"], "examples:\n  ledger keys generate"),
+                          (["verify-receipt", "--help"], "example:\n  ledger verify-receipt")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert example in capsys.readouterr().out

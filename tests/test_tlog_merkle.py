@@ -341,3 +341,21 @@ def test_leaf_hash_must_be_32_bytes():
     with pytest.raises(HashSizeError, match="leaf hash 4 is 31 bytes"):
         tree.extend([_leaves(4)[3], b"x" * 31])
     assert tree.size == 4 and tree.root() == merkle.root_of(_leaves(4))
+
+
+def test_compare_tiles_names_changed_inserted_and_deleted_leaves():
+    """Rebuilding from leaves finds nothing on an honest store, and names the first differing leaf
+    range for a changed, an inserted or a deleted leaf, or extra stored leaves."""
+    leaves = _leaves(1000)
+    _, store = _stored_tree(leaves)
+    assert merkle.compare_tiles(store, leaves) == []
+    changed = list(leaves)
+    changed[300] = merkle.leaf_hash(b"changed")
+    assert merkle.compare_tiles(store, changed)[0] == \
+        "tile 0/1 differs at hash 44: leaves [300, 301) do not hash to what is stored"
+    inserted = leaves[:700] + [merkle.leaf_hash(b"new")] + leaves[700:]
+    assert merkle.compare_tiles(store, inserted)[0].startswith("tile 0/2 differs at hash 188: leaves [700, 701)")
+    deleted = leaves[:10] + leaves[11:]
+    assert merkle.compare_tiles(store, deleted)[0].startswith("tile 0/0 differs at hash 10: leaves [10, 11)")
+    problems = merkle.compare_tiles(store, leaves[:999])
+    assert problems == ["tile 0/3 holds 232 hashes, more than the 999 leaves give (231)"]

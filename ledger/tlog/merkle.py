@@ -256,6 +256,54 @@ def root_of(leaves: Iterable[bytes]) -> bytes:
     return tree.root()
 
 
+def compare_tiles(stored: HashStore, leaves: Sequence[bytes]) -> list[str]:
+    """Rebuild the tree from ``leaves`` and compare every tile with ``stored`` (what ``verify`` does).
+
+    Returns one message per tile that differs, each naming the tile and the first leaf range
+    whose hash differs (a changed, inserted or deleted leaf shows as the first level-0
+    difference); an empty list when the store holds exactly the tree of these leaves. Tiles the
+    store holds beyond the rebuilt tree are reported too (the store claims more leaves).
+    """
+    rebuilt = MemoryHashStore()
+    tree = MerkleTree(rebuilt)
+    tree.extend(leaves)
+    tree.flush()
+    problems = []
+    for (level, index), want in sorted(rebuilt.tiles.items()):
+        have = stored.get_tile(level, index)
+        if have is not None and len(have) > len(want):
+            have_cut = have[:len(want)]
+        else:
+            have_cut = have
+        if have_cut == want:
+            continue
+        span = TILE_WIDTH ** level
+        if have is None:
+            problems.append(f"tile {level}/{index} is missing (leaves from {index * TILE_WIDTH * span})")
+            continue
+        at = next((i for i in range(0, min(len(have), len(want)), HASH_SIZE)
+                   if have[i:i + HASH_SIZE] != want[i:i + HASH_SIZE]), None)
+        if at is None:
+            problems.append(f"tile {level}/{index} holds {len(have) // HASH_SIZE} hashes, the leaves give "
+                            f"{len(want) // HASH_SIZE}")
+            continue
+        first = (index * TILE_WIDTH + at // HASH_SIZE) * span
+        problems.append(f"tile {level}/{index} differs at hash {at // HASH_SIZE}: leaves [{first}, {first + span}) "
+                        "do not hash to what is stored")
+    size = len(leaves)
+    for level in range(0, 8):
+        span = TILE_WIDTH ** level
+        index = size // (span * TILE_WIDTH)
+        have = stored.get_tile(level, index)
+        width = (size // span) % TILE_WIDTH
+        if have is not None and len(have) > width * HASH_SIZE:
+            problems.append(f"tile {level}/{index} holds {len(have) // HASH_SIZE} hashes, more than the "
+                            f"{size} leaves give ({width})")
+        if stored.get_tile(level, index + 1) is not None:
+            problems.append(f"tile {level}/{index + 1} exists beyond the {size} leaves")
+    return problems
+
+
 # --- reading: roots and proofs from stored hashes -------------------------------------------------
 
 
