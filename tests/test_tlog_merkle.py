@@ -359,3 +359,19 @@ def test_compare_tiles_names_changed_inserted_and_deleted_leaves():
     assert merkle.compare_tiles(store, deleted)[0].startswith("tile 0/0 differs at hash 10: leaves [10, 11)")
     problems = merkle.compare_tiles(store, leaves[:999])
     assert problems == ["tile 0/3 holds 232 hashes, more than the 999 leaves give (231)"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(min_value=0, max_value=140_000))
+def test_compact_range_is_one_perfect_subtree_per_set_bit(size):
+    """The appender's compact range has a subtree of height b for each set bit b of the size, left to
+    right from the highest, each the root of the leaves it covers."""
+    leaves = _leaves(size)
+    tree = merkle.MerkleTree()
+    tree.extend(leaves)
+    subtrees = tree.compact_range()
+    assert [h for h, _ in subtrees] == [b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+    start = 0
+    for height, digest in subtrees[:3] + subtrees[-3:]:
+        start = sum(1 << h for h, _ in subtrees[:subtrees.index((height, digest))])
+        assert digest == merkle.root_of(leaves[start:start + (1 << height)])

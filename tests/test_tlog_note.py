@@ -7,6 +7,8 @@ import struct
 from hashlib import sha256
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.tlog import checkpoint as cp
@@ -127,6 +129,13 @@ def test_malformed_notes_name_the_line(text, line, match):
     assert info.value.line == line
 
 
+def test_del_is_not_a_control_character_here():
+    """signed-note forbids control characters below U+0020 only; DEL (U+007F) is allowed in a text
+    (found by the round-trip property test)."""
+    signer = note.generate_signer("a.example")
+    note.open_note(note.sign_note("a\x7fb\n", [signer]), [signer.verifier()])
+
+
 def test_invalid_utf8_is_refused():
     """A note must be valid UTF-8."""
     with pytest.raises(FormatError, match="not valid UTF-8"):
@@ -211,3 +220,28 @@ def test_log_key_covers_its_origin_and_below():
     other = cp.Checkpoint("ledger.example.com/auditor/x/0", 1, bytes(32))
     with pytest.raises(SignatureError, match="no trusted log key covers origin"):
         cp.open_checkpoint(other.sign([signer]), [signer.verifier()])
+
+
+note_text = st.lists(st.text(alphabet=st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)),
+                             max_size=30), min_size=1, max_size=6).map(lambda ls: "\n".join(ls) + "\n")
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=note_text, n_signers=st.integers(min_value=1, max_value=3))
+def test_sign_parse_verify_round_trip(text, n_signers):
+    """Any valid note text signed by some keys parses back to the same text and every signature verifies."""
+    signers = [note.generate_signer(f"k{i}.example") for i in range(n_signers)]
+    signed = note.sign_note(text, signers)
+    parsed, verified = note.open_note(signed.encode(), [s.verifier() for s in signers])
+    assert parsed.text == text and len(verified) == n_signers and parsed.format() == signed
+
+
+@settings(max_examples=100, deadline=None)
+@given(origin=st.text(alphabet=st.characters(min_codepoint=0x21, blacklist_categories=("Cs", "Zs")), min_size=1,
+                      max_size=40),
+       size=st.integers(min_value=0, max_value=2**64 - 1), root=st.binary(min_size=32, max_size=32),
+       extensions=st.lists(st.text(alphabet="abc xyz=", min_size=1, max_size=10), max_size=3))
+def test_checkpoint_round_trip(origin, size, root, extensions):
+    """Checkpoint.text and parse_checkpoint are inverse for every well-formed tree head."""
+    head = cp.Checkpoint(origin, size, root, tuple(extensions))
+    assert cp.parse_checkpoint(head.text()) == head

@@ -240,13 +240,19 @@ class MerkleTree:
             if tile:
                 self.store.put_tile(level, self._full_tiles[level], bytes(tile))
 
-    def root(self) -> bytes:
-        """The root hash at the current size (EMPTY_ROOT for no leaves)."""
-        roots: list[bytes] = []
+    def compact_range(self) -> list[tuple[int, bytes]]:
+        """The perfect subtrees covering [0, size), left to right, as (height, hash): one per set bit of size."""
+        out: list[tuple[int, bytes]] = []
         for level in range(len(self._partial) - 1, -1, -1):
             tile = self._partial[level]
-            roots += _tile_subtree_roots(bytes(tile), len(tile) // HASH_SIZE)
-        return _fold(roots)
+            width = len(tile) // HASH_SIZE
+            heights = [level * TILE_HEIGHT + b for b in range(TILE_HEIGHT - 1, -1, -1) if width >> b & 1]
+            out += zip(heights, _tile_subtree_roots(bytes(tile), width))
+        return out
+
+    def root(self) -> bytes:
+        """The root hash at the current size (EMPTY_ROOT for no leaves)."""
+        return _fold([h for _, h in self.compact_range()])
 
 
 def root_of(leaves: Iterable[bytes]) -> bytes:

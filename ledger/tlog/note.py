@@ -67,7 +67,7 @@ def check_key_name(name: str, what: str = "key name") -> None:
     """A key name is non-empty, with no Unicode space, no '+', no control character."""
     if not name:
         raise FormatError(what, "is empty")
-    bad = next((c for c in name if c.isspace() or c == "+" or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    bad = next((c for c in name if c.isspace() or c == "+" or ord(c) < 0x20), None)
     if bad is not None:
         raise FormatError(what, f"{name!r} contains {bad!r} (no spaces, '+' or control characters allowed)")
 
@@ -279,7 +279,7 @@ def _check_text(text: str, first_line: int) -> None:
     if not text.endswith("\n"):
         raise FormatError("note", "the text must end with a newline")
     for number, line in enumerate(text.split("\n")[:-1], first_line):
-        bad = next((c for c in line if ord(c) < 0x20 or ord(c) == 0x7F), None)
+        bad = next((c for c in line if ord(c) < 0x20), None)
         if bad is not None:
             raise FormatError("note", f"control character U+{ord(bad):04X} (only newlines are allowed)", number)
 
@@ -331,7 +331,7 @@ def _parse_signature_line(line: str, number: int) -> Signature:
         check_key_name(name)
     except FormatError as err:
         raise FormatError(what, f"key name: {err.reason}", number) from None
-    bad = next((c for c in line if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    bad = next((c for c in line if ord(c) < 0x20), None)
     if bad is not None:
         raise FormatError(what, f"control character U+{ord(bad):04X}", number)
     raw = b64decode_strict(encoded, what, number)
