@@ -9,7 +9,6 @@ reproducible byte for byte: ``python tests/tlog_fixtures.py`` rewrites tests/dat
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from dataclasses import dataclass, field

@@ -8,6 +8,8 @@ Reading order:
 - ``checkpoint.py``  the checkpoint note body (c2sp.org/tlog-checkpoint);
 - ``receipt.py``     offline receipts (c2sp.org/tlog-proof@v1) and :func:`~.receipt.verify_receipt`;
 - ``keyfile.py``     key files on disk (mode 0600, refused when readable by others);
+- ``witness.py``     a witness's add-checkpoint logic (c2sp.org/tlog-witness), state in its own SQLite
+                     file; the HTTP binding comes later;
 - ``errors.py``      the error tree.
 
 Nothing here imports the store or Kafka: a verifier needs only this package, ledger/errors.py
