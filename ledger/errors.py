@@ -10,7 +10,8 @@
     ├── StoreError             the ledger file cannot be opened or written
     │   ├── LedgerLockedError      another writer owns the ledger
     │   └── LedgerDivergedError    Kafka no longer holds what the ledger recorded
-    └── VerificationError      the ledger failed verification (lists the problems)
+    ├── VerificationError      the ledger failed verification (lists the problems)
+    └── TlogError              trees, proofs, notes, receipts (subtree in ledger/tlog/errors.py)
 
 Driver errors (sqlite3, kafka) are wrapped with ``raise ... from err`` so the
 cause stays visible.

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "query",  # who-saw, disclosures, accesses, obligations
     "report",
     "replay",  # replay, diff
+    "keys",  # keys generate, verify-receipt
 )
 
 

@@ -1,0 +1,17 @@
+"""A verifiable log beside the hash chain: RFC 6962 Merkle trees and the C2SP formats.
+
+Reading order:
+
+- ``merkle.py``      hashing, the append-only tree stored as tiles, proofs, pure verifiers;
+- ``note.py``        signed notes (c2sp.org/signed-note) and Ed25519 keys, timestamped cosignatures
+                     (c2sp.org/tlog-cosignature, type 0x04);
+- ``checkpoint.py``  the checkpoint note body (c2sp.org/tlog-checkpoint);
+- ``receipt.py``     offline receipts (c2sp.org/tlog-proof@v1) and :func:`~.receipt.verify_receipt`;
+- ``keyfile.py``     key files on disk (mode 0600, refused when readable by others);
+- ``witness.py``     a witness's add-checkpoint logic (c2sp.org/tlog-witness), state in its own SQLite
+                     file; the HTTP binding comes later;
+- ``errors.py``      the error tree.
+
+Nothing here imports the store or Kafka: a verifier needs only this package, ledger/errors.py
+and, to decode a receipt's record, the codec.
+"""
