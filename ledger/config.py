@@ -32,6 +32,8 @@ SECURITY_KEYS = (
     "ssl_ciphers",
 )
 
+KAFKA_CLIENTS = ("auto", "confluent", "kafka-python")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -39,6 +41,7 @@ class Settings:
     topic_prefix: str = "ledger."
     db: str = "./ledger.db"
     partitions: int = 6
+    kafka_client: str = "auto"  # auto | confluent | kafka-python: see ledger/kafka/__init__.py
     security: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +82,10 @@ class Settings:
                 raise ConfigError(f"partitions must be an integer, got {values['partitions']!r}") from err
             if values["partitions"] < 1:
                 raise ConfigError("partitions must be at least 1")
+        if values.get("kafka_client", "auto") not in KAFKA_CLIENTS:
+            raise ConfigError(
+                f"kafka_client must be one of {', '.join(KAFKA_CLIENTS)}, got {values['kafka_client']!r}"
+            )
         if "ssl_check_hostname" in security and isinstance(security["ssl_check_hostname"], str):
             security["ssl_check_hostname"] = security["ssl_check_hostname"].lower() in ("1", "true", "yes")
         settings = cls(**values, security=security)
