@@ -91,7 +91,8 @@ class SendFuture(Protocol):
 class Producer(Protocol):
     def send(self, topic: str, *, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, bytes | None]] | None = None) -> SendFuture:
-        """Queue one record; raises BrokerError at once if it cannot even be queued (e.g. too large)."""
+        """Queue one record; BrokerError at once if it cannot be queued: too large, neither key nor value,
+        or a header value None (kafka-python cannot send those, so neither client does; reading them works)."""
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything sent so far is acknowledged or failed; BrokerError on timeout."""

@@ -163,6 +163,10 @@ class ConfluentProducer:
         self._unpolled = 0
 
     def send(self, topic, *, key, value, headers=None):
+        if key is None and value is None:  # kafka-python cannot send it: refused by both, alike
+            raise BrokerError(f"could not send to {topic}: a record needs a key or a value")
+        if headers and any(v is None for _, v in headers):  # likewise
+            raise BrokerError(f"could not send to {topic}: a header value must be bytes, not None")
         client = self._client
         future = _Future(client)
         try:
@@ -179,7 +183,7 @@ class ConfluentProducer:
                         if time.monotonic() > deadline:
                             raise BrokerError(f"could not send to {topic}: the local queue stayed full for "
                                               f"{self._queue_wait:.0f}s{self._errors.detail()}") from None
-        except KafkaException as err:
+        except (KafkaException, TypeError) as err:
             raise BrokerError(f"could not send to {topic}: {_text(err)}") from err
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY:

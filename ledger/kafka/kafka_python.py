@@ -95,9 +95,13 @@ class KafkaPythonProducer:
         self._client = client
 
     def send(self, topic, *, key, value, headers=None):
+        if key is None and value is None:
+            raise BrokerError(f"could not send to {topic}: a record needs a key or a value")
+        if headers and any(v is None for _, v in headers):
+            raise BrokerError(f"could not send to {topic}: a header value must be bytes, not None")
         try:
             return _Future(self._client.send(topic, value=value, key=key, headers=headers or None))
-        except KafkaError as err:
+        except (KafkaError, TypeError, ValueError) as err:
             raise BrokerError(f"could not send to {topic}: {err}") from err
 
     def flush(self, timeout: float | None = None) -> None:
@@ -141,7 +145,7 @@ class KafkaPythonConsumer:
             found = self._client.partitions_for_topic(topic)
         except KafkaError as err:
             raise BrokerError(f"cannot list the partitions of {topic}: {err}") from err
-        return None if found is None else sorted(found)
+        return sorted(found) if found else None  # kafka-python says set() for some unknown topics
 
     def assign(self, starts: Mapping[Partition, int]) -> None:
         tps = {TopicPartition(*tp): offset for tp, offset in starts.items()}
