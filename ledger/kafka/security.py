@@ -83,11 +83,14 @@ def kafka_python_options(settings: Settings) -> dict[str, Any]:
 def librdkafka_options(settings: Settings) -> dict[str, Any]:
     """Connection and security properties for a confluent-kafka client; ConfigError for what it cannot honour."""
     options: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
-    for key, value in _check(settings).items():
+    security = _check(settings)
+    for key in security:
         _, prop, reason = MAPPING[key]
         if prop is None:
             raise ConfigError(f"{key} cannot be honoured by confluent-kafka: {reason}; "
                               "set LEDGER_KAFKA_CLIENT=kafka-python to use it")
+    for key, value in security.items():
+        prop = MAPPING[key][1]
         if key == "sasl_mechanism" and value == "OAUTHBEARER":
             raise ConfigError("sasl_mechanism OAUTHBEARER cannot be honoured by confluent-kafka yet: its token "
                               "callback is not mapped; set LEDGER_KAFKA_CLIENT=kafka-python to use it")
