@@ -87,7 +87,7 @@ class _Errors:
 
     def __call__(self, err: KafkaError) -> None:
         self.last = err
-        LOG.warning("librdkafka: %s", err.str())
+        LOG.debug("librdkafka error: %s", err.str())  # librdkafka logs it too, through LOG
 
     def detail(self) -> str:
         return f" (last client error: {self.last.str()})" if self.last is not None else ""
