@@ -98,9 +98,9 @@ def test_auto_without_confluent_takes_kafka_python_and_says_why(monkeypatch):
         choose(Settings.load(env={}, kafka_client="confluent"))
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_round_trip_returns_records(settings, client):
+def test_round_trip_returns_records(settings, kafka_client):
     """What a client sends comes back through the same client as Records with every field as sent."""
+    client = kafka_client
     topic = _topic(settings, 1)
     before = int(time.time() * 1000)
     acks = _send(settings, topic, SAMPLES, client)
@@ -185,9 +185,9 @@ def test_same_key_same_partition_with_either_client(settings):
     assert len(set(expected)) == 6
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_highwater_and_caught_up(settings, client):
+def test_highwater_and_caught_up(settings, kafka_client):
     """highwater is None before a fetch; caught up and lag 0 once positions reach it, an empty partition included."""
+    client = kafka_client
     topic = _topic(settings, 2)
     acks = _send(settings, topic, [(b"same-key", b"v%d" % i, []) for i in range(50)], client)
     full = Partition(topic, acks[0].partition)
@@ -213,9 +213,9 @@ def test_highwater_and_caught_up(settings, client):
         consumer.close()
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_assign_at_a_stored_position(settings, client):
+def test_assign_at_a_stored_position(settings, kafka_client):
     """A consumer assigned at offset N returns N first, as the writer's resume from the ledger needs."""
+    client = kafka_client
     topic = _topic(settings, 1)
     _send(settings, topic, [(b"k", b"v%d" % i, []) for i in range(30)], client)
     tp = Partition(topic, 0)
@@ -235,9 +235,9 @@ def test_assign_at_a_stored_position(settings, client):
         consumer.close()
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_topics_create_list_and_config(settings, client):
+def test_topics_create_list_and_config(settings, kafka_client):
     """Admin creates topics with their configs, lists them with partition counts, and tolerates re-creation."""
+    client = kafka_client
     names = [f"{settings.topic_prefix}adm{uuid4().hex[:6]}{i}" for i in range(2)]
     with admin(settings.with_(kafka_client=client)) as cluster:
         assert cluster.create_topics(names, 4, 1, TOPIC_CONFIGS) == set(names)
@@ -266,9 +266,9 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_unreachable_broker_is_a_clear_broker_error(client):
+def test_unreachable_broker_is_a_clear_broker_error(kafka_client):
     """No broker at the address: BrokerError naming it, within the bootstrap timeout, from every factory."""
+    client = kafka_client
     address = f"127.0.0.1:{_closed_port()}"
     settings = Settings.load(env={}, bootstrap_servers=address, kafka_client=client)
     for attempt in (lambda: open_producer(settings, bootstrap_timeout=2),
@@ -280,9 +280,9 @@ def test_unreachable_broker_is_a_clear_broker_error(client):
         assert time.monotonic() - started < 8
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_too_large_record_is_refused_at_send(settings, client):
+def test_too_large_record_is_refused_at_send(settings, kafka_client):
     """A record above the request limit is a BrokerError at send, not a silent drop."""
+    client = kafka_client
     topic = _topic(settings, 1)
     with open_producer(settings.with_(kafka_client=client)) as producer:
         with pytest.raises(BrokerError, match=f"could not send to {topic}"):
@@ -379,9 +379,9 @@ def test_doctor_says_which_client_and_why(tmp_path):
     assert "kafka client: confluent" in run.stdout and "why: auto:" in run.stdout
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_doctor_connect_lists_through_the_chosen_client(settings, client):
+def test_doctor_connect_lists_through_the_chosen_client(settings, kafka_client):
     """`ledger doctor --connect` reaches the cluster through the client it names and counts the prefix's topics."""
+    client = kafka_client
     import subprocess
     import sys
 
