@@ -32,6 +32,8 @@ SECURITY_KEYS = (
     "ssl_ciphers",
 )
 
+KAFKA_CLIENTS = ("auto", "confluent", "kafka-python")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -42,6 +44,7 @@ class Settings:
     # Record times ingest flags as implausible (ledger.timecheck); recorded in a new ledger's meta.
     max_clock_skew_s: int = 300  # occurred_at this far after its Kafka timestamp: 5 minutes
     max_record_lag_s: int = 2_592_000  # occurred_at this far before it: 30 days
+    kafka_client: str = "auto"  # auto | confluent | kafka-python: see ledger/kafka/__init__.py
     security: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -90,6 +93,10 @@ class Settings:
                     raise ConfigError(f"{name} must be a whole number of seconds, got {values[name]!r}") from err
                 if values[name] < 0:
                     raise ConfigError(f"{name} must be 0 or more seconds")
+        if values.get("kafka_client", "auto") not in KAFKA_CLIENTS:
+            raise ConfigError(
+                f"kafka_client must be one of {', '.join(KAFKA_CLIENTS)}, got {values['kafka_client']!r}"
+            )
         if "ssl_check_hostname" in security and isinstance(security["ssl_check_hostname"], str):
             security["ssl_check_hostname"] = security["ssl_check_hostname"].lower() in ("1", "true", "yes")
         settings = cls(**values, security=security)

@@ -10,6 +10,7 @@
     ├── StoreError             the ledger file cannot be opened or written
     │   ├── LedgerLockedError      another writer owns the ledger
     │   └── LedgerDivergedError    Kafka no longer holds what the ledger recorded
+    │       └── OffsetOutOfRangeError  Kafka says a position lies outside the log
     ├── VerificationError      the ledger failed verification (lists the problems)
     └── TlogError              trees, proofs, notes, receipts (subtree in ledger/tlog/errors.py)
 
@@ -82,6 +83,22 @@ class LedgerLockedError(StoreError):
 
 class LedgerDivergedError(StoreError):
     """The broker's log no longer matches what the ledger recorded."""
+
+
+class OffsetOutOfRangeError(LedgerDivergedError):
+    """Kafka answered that a position lies outside the log; ``topic``, ``partition``, ``offset`` say which.
+
+    Positions come from the ledger and are never reset silently, so this means
+    the topic was truncated, recreated or lost data.
+    """
+
+    def __init__(self, topic: str, partition: int, offset: int | None, detail: str = ""):
+        self.topic, self.partition, self.offset = topic, partition, offset
+        where = f"{topic}[{partition}]" + (f" offset {offset}" if offset is not None else "")
+        super().__init__(
+            f"{where} is out of range on the broker{': ' + detail if detail else ''}; the topic was "
+            "truncated or recreated, or the broker lost data (positions are never reset silently)"
+        )
 
 
 class VerificationError(LedgerError):

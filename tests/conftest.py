@@ -11,6 +11,8 @@ Fixtures:
     kafka           (session)  ``.bootstrap`` and ``.kind``
     settings        (function) Settings on a fresh topic prefix, topics created (3 partitions)
     durable_broker  (function) a started LocalBroker on S3-on-moto storage, for kill/restart tests
+    kafka_client    (function) "kafka-python", then "confluent": a test using it runs once per client
+    client_settings (function) ``settings`` with ``kafka_client`` set to that client
 
 Tests using any of them get the ``broker`` marker. ``slow`` tests are skipped
 unless ``LEDGER_SLOW=1``. With kafka-python on tansu a consumer-group join
@@ -30,7 +32,7 @@ from ledger.broker import LocalBroker
 from ledger.config import Settings
 from ledger.topics import create_topics
 
-BROKER_FIXTURES = {"kafka", "settings", "durable_broker"}
+BROKER_FIXTURES = {"kafka", "settings", "durable_broker", "client_settings"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,17 @@ def settings(kafka, tmp_path) -> Settings:
     )
     create_topics(settings)
     return settings
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def kafka_client(request) -> str:
+    """Each Kafka client behind the seam (ledger/kafka/), one test run per client."""
+    return request.param
+
+
+@pytest.fixture
+def client_settings(settings, kafka_client) -> Settings:
+    return settings.with_(kafka_client=kafka_client)
 
 
 @pytest.fixture

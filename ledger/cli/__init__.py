@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "report",
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt
+    "doctor",
 )
 
 
@@ -40,6 +41,9 @@ def common_options() -> argparse.ArgumentParser:
     group.add_argument("--topic-prefix", metavar="PREFIX",
                        help="topic name prefix (env LEDGER_TOPIC_PREFIX, default 'ledger.')")
     group.add_argument("--db", metavar="PATH", help="ledger file (env LEDGER_DB, default ./ledger.db)")
+    group.add_argument("--kafka-client", choices=("auto", "confluent", "kafka-python"),
+                       help="Kafka client library (env LEDGER_KAFKA_CLIENT, default auto: confluent-kafka "
+                            "when installed); `ledger doctor` says which is used and why")
     return common
 
 
@@ -50,6 +54,7 @@ def settings_from(args: argparse.Namespace):
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         topic_prefix=getattr(args, "topic_prefix", None),
         db=getattr(args, "db", None),
+        kafka_client=getattr(args, "kafka_client", None),
     )
 
 
