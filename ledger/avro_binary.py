@@ -359,8 +359,9 @@ class _ReaderCompiler:
             add(d, f"{target} = {'[]' if kind == 'array' else '{}'}", "c = b[p]", "p += 1", "if c:")
             if kind == "array":
                 add(d + 1, f"{append} = {target}.append")
+            # A count of more than one byte may still be 0 (80 00, a non-minimal zero): that ends the blocks too.
             add(d + 1, "while c:", "    if c & 0x81 or (c >> 1) > end - p:", "        n, p = _count(b, p, c, end)",
-                "    else:", "        n = c >> 1", "    for _ in range(n):")
+                "        if not n:", "            break", "    else:", "        n = c >> 1", "    for _ in range(n):")
             if kind == "map":
                 key = self.src.name("k")
                 self.read("string", ns, key, d + 3)
