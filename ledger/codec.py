@@ -5,19 +5,24 @@ Wire format (Avro specification, "Single object encoding")::
     C3 01 | CRC-64-AVRO of the writer schema's Parsing Canonical Form, 8 bytes LE | Avro binary
 
 The fingerprint alone selects the writer schema among every version in
-``schemas/``; the record is read with the newest version of its event type
+``schemas/``. ``decode`` reads with the newest version of its event type
 (Avro schema resolution fills fields the writer did not know from their
-defaults) and then checked with :func:`ledger.events.validate` rules.
+defaults); ``decode_as_written`` reads with the writer's own version, which is
+what the ledger stores (docs/architecture.md, "The readable form"). Either way
+the event is then checked with :func:`ledger.events.validate` rules.
 
     codec = default_codec()
     data = codec.encode(events.validate(obj))
     event = codec.decode(data)                         # read with the newest version
+    stored = codec.decode_as_written(data)             # read with the writer's version (ingest)
     older = codec.decode(data, reader=codec.versions("DataAccessed")[0])
 
 When the writer is the reader (the common case: the producer has the newest
 schema) the body is read by a reader compiled for that schema
 (ledger/avro_binary.py, ~4x faster than fastavro) and only the validation
-rules run, not the type checks; otherwise fastavro resolves the two schemas.
+rules run, not the type checks; otherwise fastavro resolves the two schemas,
+after the compiled reader of the writer schema has checked the body (fastavro
+would read an enum or union index of -1 as the last symbol or branch).
 """
 
 from __future__ import annotations

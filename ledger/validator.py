@@ -76,7 +76,7 @@ def _check_uuid(v):
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, str):
-        raise _Bad(f"{v!r} is not a canonical UUID: expected 8-4-4-4-12 lowercase hexadecimal digits "
+        raise _Bad(f"{v[:80]!r} is not a canonical UUID: expected 8-4-4-4-12 lowercase hexadecimal digits "
                    "like 0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4 (no braces, prefix, spaces or upper case)")
     raise _Bad(f"expected a UUID string, got {_typename(v)}")
 

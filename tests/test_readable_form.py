@@ -120,6 +120,11 @@ def test_diff_reports_the_same_bytes_read_differently(settings, tmp_path):
     assert len(result.differences) == 3
     done = _cli(settings, "diff", str(paths["writer"]), str(paths["newest"]))
     assert done.returncode == 1 and "readable form (json) differs" in done.stdout
+    with Ledger.open(paths["newest"]) as ledger:  # verify knows one right form: the old rule's is flagged
+        problems = [str(p) for p in verify_ledger(ledger, codec=codec_v2).problems]
+    assert len(problems) == 3 and all("json differs from the raw value" in p for p in problems), problems
+    with Ledger.open(paths["writer"]) as ledger:
+        assert verify_ledger(ledger, codec=codec_v2).ok
 
 
 class _NewestReader:
