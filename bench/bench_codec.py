@@ -7,7 +7,10 @@ Prints µs per event for ``validate``, ``encode``, ``decode`` (including the
 semantic validation of the decoded values), ``entry_columns`` (the readable
 JSON form) and, for comparison, the fastavro decode path and the JSON form by
 the C encoder (how both were done before), over the whole mix and per event
-type. Each figure is the best of ``--repeat`` passes (the
+type. With every schema given a v2 (a temporary copy of schemas/), it also
+times v1 records read with v2 through fastavro's resolution (with the index
+guard that refuses out-of-range enum/union indexes) and read as written (what
+ingest does). Each figure is the best of ``--repeat`` passes (the
 machine has 2 cores and other jobs may run), with the cyclic GC paused as
 ingest pauses it.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from datetime import timezone
@@ -26,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger import events  # noqa: E402
-from ledger.codec import default_codec  # noqa: E402
+from ledger.codec import Codec, default_codec  # noqa: E402
 from ledger.index import entry_columns, micros  # noqa: E402
 from ledger.simulate import simulate  # noqa: E402
 
@@ -75,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if reference is not None:
         stages.append(("decode, fastavro path", reference, encoded))
     stages.append(("entry_columns, C encoder", entry_columns_before, validated))
+    upgraded = _upgraded_codec()
+    stages += [("v1 read as v2 (resolving)", upgraded.decode, encoded),
+               ("v1 read as written, v2 in", upgraded.decode_as_written, encoded)]
 
     by_type: dict[str, list[int]] = defaultdict(list)
     typical: list[int] = []
@@ -99,6 +107,21 @@ def main(argv: list[str] | None = None) -> int:
         mix = sum(best[stage, t] * len(ix) for t, ix in by_type.items()) / len(validated)
         print(f"{stage:<26}{mix:>8.2f}" + "".join(f"{best[stage, col]:>8.2f}" for col in columns))
     return 0
+
+
+def _upgraded_codec() -> Codec:
+    """A codec over a copy of schemas/ in which every event type has a v2 adding an optional field."""
+    root = Path(tempfile.mkdtemp(prefix="bench-codec-")) / "schemas"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "schemas", root)
+    for sub in root.iterdir():
+        if sub.is_dir():
+            schema = json.loads((sub / "v1.avsc").read_text())
+            schema["fields"].append({"name": "bench_note", "type": ["null", "string"], "default": None})
+            (sub / "v2.avsc").write_text(json.dumps(schema))
+    try:
+        return Codec.load(root)
+    finally:
+        shutil.rmtree(root.parent)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,7 @@ def _count(b: bytes, p: int, c: int, end: int) -> tuple[int, int]:
 
 
 def _bad_index(what: str, raw: int, p: int):
+    """``what`` names the field and its type (``outcome: enum AccessOutcome``); ``raw`` is the zigzag varint."""
     value = (raw >> 1) ^ -(raw & 1)
     return AvroReadError(f"{what} index {value} at byte {p} is out of range")
 
@@ -283,8 +284,12 @@ class _ReaderCompiler:
         self.named: dict[str, dict] = {}  # full name -> schema dict, to inline references
         self.open: set[str] = set()  # records being compiled: a reference to one is recursion
 
-    def read(self, t, ns: str, target: str, d: int, first: str = "") -> None:
-        """Emit code at depth ``d`` that reads a value of type ``t`` into the local ``target``."""
+    def read(self, t, ns: str, target: str, d: int, first: str = "", path: str = "(record)") -> None:
+        """Emit code at depth ``d`` that reads a value of type ``t`` into the local ``target``.
+
+        ``path`` names the field in errors (``actor.type``, ``data_categories[]``): an
+        out-of-range enum or union index is refused naming it.
+        """
         add = self.src.add
         if isinstance(t, list):
             if len(t) != 2 or "null" not in t:
@@ -292,8 +297,8 @@ class _ReaderCompiler:
             null_raw = 2 * t.index("null")
             add(d, "c = b[p]", "p += 1", "if c > 0x7F:", "    c, p = _varint(b, p, c)",
                 f"if c == {null_raw}:", f"    {target} = None", f"elif c == {2 - null_raw}:")
-            self.read(t[1 - t.index("null")], ns, target, d + 1)
-            add(d, "else:", f"    raise _bad_index('union', c, p)")
+            self.read(t[1 - t.index("null")], ns, target, d + 1, path=path)
+            add(d, "else:", f"    raise _bad_index({path + ': union'!r}, c, p)")
             return
         if isinstance(t, str) and t not in _PRIMITIVE_WRITERS:
             full = t if "." in t else f"{ns}.{t}"
@@ -332,7 +337,7 @@ class _ReaderCompiler:
             symbols = self.src.const({2 * i: s for i, s in enumerate(t["symbols"])}, "E")
             add(d, "c = b[p]", "p += 1", "if c > 0x7F:", "    c, p = _varint(b, p, c)",
                 f"{target} = {symbols}.get(c)", f"if {target} is None:",
-                f"    raise _bad_index('enum {t['name']}', c, p)")
+                f"    raise _bad_index({path + ': enum ' + t['name']!r}, c, p)")
         elif kind == "record":
             full = _full_name(t, ns)
             self.named[full] = t
@@ -341,7 +346,8 @@ class _ReaderCompiler:
             names = []
             for f in t["fields"]:
                 local = self.src.name("v")
-                self.read(f["type"], inner, local, d)
+                self.read(f["type"], inner, local, d,
+                          path=f["name"] if path == "(record)" else f"{path}.{f['name']}")
                 names.append((f["name"], local))
             self.open.discard(full)
             add(d, f"{target} = {{{first}{', '.join(f'{n!r}: {v}' for n, v in names)}}}")
@@ -353,12 +359,13 @@ class _ReaderCompiler:
             add(d, f"{target} = {'[]' if kind == 'array' else '{}'}", "c = b[p]", "p += 1", "if c:")
             if kind == "array":
                 add(d + 1, f"{append} = {target}.append")
+            # A count of more than one byte may still be 0 (80 00, a non-minimal zero): that ends the blocks too.
             add(d + 1, "while c:", "    if c & 0x81 or (c >> 1) > end - p:", "        n, p = _count(b, p, c, end)",
-                "    else:", "        n = c >> 1", "    for _ in range(n):")
+                "        if not n:", "            break", "    else:", "        n = c >> 1", "    for _ in range(n):")
             if kind == "map":
                 key = self.src.name("k")
                 self.read("string", ns, key, d + 3)
-            self.read(item_type, ns, item, d + 3)
+            self.read(item_type, ns, item, d + 3, path=path + "[]")
             add(d + 3, f"{append}({item})" if kind == "array" else f"{target}[{key}] = {item}")
             add(d + 2, "c = b[p]", "p += 1")
         else:

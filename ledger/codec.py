@@ -5,19 +5,24 @@ Wire format (Avro specification, "Single object encoding")::
     C3 01 | CRC-64-AVRO of the writer schema's Parsing Canonical Form, 8 bytes LE | Avro binary
 
 The fingerprint alone selects the writer schema among every version in
-``schemas/``; the record is read with the newest version of its event type
+``schemas/``. ``decode`` reads with the newest version of its event type
 (Avro schema resolution fills fields the writer did not know from their
-defaults) and then checked with :func:`ledger.events.validate` rules.
+defaults); ``decode_as_written`` reads with the writer's own version, which is
+what the ledger stores (docs/architecture.md, "The readable form"). Either way
+the event is then checked with :func:`ledger.events.validate` rules.
 
     codec = default_codec()
     data = codec.encode(events.validate(obj))
     event = codec.decode(data)                         # read with the newest version
+    stored = codec.decode_as_written(data)             # read with the writer's version (ingest)
     older = codec.decode(data, reader=codec.versions("DataAccessed")[0])
 
 When the writer is the reader (the common case: the producer has the newest
 schema) the body is read by a reader compiled for that schema
 (ledger/avro_binary.py, ~4x faster than fastavro) and only the validation
-rules run, not the type checks; otherwise fastavro resolves the two schemas.
+rules run, not the type checks; otherwise fastavro resolves the two schemas,
+after the compiled reader of the writer schema has checked the body (fastavro
+would read an enum or union index of -1 as the last symbol or branch).
 """
 
 from __future__ import annotations
@@ -179,6 +184,7 @@ class Codec:
         # fingerprint -> (version, compiled reader, typed check, validator) for writer = reader; None: fastavro
         self._compiled: dict[bytes, tuple | None] = {}
         self._fast: dict[bytes, tuple] = {}  # the same for the newest versions only: decode's hot path
+        self._structure: dict[bytes, object] = {}  # fingerprint -> compiled reader guarding fastavro (or None)
         for sv in self._newest.values():
             compiled = self._compile(sv)
             if compiled is not None:
@@ -253,6 +259,20 @@ class Codec:
                 return self._read_compiled(data if type(data) is bytes else bytes(data), *compiled)
         return self._read_resolving(data, writer, reader)
 
+    def decode_as_written(self, data: bytes) -> dict:
+        """Bytes from Kafka → the event as its producer wrote it: read with the writer's own schema.
+
+        The ledger's stored form (docs/architecture.md, "The readable form"): fields the
+        writer's version did not have are absent, so the result does not depend on which
+        newer versions are installed, and a live ledger and its replay store the same text.
+        The writer's schema is always compiled (no resolution), so this is also the fast path.
+        """
+        if type(data) is bytes:
+            fast = self._fast.get(data[2:HEADER_SIZE])
+            if fast is not None and data[:2] == MAGIC and len(data) <= self.max_record_bytes:
+                return self._read_compiled(data, *fast)
+        return self.decode(data, reader=self._writer_of(data))
+
     def decode_with_fastavro(self, data: bytes, reader: SchemaVersion | None = None) -> dict:
         """What :meth:`decode` returns, always read by fastavro: the reference for tests and benchmarks."""
         writer = self._writer_of(data)
@@ -315,7 +335,42 @@ class Codec:
             return record
         return self._validated(record, data, sv, sv, validator)
 
+    def _writer_reader(self, writer: SchemaVersion):
+        """The compiled reader of ``writer`` (cached), or None if it uses a construct that reader lacks."""
+        read = self._structure.get(writer.fingerprint, _UNCOMPILED)
+        if read is _UNCOMPILED:
+            try:
+                read = compile_reader(writer.source, events.NAMESPACE, first={"type": writer.event_type})
+            except SchemaError:
+                read = None
+            self._structure[writer.fingerprint] = read
+        return read
+
+    def _check_structure(self, data, writer: SchemaVersion) -> None:
+        """Refuse bytes whose enum or union indexes lie outside the writer schema, before fastavro reads them.
+
+        fastavro picks a symbol or branch by indexing a Python list, so an index
+        of -1 silently becomes the *last* symbol (``BREAK_GLASS``), with or
+        without resolution. The compiled reader of the writer schema checks every
+        index (and every length and count) and names the field; it costs a few µs.
+        """
+        read = self._writer_reader(writer)
+        if read is None:
+            raise DecodeError(f"{writer.event_type} {writer.label} uses an Avro construct whose indexes the ledger "
+                              "cannot check (only records, enums, arrays, maps, [\"null\", T] unions and "
+                              "primitive types are read)", raw=data)
+        body = data if type(data) is bytes else bytes(data)
+        try:
+            _, end = read(body, HEADER_SIZE)
+        except (IndexError, ValueError, OverflowError) as err:
+            raise DecodeError(f"unreadable Avro body for {writer.event_type} {writer.label}: {_unreadable(err)}",
+                              raw=data) from err
+        if end != len(body):
+            raise DecodeError(f"{len(body) - end} trailing byte(s) after the {writer.event_type} {writer.label} body",
+                              raw=data)
+
     def _read_resolving(self, data, writer: SchemaVersion, reader: SchemaVersion) -> dict:
+        self._check_structure(data, writer)
         body = BytesIO(data)
         body.seek(HEADER_SIZE)
         try:

@@ -4,7 +4,9 @@
     for d in result.differences: print(d.line())
 
 Records are matched by (topic, partition, offset) and compared by leaf hash,
-which covers everything Kafka held for the record. The leaf is recomputed
+which covers everything Kafka held for the record, and by their readable form
+(the ``json`` column, what the queries return; None for a rejected record):
+two ledgers can hold the same bytes and still answer differently. The leaf is recomputed
 from each row's stored evidence, so a row whose bytes were changed without
 its stored hash is caught as well as one whose hash was recomputed; a row
 whose stored hash does not match its own bytes counts as different. Gap
@@ -33,14 +35,14 @@ from .store.schema import headers_from_json
 
 _ROWS = (
     "SELECT topic, partition, offset, timestamp, event_id, leaf_hash, CAST(key AS BLOB), headers, "
-    "CAST(value AS BLOB) FROM entries "
+    "CAST(value AS BLOB), json FROM entries "
     "WHERE kind = 'record' ORDER BY topic, partition, offset"
 )
 
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # "only_in_a" | "only_in_b" | "leaf_differs"
+    kind: str  # "only_in_a" | "only_in_b" | "leaf_differs" | "json_differs" (same leaf, other readable form)
     topic: str
     partition: int
     offset: int
@@ -49,9 +51,10 @@ class Difference:
 
     def line(self) -> str:
         event_id = self.event_id_a or self.event_id_b or "-"
-        if self.kind == "leaf_differs" and self.event_id_a != self.event_id_b:
+        if self.kind in ("leaf_differs", "json_differs") and self.event_id_a != self.event_id_b:
             event_id = f"{self.event_id_a or '-'} vs {self.event_id_b or '-'}"
-        what = {"only_in_a": "only in A", "only_in_b": "only in B", "leaf_differs": "leaf hash differs"}[self.kind]
+        what = {"only_in_a": "only in A", "only_in_b": "only in B", "leaf_differs": "leaf hash differs",
+                "json_differs": "readable form (json) differs"}[self.kind]
         return f"{self.topic}[{self.partition}]@{self.offset}  {what}  event_id {event_id}"
 
 
@@ -78,17 +81,17 @@ def _open(path: str | Path) -> sqlite3.Connection:
 
 
 def _rows(conn: sqlite3.Connection) -> Iterator[tuple]:
-    """(topic, partition, offset, timestamp, event_id, leaf) with leaf = the recomputed hash, or None if the
-    stored hash does not match the row's own evidence."""
+    """(topic, partition, offset, timestamp, event_id, leaf, json) with leaf = the recomputed hash, or None if
+    the stored hash does not match the row's own evidence."""
     cursor = conn.execute(_ROWS)
     while chunk := cursor.fetchmany(5000):
-        for topic, partition, offset, timestamp, event_id, stored, key, headers, value in chunk:
+        for topic, partition, offset, timestamp, event_id, stored, key, headers, value, text in chunk:
             leaf = leaf_hash(Record(topic, partition, offset, timestamp, key, value, headers_from_json(headers)))
-            yield topic, partition, offset, timestamp, event_id, leaf if leaf == stored else None
+            yield topic, partition, offset, timestamp, event_id, leaf if leaf == stored else None, text
 
 
 def diff_ledgers(a: str | Path, b: str | Path, *, common_range: bool = False) -> DiffResult:
-    """Records in one ledger and not the other, and records whose leaf hashes differ."""
+    """Records in one ledger and not the other, and records whose leaf hashes or readable forms differ."""
     conn_a, conn_b = _open(a), _open(b)
     try:
         cov_a, cov_b = read_coverage(conn_a), read_coverage(conn_b)
@@ -112,6 +115,8 @@ def diff_ledgers(a: str | Path, b: str | Path, *, common_range: bool = False) ->
                     result.compared += 1
                     if ra[5] is None or ra[5] != rb[5]:
                         result.differences.append(Difference("leaf_differs", *ra[:3], ra[4], rb[4]))
+                    elif ra[6] != rb[6]:
+                        result.differences.append(Difference("json_differs", *ra[:3], ra[4], rb[4]))
                 ra, rb = next(rows_a, None), next(rows_b, None)
         return result
     finally:

@@ -3,8 +3,8 @@
 The validator (validator.py) compiles each schema into type checks and calls
 these where a field or record has one: ``FIELD_RULES`` is keyed
 ``"<record short name>.<field>"`` ("Event" is any top-level event record),
-``RECORD_RULES`` by record short name. A rule returns the (possibly
-normalized) value or raises :class:`Bad`.
+``RECORD_RULES`` by record short name. A rule returns the value unchanged
+or raises :class:`Bad` (no rule rewrites a value: evidence holds what was sent).
 """
 
 from __future__ import annotations
@@ -90,18 +90,17 @@ def _purpose(code: str) -> str:
     return code
 
 
+# Evidence holds what was sent: a country code or digest in another case is refused, not rewritten.
 def _country(code: str) -> str:
-    upper = code.upper()
-    if not _COUNTRY.fullmatch(upper):
-        raise Bad(f"{code!r} is not an ISO 3166-1 alpha-2 country code such as DE")
-    return upper
+    if not _COUNTRY.fullmatch(code):
+        raise Bad(f"{code!r} is not an upper-case ISO 3166-1 alpha-2 country code such as DE")
+    return code
 
 
 def _sha256(digest: str) -> str:
-    lower = digest.lower()
-    if not _SHA256.fullmatch(lower):
-        raise Bad("expected 64 hexadecimal digits")
-    return lower
+    if not _SHA256.fullmatch(digest):
+        raise Bad(f"expected 64 lowercase hexadecimal digits, got {digest[:80]!r}")
+    return digest
 
 
 def _non_negative(n: int) -> int:

@@ -25,7 +25,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from .chain import gap_hash, leaf_hash, link
 from .errors import DecodeError, LedgerError, StoreError, ValidationError
@@ -92,34 +92,20 @@ def default_codec():
 
 
 def decode_value(codec, value: bytes | None) -> tuple[dict | None, str | None]:
-    """``(event, None)`` if the value decodes and validates, else ``(None, reason)``."""
+    """``(event, None)`` if the value decodes and validates, else ``(None, reason)``.
+
+    The event is read with its writer's own schema (``Codec.decode_as_written``), so
+    the stored readable form does not depend on the schema versions installed at
+    ingest time: a replay with newer versions stores the same text.
+    """
     try:
-        return codec.decode(value), None
+        return codec.decode_as_written(value), None
     except DecodeError as err:
         return None, err.reason
     except ValidationError as err:
         return None, f"invalid: {err}"
     except LedgerError as err:  # e.g. a schema problem found while decoding
         return None, f"undecodable: {err}"
-
-
-def decode_with_older_readers(codec, value: bytes) -> Iterator[dict]:
-    """The value decoded with each older reader version of its type, newest first.
-
-    Ingest reads with the newest schema it knows; after a new version is
-    installed, verify uses this to find the reader an old entry was read with.
-    Stops at the writer's own version; readers that fail are skipped.
-    """
-    writer = codec.schema_for(codec.fingerprint(value) or b"")
-    if writer is None:
-        return
-    for reader in reversed(codec.versions(writer.event_type)[:-1]):
-        if reader.version < writer.version:
-            return
-        try:
-            yield codec.decode(value, reader=reader)
-        except LedgerError:  # this reader does not fit
-            continue
 
 
 def peek_event_id(value: bytes | None) -> str | None:

@@ -6,7 +6,7 @@
 
 Every query is a generator whose memory does not grow with the answer
 (SQLite sorts only (time, seq) pairs, on disk when they are many), newest
-first by event time (``occurred_at``, ties by ``event_id``, so a replayed
+first by event time (``occurred_at``, ties by ``event_id``, greater first, so a replayed
 ledger lists them in the same order). ``since`` is inclusive, ``until``
 exclusive, both on event time; ``as_of`` keeps only entries the ledger had
 recorded by then (Kafka timestamp ≤ as_of), so a live and a replayed ledger

@@ -1,8 +1,9 @@
 """The compiled event validator: schema-driven type checks plus the rules Avro cannot express.
 
 :class:`Validator` compiles one schema per event type into nested closures
-once, so a call does no schema walking. ``validate`` checks and normalizes
-anything a caller passes (ISO strings, other offsets, upper-case UUIDs...);
+once, so a call does no schema walking. ``validate`` checks anything a caller
+passes and converts only Python types (ISO strings and other offsets become
+aware UTC datetimes, a ``uuid.UUID`` its text); it never rewrites a string;
 ``typed_check`` is the cheap path for values the Avro reader produced, whose
 Python types already match the schema: only the rules run (UUID form,
 non-empty strings, 1 to 1,000 unique subjects, dotted codes, an order for
@@ -63,16 +64,21 @@ def _check_str(v):
 
 
 def _check_uuid(v):
+    """Only the canonical text is a UUID here: the id is evidence, so it is stored as it was sent.
+
+    ``uuid.UUID()`` would accept (and rewrite) ``+``/``_``/whitespace/``0x``, braces,
+    ``urn:uuid:``, missing dashes and upper case, so two different ids on the wire
+    could become one and a distinct event be dropped as a repeat. A ``uuid.UUID``
+    object (Python callers) is its canonical text.
+    """
     if type(v) is str and _UUID_CANONICAL.fullmatch(v):
         return v
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, str):
-        try:
-            return str(uuid.UUID(v))
-        except ValueError:
-            pass
-    raise _Bad(f"expected a UUID string, got {v!r}")
+        raise _Bad(f"{v[:80]!r} is not a canonical UUID: expected 8-4-4-4-12 lowercase hexadecimal digits "
+                   "like 0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4 (no braces, prefix, spaces or upper case)")
+    raise _Bad(f"expected a UUID string, got {_typename(v)}")
 
 
 def _check_time(v):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from .chain import gap_hash, leaf_hash, link
 from .errors import StoreError, VerificationError
 from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
-from .ingest import (CHAIN_START_KEY, decode_value, decode_with_older_readers, default_codec, header_type, no_cyclic_gc,
+from .ingest import (CHAIN_START_KEY, decode_value, default_codec, header_type, no_cyclic_gc,
                      peek_event_id)
 from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
 from .store.schema import BUCKET_BITS
@@ -218,12 +218,7 @@ class _Verifier:
             return None
         if e.seq not in self.reprocessed:  # decoded at ingest time: its schema was known then
             self.decoded_fingerprints.setdefault(expected_fp, e.seq)
-        cols = entry_columns(event)
-        if cols["json"] != e.json:  # written with an older reader schema?
-            for older in decode_with_older_readers(self.codec, value):
-                if entry_columns(older)["json"] == e.json:
-                    event, cols = older, entry_columns(older)
-                    break
+        cols = entry_columns(event)  # the writer's own form: one right answer whatever is installed
         self.check_time_flag(e, cols["occurred_at"])
         stored = {"event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at, "json": e.json}
         for column in ("event_id", "type", "occurred_at", "json"):

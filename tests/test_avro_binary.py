@@ -116,6 +116,22 @@ def test_negative_block_counts_and_long_varints_are_read():
     assert union(b"\x82\x00\x04", 0) == ({"u": 2}, 3)  # branch 1 written in two bytes
 
 
+def test_a_non_minimal_zero_block_count_ends_an_array_or_map():
+    """80 00 (zero in two varint bytes) ends the blocks as 00 does, as fastavro and Apache avro read it; the
+    compiled reader used to read the next field's bytes as another block (found by tests/test_fuzz_apache_avro.py)."""
+    schema = {"type": "record", "name": "M", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "long"}},
+        {"name": "m", "type": {"type": "map", "values": "string"}}, {"name": "s", "type": "string"}]}
+    read = compile_reader(schema)
+    for a_end, m_end in ((b"\x80\x00", b"\x00"), (b"\x00", b"\x80\x80\x00"), (b"\x80\x00", b"\x80\x00")):
+        data = long_bytes(1) + long_bytes(5) + a_end + long_bytes(1) + b"\x02k\x02v" + m_end + b"\x06abc"
+        expected = {"a": [5], "m": {"k": "v"}, "s": "abc"}
+        assert read(data, 0) == (expected, len(data))
+        assert fastavro.schemaless_reader(io.BytesIO(data), fastavro.parse_schema(schema), None) == expected
+    empty = b"\x80\x00\x80\x00\x00"
+    assert read(empty, 0) == ({"a": [], "m": {}, "s": ""}, len(empty))
+
+
 @pytest.mark.parametrize(("schema", "data", "words"), [
     (STRINGS, long_bytes(2**62) + b"abc", "does not fit"),
     (STRINGS, long_bytes(-3) + b"abc", "does not fit"),

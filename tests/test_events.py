@@ -18,7 +18,7 @@ UTC = timezone.utc
 EVENT_ID = "0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
 ACTOR = {"id": "emp-7", "type": "EMPLOYEE", "role": "support_agent"}
 PROCESSING = {"data_categories": ["user.contact.email"], "purpose": "essential.service.support"}
-RECIPIENT = {"id": "acme", "name": "ACME Payments", "kind": "PAYMENT_PROCESSOR", "country": "de"}
+RECIPIENT = {"id": "acme", "name": "ACME Payments", "kind": "PAYMENT_PROCESSOR", "country": "DE"}
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -67,13 +67,18 @@ def test_validate_returns_a_new_dict_and_leaves_input_alone():
     assert json.dumps(obj, sort_keys=True) == before
 
 
-def test_event_id_is_filled_and_normalized():
-    """A missing or null event_id gets a fresh UUIDv4; a given one is normalized to lowercase canonical form."""
+def test_event_id_is_filled_and_never_rewritten():
+    """A missing or null event_id gets a fresh UUIDv4; a given one must already be canonical (issue 11, defect 2:
+    it used to be rewritten from ``{UPPER}`` to lowercase, now it is refused naming the field)."""
     a = events.validate(sample("DataAccessed"))["event_id"]
     b = events.validate({**sample("DataAccessed"), "event_id": None})["event_id"]
     assert a != b and uuid.UUID(a).version == 4 and uuid.UUID(b).variant == uuid.RFC_4122
-    given = events.validate({**sample("DataAccessed"), "event_id": "{" + EVENT_ID.upper() + "}"})
-    assert given["event_id"] == EVENT_ID
+    assert events.validate({**sample("DataAccessed"), "event_id": EVENT_ID})["event_id"] == EVENT_ID
+    assert events.validate({**sample("DataAccessed"), "event_id": uuid.UUID(EVENT_ID)})["event_id"] == EVENT_ID
+    for spelling in ("{" + EVENT_ID + "}", EVENT_ID.upper()):
+        with pytest.raises(events.ValidationError, match="canonical UUID") as info:
+            events.validate({**sample("DataAccessed"), "event_id": spelling})
+        assert info.value.field == "event_id"
 
 
 def test_times_are_normalized_to_aware_utc():
@@ -87,13 +92,20 @@ def test_times_are_normalized_to_aware_utc():
     assert out["notification"]["due_by"].tzinfo is UTC
 
 
-def test_country_and_digest_are_normalized():
-    """Recipient country is upper-cased and document_sha256 lower-cased."""
+def test_country_and_digest_in_another_case_are_refused_not_rewritten():
+    """Recipient country must be upper case and document_sha256 lower case; other spellings are refused naming
+    the field (issue 11, defect 2: they used to be silently upper-/lower-cased)."""
     obj = sample("LegalDisclosure")
-    obj["request"]["document_sha256"] = "AB" * 32
-    obj["recipient"]["country"] = "us"
+    obj["request"]["document_sha256"] = "ab" * 32
+    obj["recipient"]["country"] = "US"
     out = events.validate(obj)
     assert out["request"]["document_sha256"] == "ab" * 32 and out["recipient"]["country"] == "US"
+    for field, path, value in (("request", "document_sha256", "AB" * 32), ("recipient", "country", "us")):
+        bad = sample("LegalDisclosure")
+        bad[field][path] = value
+        with pytest.raises(events.ValidationError) as info:
+            events.validate(bad)
+        assert info.value.field == f"{field}.{path}" and repr(value) in info.value.reason
 
 
 def test_a_thousand_subjects_are_accepted():

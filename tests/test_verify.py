@@ -146,7 +146,8 @@ def test_heads_file_formats(tmp_path):
 
 
 def test_entries_written_with_an_older_reader_still_verify(tmp_path):
-    """After a v2 schema is installed, entries read with v1 at ingest still verify (their reader is found)."""
+    """After a v2 schema is installed, entries ingested with only v1 still verify: the stored form is the
+    writer's (v1) whatever is installed (issue 11, defect 6)."""
     path = sample_ledger(tmp_path / "ledger.db")
     report = verify_file(path, codec=Codec.load(v2_schemas(tmp_path)))
     assert report.ok, [str(p) for p in report.problems]

@@ -20,9 +20,10 @@ example:
 """
 
 DIFF_EPILOG = """\
-Lists records present in one ledger and not the other, and records whose
-leaf hashes differ, by topic, partition, offset and event_id. Exit 0 only
-when both hold the same records.
+Lists records present in one ledger and not the other, records whose
+leaf hashes differ, and records with the same bytes whose readable form
+(what the queries return) differs, by topic, partition, offset and event_id.
+Exit 0 only when both hold the same records and read them the same way.
 
 example:
   ledger diff ledger.db /tmp/replayed.db
