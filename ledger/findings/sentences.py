@@ -45,6 +45,7 @@ def share(vocabulary: Vocabulary, event: dict, keys, reason: str, subjects=None)
 
 def disclosure(vocabulary: Vocabulary, event: dict, keys, reason: str, subjects=None) -> str:
     request = event["request"]
+    kind = request["kind"].replace("_", " ").lower()
     return (f"{who(event['actor'])} released {categories(vocabulary, keys)} of "
-            f"{customers(subjects or event['subject_ids'])} to {event['recipient']['name']} on a "
-            f"{request['kind'].replace('_', ' ').lower()} ({request['id']}): {reason}")
+            f"{customers(subjects or event['subject_ids'])} to {event['recipient']['name']} on "
+            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({request['id']}): {reason}")

@@ -65,7 +65,8 @@ def describe(policy: Policy) -> list[str]:
         out.append("")
         out.append("Legal process:")
         for kind, keys in legal.release.items():
-            out.append(f"  a {kind.replace('_', ' ').lower()} may release {cat(keys)} (legal.request_kind)")
+            words = kind.replace("_", " ").lower()
+            out.append(f"  {'an' if words[0] in 'aeiou' else 'a'} {words} may release {cat(keys)} (legal.request_kind)")
         out.append("  reviewed_by may not be the requester (legal.review)")
         out.append(f"  customers notified within {legal.notice_days} days, or once a delay ends (legal.notice)")
         if legal.max_delay_days:
