@@ -95,7 +95,8 @@ class _Reader:
         self.seen.add(key)
         if key not in self.table:
             if required:
-                self.fail(None, f"[{self.name}] needs a [{self.name}.{key}] table")
+                table = f"{self.name}.{key}" if self.path else key
+                self.fail(None, f"{'the file' if not self.path else f'[{self.name}]'} needs a [{table}] table")
             return None
         return _Reader(self.owner, self.table[key], self.path + (key,))
 
