@@ -291,7 +291,7 @@ def late_notices(events: Iterable[dict], as_of: datetime) -> list[tuple[str, str
 
 
 def expected_findings(events: list[dict], truth: Truth, as_of: datetime,
-                      review_hours: float = 24) -> set[tuple[str, str, str, tuple[str, ...]]]:
+                      review_hours: float = 24, max_delay_days: float = 90) -> set[tuple[str, str, str, tuple[str, ...]]]:
     """Every finding examples/policy.toml must produce at ``as_of``: (rule, kind, event_id, subjects)."""
     expected = set(truth.found)
     window = timedelta(hours=review_hours)
@@ -304,4 +304,22 @@ def expected_findings(events: list[dict], truth: Truth, as_of: datetime,
             expected.add(("legal.notice", "broken", row["disclosure_event_id"], (row["subject_id"],)))
     for disclosure_id, subject in late_notices(events, as_of):
         expected.add(("legal.notice", "broken", disclosure_id, (subject,)))
+    for d in endless_delays(events, as_of, max_delay_days):
+        expected.add(("legal.delay", "broken", d["event_id"], tuple(d["subject_ids"])))
     return expected
+
+
+def endless_delays(events: list[dict], as_of: datetime, max_days: float) -> list[dict]:
+    """Disclosures whose notice is held back without an end, by the last status set, for over ``max_days``."""
+    changes = _changes_by_disclosure(events, as_of)
+    found = []
+    for d in events:
+        if d["type"] != "LegalDisclosure" or d["occurred_at"] > as_of:
+            continue
+        last = d["notification"] | {"occurred_at": d["occurred_at"]}
+        for c in sorted(changes.get(d["event_id"], ()), key=lambda c: (c["occurred_at"], c["event_id"])):
+            last = c
+        if last["status"] in DELAYED and last["delay_until"] is None \
+                and as_of - last["occurred_at"] > timedelta(days=max_days):
+            found.append(d)
+    return found

@@ -168,7 +168,8 @@ def gag_too_long(s):
 def research_outside_notice(s):
     """Research on a customer whose accepted notice predates research uses (notice.purpose)."""
     older = cast.NOTICE_VERSIONS[0]
-    subject = s.subject()
+    holders = [subject for subject, version in s.truth.notice_version.items() if version == older]
+    subject = _pick(s.rng, holders) if holders else s.subject()
     e = background._accessed(s, _pick(s.rng, cast.DATA_ENGINEERS), [subject], "data-warehouse",
                              ("user.behavior.purchase_history",), cast.NOTICE_ONLY_IN_NEWER,
                              "LEGITIMATE_INTERESTS", background._why("research", s.ticket("RND")),
