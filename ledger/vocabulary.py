@@ -128,6 +128,7 @@ class Vocabulary:
         self._aliases = aliases
         self.version = version
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._rule_sets: dict[tuple[str, tuple], frozenset[str]] = {}
 
     # -- lookup -------------------------------------------------------------
     def terms(self, kind: str) -> dict[str, Term]:
@@ -175,8 +176,14 @@ class Vocabulary:
         return self.canonical(kind, rule_key) in self.ancestry(kind, key)
 
     def covered_by_any(self, kind: str, rule_keys: Iterable[str], key: str) -> bool:
-        chain = self.ancestry(kind, key)
-        return any(self.canonical(kind, r) in chain for r in rule_keys)
+        """True when ``key`` lies under any of ``rule_keys`` (a tuple is cached: the evaluator's hot path)."""
+        if isinstance(rule_keys, tuple):
+            canon = self._rule_sets.get((kind, rule_keys))
+            if canon is None:
+                canon = self._rule_sets[(kind, rule_keys)] = frozenset(self.canonical(kind, r) for r in rule_keys)
+        else:
+            canon = frozenset(self.canonical(kind, r) for r in rule_keys)
+        return not canon.isdisjoint(self.ancestry(kind, key))
 
     # -- growth -------------------------------------------------------------
     def extended(self, additions: Iterable[tuple[str, str, str, str | None]], origin: str = "policy") -> "Vocabulary":

@@ -31,6 +31,7 @@ Conventions the rules rely on (docs/promises.md has the full list):
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
@@ -82,7 +83,8 @@ class Evaluator:
         self._access_verdicts: dict[tuple, tuple] = {}
         self._consent_rule: dict[str, object] = {}
         self._always_noticed: dict[str, bool] = {}
-        self.consents: dict[str, list[tuple]] = {}  # subject -> [(at, withdrawal, event_id, purpose, channel, scope)]
+        # subject -> purpose -> channel -> sorted [(at, withdrawal, event_id, purpose, channel, scope)]
+        self.consents: dict[str, dict[str, dict[str, list[tuple]]]] = {}
         self.notice_versions: dict[str, list[tuple]] = {}  # subject -> [(at, event_id, version)]
         self.open_consent: dict[str, list[tuple]] = {}  # subject -> [(finding, use)]
         self.glass: list[dict] = []
@@ -253,17 +255,20 @@ class Evaluator:
 
     def _judge_consent(self, subject: str, use: tuple) -> tuple[bool, tuple, str]:
         e, channel, needs_partners, _ = use
-        at = e["occurred_at"]
-        chain = self.v.ancestry("purpose", e["purpose"])
+        by_purpose = self.consents.get(subject)
         latest = None
-        for record in self.consents.get(subject, ()):
-            r_at, _withdrawal, _eid, r_purpose, r_channel, _scope = record
-            if r_at > at or r_purpose not in chain:
-                continue
-            if not (r_channel == "ANY" or channel == "ANY" or r_channel == channel):
-                continue
-            if latest is None or record[:3] > latest[:3]:
-                latest = record
+        if by_purpose is not None:
+            probe = (e["occurred_at"], True, "\uffff")  # after every record at the use's instant
+            for purpose in self.v.ancestry("purpose", e["purpose"]):
+                by_channel = by_purpose.get(purpose)
+                if by_channel is None:
+                    continue
+                for r_channel, records in by_channel.items():
+                    if not (r_channel == "ANY" or channel == "ANY" or r_channel == channel):
+                        continue
+                    i = bisect_right(records, probe)
+                    if i and (latest is None or records[i - 1][:3] > latest[:3]):
+                        latest = records[i - 1]
         if latest is None:
             return False, (), "no consent was ever recorded for this purpose"
         _, withdrawal, eid, _, r_channel, scope = latest
@@ -281,12 +286,23 @@ class Evaluator:
         record = (e["occurred_at"], withdrawal, e["event_id"], self.v.canonical("purpose", e["purpose"]),
                   e["channel"], e["scope"])
         for subject in e["subject_ids"]:
-            self.consents.setdefault(subject, []).append(record)
+            # Per customer, purpose and channel, sorted by (event time, withdrawal last, event_id):
+            # the latest record at or before a use is one bisect away.
+            records = self.consents.setdefault(subject, {}).setdefault(record[3], {}).setdefault(e["channel"], [])
+            if records and records[-1] > record:
+                insort(records, record)
+            else:
+                records.append(record)
             if e["notice_version"] is not None:
                 self.notice_versions.setdefault(subject, []).append(
                     (e["occurred_at"], e["event_id"], e["notice_version"]))
             still = []
             for f, use in self.open_consent.get(subject, ()):
+                # Only a grant dated at or before the use, for its purpose or a parent, can clear it.
+                if withdrawal or record[0] > use[0]["occurred_at"] \
+                        or record[3] not in self.v.ancestry("purpose", use[0]["purpose"]):
+                    still.append((f, use))
+                    continue
                 ok, _, _ = self._judge_consent(subject, use)
                 if ok:
                     out.append(Retraction(f.finding_id, f.rule, f.sentence + " (cleared by a consent "
