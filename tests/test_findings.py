@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import events as ev
 from ledger.findings import Finding, Retraction, current, evaluate, recorded_order_key
@@ -52,6 +54,33 @@ def test_findings_equal_the_oracle_on_a_simulated_workload(policy, seed, events)
                      "legal.notice", "legal.delay", "legal.authority", "notice.purpose"}
     assert {("access.need_to_know", "not_judgeable"), ("recipient.agreement", "not_judgeable")} <= \
         {(rule, kind) for rule, kind, *_ in got}
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32), events=st.integers(0, 3000), subjects=st.integers(1, 120),
+       late_days=st.integers(-5, 120))
+def test_findings_equal_the_oracle_for_any_parameters(seed, events, subjects, late_days):
+    """For any seed, size, population and judging instant the findings equal the oracle exactly."""
+    policy = load(EXAMPLE)
+    w = simulate(seed=seed, events=events, subjects=subjects)
+    as_of = (max((e["occurred_at"] for e in w.events), default=T0)) + timedelta(days=late_days)
+    assert {key(f) for f in current(evaluate(policy, w.events, as_of))} == w.expected_findings(as_of)
+
+
+def test_state_does_not_grow_with_accesses_and_shares(policy):
+    """A long stream of accesses and shares leaves no per-event state: only caches bounded by distinct shapes."""
+    from ledger.findings import Evaluator
+
+    evaluator = Evaluator(policy)
+    w = simulate(seed=9, events=5000, subjects=50)
+    everyday = [e for e in w.events if e["type"] in ("DataAccessed", "DataShared")
+                and e["outcome" if e["type"] == "DataAccessed" else "purpose"] not in ("BREAK_GLASS",)
+                and not e["purpose"].startswith("marketing.")
+                and (e.get("justification") or {}).get("reason_code") != "break_glass_review"]
+    for e in everyday * 3:
+        evaluator.feed(e)
+    assert evaluator.consents == {} and evaluator.open_consent == {} and evaluator.cases == {}
+    assert evaluator.glass == [] and evaluator.reviews == {} and len(evaluator._access_verdicts) < 200
 
 
 def test_findings_do_not_depend_on_the_order_partitions_are_read_in(policy):
