@@ -83,6 +83,23 @@ def test_state_does_not_grow_with_accesses_and_shares(policy):
     assert evaluator.glass == [] and evaluator.reviews == {} and len(evaluator._access_verdicts) < 200
 
 
+def test_tally_counts_kept_broken_and_not_judgeable_per_rule(policy):
+    """Every rule judged reports judged = kept + broken + not judgeable, and broken matches the findings."""
+    from ledger.findings import Evaluator, tally
+
+    w = simulate(seed=1, events=6000, subjects=200)
+    evaluator = Evaluator(policy)
+    results = [r for e in w.events for r in evaluator.feed(e)]
+    results += evaluator.finish(T0 + timedelta(days=200))  # late enough for endless delays to break
+    standing = current(results)
+    table = tally(evaluator.judged, standing)
+    for rule, row in table.items():
+        assert row["judged"] == row["kept"] + row["broken"] + row["not_judgeable"], rule
+        assert row["broken"] == sum(1 for f in standing if f.rule == rule and f.kind == "broken")
+    assert table["access.need_to_know"]["kept"] > 1000 and table["consent.marketing"]["judged"] > 0
+    assert table["legal.delay"]["broken"] > 0
+
+
 def test_findings_do_not_depend_on_the_order_partitions_are_read_in(policy):
     """Sorted by recorded time then (topic, partition, offset), any reading order gives identical output."""
     w = simulate(seed=2, events=8000, subjects=200)

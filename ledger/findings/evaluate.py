@@ -32,6 +32,7 @@ Conventions the rules rely on (docs/promises.md has the full list):
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
@@ -50,6 +51,19 @@ def evaluate(policy: Policy, events: Iterable[dict], as_of: datetime) -> Iterato
     for event in events:
         yield from evaluator.feed(event)
     yield from evaluator.finish(as_of)
+
+
+def tally(judged: Counter, standing: Iterable[Finding]) -> dict[str, dict[str, int]]:
+    """Per rule: judged, kept, broken, not_judgeable (for a report's promises section)."""
+    counts: dict[str, dict[str, int]] = {}
+    for f in standing:
+        row = counts.setdefault(f.rule, {"judged": 0, "kept": 0, "broken": 0, "not_judgeable": 0})
+        row[f.kind] += 1
+    for rule, n in judged.items():
+        counts.setdefault(rule, {"judged": 0, "kept": 0, "broken": 0, "not_judgeable": 0})["judged"] = n
+    for row in counts.values():
+        row["kept"] = max(row["judged"] - row["broken"] - row["not_judgeable"], 0)
+    return dict(sorted(counts.items()))
 
 
 def current(results: Iterable[Finding | Retraction]) -> list[Finding]:
@@ -90,6 +104,9 @@ class Evaluator:
         self.glass: list[dict] = []
         self.reviews: dict[str, list[dict]] = {}
         self.cases: dict[str, _Case] = {}
+        #: Judgements made per rule (an event, or an event and customer for per-customer rules):
+        #: with the standing findings this gives kept / broken / not judgeable per promise.
+        self.judged: Counter = Counter()
 
     # -- output ----------------------------------------------------------------
     def _finding(self, rule: str, kind: str, sentence: str, subjects, event_ids) -> Finding:
@@ -133,6 +150,7 @@ class Evaluator:
         p, actor, eid = self.policy, e["actor"], e["event_id"]
         role = p.roles.get(actor["role"]) if actor["role"] is not None else None
         if p.roles:
+            self.judged["access.need_to_know"] += 1
             if role is None:
                 out.append(self._finding("access.need_to_know", "not_judgeable", say.access(
                     self.v, e, e["data_categories"],
@@ -154,6 +172,7 @@ class Evaluator:
                                              e["subject_ids"], (eid,)))
         glass = e["outcome"] == "BREAK_GLASS"
         if glass or e["access_type"] in p.justification_required:
+            self.judged["access.justification"] += 1
             j = e["justification"]
             if j is None or not j.get("ticket"):
                 why = "a break-glass access" if glass else f"a {e['access_type']} access"
@@ -177,6 +196,7 @@ class Evaluator:
         p, v, eid, recipient = self.policy, self.v, e["event_id"], e["recipient"]
         subjects = e["subject_ids"]
         if p.agreements:
+            self.judged["recipient.agreement"] += 1
             agreement = p.agreement_for(e["agreement_ref"], recipient["id"])
             if agreement is None:
                 ref = f"agreement {e['agreement_ref']}" if e["agreement_ref"] else "no agreement_ref"
@@ -188,6 +208,8 @@ class Evaluator:
                     v, e, e["data_categories"], f"agreement {agreement.ref} does not cover {recipient['id']}"),
                     subjects, (eid,)))
             else:
+                self.judged["recipient.purpose"] += 1
+                self.judged["recipient.categories"] += 1
                 if not v.covered_by_any("purpose", agreement.purposes, e["purpose"]):
                     out.append(self._finding("recipient.purpose", "broken", say.share(
                         v, e, e["data_categories"], f"agreement {agreement.ref} does not allow this purpose"),
@@ -199,6 +221,7 @@ class Evaluator:
                         subjects, (eid,)))
                 limit = agreement.max_retention_days
                 if limit is not None and e["retention_until"] is not None:
+                    self.judged["recipient.retention"] += 1
                     kept = (e["retention_until"] - e["occurred_at"]) / timedelta(days=1)
                     if kept > limit:
                         out.append(self._finding("recipient.retention", "broken", say.share(
@@ -206,6 +229,8 @@ class Evaluator:
                                                         f"{kept:.0f} days; agreement {agreement.ref} allows "
                                                         f"{limit:.0f}"), subjects, (eid,)))
         country = recipient.get("country")
+        if p.home_countries and country is not None:
+            self.judged["recipient.transfer"] += 1
         if p.home_countries and country is not None and country not in p.home_countries \
                 and not e["transfer_safeguard"]:
             out.append(self._finding("recipient.transfer", "broken", say.share(
@@ -238,6 +263,7 @@ class Evaluator:
         needs_partners = partner is not False and partner in rule.partner_recipient_kinds
         use = (e, channel, needs_partners, rule)
         out = []
+        self.judged[rule.rule_id] += len(e["subject_ids"])
         for subject in e["subject_ids"]:
             ok, evidence, reason = self._judge_consent(subject, use)
             if not ok:
@@ -335,6 +361,7 @@ class Evaluator:
                     latest = record
             if latest is None:
                 continue
+            self.judged["notice.purpose"] += 1
             _, consent_id, version = latest
             purposes = notices.get(version)
             if purposes is None:
@@ -354,6 +381,7 @@ class Evaluator:
             return []
         out = []
         actor = e["actor"]
+        self.judged["legal.authority"] += 1
         if e["source_service"] not in legal.authority_services or not (
                 actor["id"] in legal.authority_actors or actor["role"] in legal.authority_roles):
             what = {"LegalDisclosure": "recorded a legal disclosure",
@@ -365,6 +393,8 @@ class Evaluator:
         if e["type"] == "LegalDisclosure":
             case = self.cases.setdefault(e["event_id"], _Case())
             case.disclosure = e
+            self.judged["legal.request_kind"] += 1
+            self.judged["legal.review"] += 1
             allowed = legal.release.get(e["request"]["kind"])
             if allowed is None:
                 out.append(self._finding("legal.request_kind", "not_judgeable", say.disclosure(
@@ -394,6 +424,7 @@ class Evaluator:
         limit = self.policy.legal.max_delay_days
         if limit is None or status not in DELAYED or delay_until is None:
             return []
+        self.judged["legal.delay"] += 1
         days = (delay_until - e["occurred_at"]) / timedelta(days=1)
         if days <= limit:
             return []
@@ -419,6 +450,8 @@ class Evaluator:
         out = []
         for e in self.glass:
             deadline = e["occurred_at"] + window
+            if as_of > deadline:
+                self.judged["access.break_glass_review"] += 1
             reviewed = any(
                 r["actor"]["id"] != e["actor"]["id"] and e["occurred_at"] < r["occurred_at"] <= deadline
                 and r["occurred_at"] <= as_of
@@ -448,6 +481,7 @@ class Evaluator:
         out = []
         state = _notice_state(d, changes, own_due, as_of)
         change_ids = tuple(c["event_id"] for c in changes)
+        self.judged["legal.notice"] += len(d["subject_ids"])
         for subject in sorted(d["subject_ids"]):
             n = notified.get(subject)
             if n is not None:
@@ -470,6 +504,7 @@ class Evaluator:
                     subjects=[subject]), (subject,), (d["event_id"],) + change_ids))
         limit = legal.max_delay_days
         if limit is not None and state["status"] in DELAYED and state["delay_until"] is None:
+            self.judged["legal.delay"] += 1
             since = state["set_at"]
             if (as_of - since) / timedelta(days=1) > limit:
                 out.append(self._finding("legal.delay", "broken", say.disclosure(
