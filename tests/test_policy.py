@@ -150,3 +150,13 @@ def test_cli_check_and_show(tmp_path):
     shown = run_cli("show", str(EXAMPLE))
     assert shown.returncode == 0 and "may release" in shown.stdout
     assert run_cli("show", str(tmp_path / "missing.toml")).returncode == 2
+
+
+def test_policy_commands_have_help_with_an_example(capsys):
+    """`ledger policy check|show --help` documents itself with an example."""
+    from ledger.cli import main
+
+    for command in ("check", "show"):
+        with pytest.raises(SystemExit):
+            main(["policy", command, "--help"])
+        assert f"ledger policy {command} examples/policy.toml" in capsys.readouterr().out
