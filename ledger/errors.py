@@ -2,6 +2,7 @@
 
     LedgerError
     ├── ConfigError            a setting is unknown or malformed
+    │   └── PolicyError            a policy file is malformed (names the line)
     ├── ValidationError        an event breaks the contract (names the field)
     ├── SchemaError            the schemas/ directory is inconsistent
     │   └── IncompatibleSchemaError   a version cannot read an earlier one
@@ -30,6 +31,15 @@ class LedgerError(Exception):
 
 class ConfigError(LedgerError):
     """A setting is unknown or has an unusable value."""
+
+
+class PolicyError(ConfigError):
+    """A policy file is refused; ``line`` (1-based, or None) and ``reason`` say where and why."""
+
+    def __init__(self, reason: str, line: int | None = None, path: str | None = None):
+        self.reason, self.line, self.path = reason, line, path
+        where = f"{path or 'policy'}:{line}" if line is not None else (path or "policy")
+        super().__init__(f"{where}: {reason}")
 
 
 class ValidationError(LedgerError, ValueError):

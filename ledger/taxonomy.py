@@ -5,7 +5,9 @@ Events carry dotted lowercase codes (``user.contact.email``,
 *shape* (see :data:`CODE_PATTERN`), not membership in the tables below, so a
 service can start using a new code without a release of this project; reports
 then show the code itself where a label is expected. Add a label here when a
-code becomes common.
+code becomes common. Codes not in these tables (the fideslang keys the
+simulator emits since the vocabulary was adopted) take their label from
+:mod:`ledger.vocabulary`.
 """
 
 from __future__ import annotations
@@ -63,10 +65,19 @@ def is_code(code: object) -> bool:
 
 
 def category_label(code: str) -> str:
-    """Label of a data category; a well-formed but unknown code is its own label."""
-    return DATA_CATEGORIES.get(code, code)
+    """Label of a data category: the table above, else the shared vocabulary (fideslang), else the code."""
+    label = DATA_CATEGORIES.get(code)
+    return label if label is not None else _vocabulary().label("category", code)
 
 
 def purpose_label(code: str) -> str:
-    """Label of a purpose; a well-formed but unknown code is its own label."""
-    return PURPOSES.get(code, code)
+    """Label of a purpose: the table above, else the shared vocabulary (fideslang), else the code."""
+    label = PURPOSES.get(code)
+    return label if label is not None else _vocabulary().label("purpose", code)
+
+
+def _vocabulary():
+    # Imported on first use: the vocabulary reads its data file once per process.
+    from .vocabulary import default_vocabulary
+
+    return default_vocabulary()

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt
     "doctor",
+    "policy",  # policy check, policy show
 )
 
 

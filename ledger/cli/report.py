@@ -21,8 +21,10 @@ the customer is notified; other customers' ids, justification notes and
 attributes never appear; employees appear by role and organisation only.
 --audience auditor shows everything, delayed disclosures marked.
 
-By default the accounting leaves out essential.* purposes (service, billing,
-account management: treatment/payment/operations), disclosures under the
+By default the accounting leaves out essential.service.* purposes (service,
+payment processing, operations, account management: treatment/payment/
+operations; also the older essential.billing and essential.account.* keys),
+disclosures under the
 customer's consent or at their request, and national-security requests; it
 looks back six years. Times are ISO-8601 with an offset; --as-of T answers as
 the ledger stood at recorded time T.
@@ -48,7 +50,7 @@ def register(subparsers, common) -> None:
                    help="how far back the accounting of disclosures looks (default 6)")
     p.add_argument("--exclude-purpose", action="append", metavar="CODE",
                    help="purpose left out of the accounting, with its dotted children (repeatable; "
-                        "replaces the default 'essential')")
+                        "replaces the default essential.service, essential.billing, essential.account)")
     p.add_argument("--exclude-recipient-kind", action="append", metavar="KIND",
                    help="recipient kind left out of the accounting (repeatable; default none)")
     p.add_argument("--include-consented", action="store_true",

@@ -45,4 +45,7 @@ def run(args) -> int:
     counts = Counter(e["type"] for e in workload.events)
     print(f"sent {len(workload.events):,} events in {seconds:.1f}s ({len(workload.events) / seconds:,.0f}/s): "
           + ", ".join(f"{t} {n:,}" for t, n in sorted(counts.items())))
+    rules = Counter(rule for rule, *_ in workload.truth.found)
+    print(f"of which {sum(rules.values()):,} break examples/policy.toml on purpose (the oracle's record): "
+          + ", ".join(f"{r} {n:,}" for r, n in sorted(rules.items())))
     return 0

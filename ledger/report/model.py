@@ -46,13 +46,17 @@ class AccountingRules:
     """Which disclosures an accounting lists, and how far back it looks.
 
     The defaults follow 45 CFR 164.528(a)(1): treatment, payment and
-    operations (here every ``essential.*`` purpose), disclosures made under
+    operations (here ``essential.service.*``, fideslang's providing of the
+    service, payment processing and operations, plus the pre-fideslang keys
+    ``essential.billing`` and ``essential.account.*``; fideslang's
+    ``essential.legal_obligation`` and ``essential.fraud_detection`` stay
+    accountable, as ``legal.*`` and ``security.*`` were), disclosures made under
     the individual's authorisation (legal basis CONSENT) or at their own
     request (actor type SUBJECT), and national-security requests are left
     out. A purpose matches itself and its dotted children.
     """
 
-    excluded_purposes: tuple[str, ...] = ("essential",)
+    excluded_purposes: tuple[str, ...] = ("essential.service", "essential.billing", "essential.account")
     excluded_recipient_kinds: tuple[str, ...] = ()
     excluded_legal_bases: tuple[str, ...] = ("CONSENT",)
     excluded_request_kinds: tuple[str, ...] = ("NATIONAL_SECURITY",)

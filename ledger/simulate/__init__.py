@@ -74,9 +74,10 @@ def simulate(*, seed: int = 0, events: int = 1000, subjects: int = 100,
     # collector rescans the growing list and doubles the time for 1M events.
     was_enabled = gc.isenabled()
     gc.disable()
+    stream = Stream(seed, ids, start, days, events)
     try:
-        produced = list(Stream(seed, ids, start, days, events))
+        produced = list(stream)
     finally:
         if was_enabled:
             gc.enable()
-    return Workload(events=produced, seed=seed, subjects=ids)
+    return Workload(events=produced, seed=seed, subjects=ids, truth=stream.truth)

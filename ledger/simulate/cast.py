@@ -83,46 +83,53 @@ AUTHORITIES = [
 # Data-category combinations per scenario (tuples; the stream copies them).
 SUPPORT_VIEWS = (
     ("user.name", "user.account.identifiers"),
-    ("user.name", "user.contact.email", "user.contact.phone"),
-    ("user.account.identifiers", "user.usage.call_records"),
+    ("user.name", "user.contact.email", "user.contact.phone_number"),
+    ("user.account.identifiers", "user.behavior.call_records"),
     ("user.contact.address", "user.name"),
     ("user.financial.billing_history", "user.account.identifiers"),
-    ("user.support.tickets", "user.name"),
+    ("user.content.support_tickets", "user.name"),
 )
 DENIED_VIEWS = (
     ("user.financial.payment_card",),
-    ("user.communications.content",),
-    ("user.location.precise", "user.usage.call_records"),
+    ("user.content.communications",),
+    ("user.location.precise", "user.behavior.call_records"),
 )
 BILLING_READS = (
-    ("user.usage.call_records", "user.financial.payment_card", "user.account.identifiers"),
+    ("user.behavior.call_records", "user.financial.payment_card", "user.account.identifiers"),
     ("user.financial.billing_history", "user.account.identifiers"),
 )
 EXPORT_READS = (
-    ("user.usage.call_records", "user.device.identifiers"),
+    ("user.behavior.call_records", "user.device.device_id"),
     ("user.behavior.purchase_history", "user.account.identifiers"),
-    ("user.location.approximate", "user.usage.browsing"),
+    ("user.location.imprecise", "user.behavior.browsing_history"),
 )
 FRAUD_READS = (
-    ("user.usage.call_records", "user.location.precise", "user.device.identifiers"),
+    ("user.behavior.call_records", "user.location.precise", "user.device.device_id"),
     ("user.financial.payment_card", "user.behavior.purchase_history"),
-    ("user.device.identifiers", "user.account.identifiers"),
+    ("user.device.device_id", "user.account.identifiers"),
 )
 SELF_SERVICE = (
     ("user.name", "user.contact.email", "user.contact.address"),
     ("user.financial.billing_history",),
-    ("user.usage.call_records",),
+    ("user.behavior.call_records",),
 )
 INCIDENT_READS = (
-    ("user.account.identifiers", "user.account.credentials"),
-    ("user.communications.content", "user.account.identifiers"),
+    ("user.account.identifiers", "user.authorization.credentials"),
+    ("user.content.communications", "user.account.identifiers"),
 )
 LEGAL_REQUESTS = (
-    ("user.name", "user.contact.address", "user.usage.call_records"),
-    ("user.usage.call_records", "user.location.precise"),
+    ("user.name", "user.contact.address", "user.behavior.call_records"),
+    ("user.behavior.call_records", "user.location.precise"),
     ("user.name", "user.account.identifiers", "user.financial.billing_history"),
-    ("user.communications.content", "user.usage.call_records", "user.device.identifiers"),
-    ("user.name", "user.contact.phone", "user.location.precise", "user.device.identifiers"),
+    ("user.content.communications", "user.behavior.call_records", "user.device.device_id"),
+    ("user.name", "user.contact.phone_number", "user.location.precise", "user.device.device_id"),
 )
 
 NOTICE_VERSIONS = ("privacy-2025-03", "privacy-2025-11")
+
+# Request kinds that may release the content of communications (examples/policy.toml, [legal.release]).
+CONTENT_REQUEST_KINDS = ("COURT_ORDER", "SEARCH_WARRANT", "INTERCEPTION_ORDER")
+LEGAL_REQUESTS_WITHOUT_CONTENT = tuple(r for r in LEGAL_REQUESTS if "user.content.communications" not in r)
+
+#: Privacy-notice versions and the purposes each covers beyond the older one.
+NOTICE_ONLY_IN_NEWER = "functional.research_and_development"

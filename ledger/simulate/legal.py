@@ -36,22 +36,26 @@ def _customers(s, low: int = 1, high: int | None = None) -> list[str]:
 
 
 def _disclosure(s, kinds: tuple[str, ...], status: str, *, customers=None, due_days=30,
-                delay_until=None, order_ref=None, reason=None, recorded_by=None) -> dict:
+                delay_until=None, order_ref=None, reason=None, recorded_by=None, categories=None,
+                self_reviewed=False) -> dict:
     rng, now = s.rng, s.now
     authorities = [a for a in cast.AUTHORITIES if set(a[2]) & set(kinds)]
     recipient, jurisdiction, offered = _pick(rng, authorities)
     kind = _pick(rng, [k for k in offered if k in kinds])
     number = s.serial("legal-request")
     request_id = f"LR-{now:%Y}-{number:05d}"
-    requested = _pick(rng, cast.LEGAL_REQUESTS)
+    # What a request may release follows the policy (examples/policy.toml); violations.py breaks it on purpose.
+    requested = categories or _pick(rng, cast.LEGAL_REQUESTS if kind in cast.CONTENT_REQUEST_KINDS
+                                    else cast.LEGAL_REQUESTS_WITHOUT_CONTENT)
     released = requested[:-1] if len(requested) > 1 and rng.random() < 0.3 else requested
     emergency = kind == "EMERGENCY"
-    event = s.event("LegalDisclosure", _pick(rng, cast.LEGAL_COUNSEL),
+    counsel = _pick(rng, cast.LEGAL_COUNSEL)
+    event = s.event("LegalDisclosure", counsel,
                     customers if customers is not None else _customers(s), "legal-case-tool",
                     correlation_id=request_id, recorded_by=recorded_by)
     event.update(
         data_categories=list(released),
-        purpose="legal.obligation",
+        purpose="essential.legal_obligation",
         legal_basis="VITAL_INTERESTS" if emergency else "LEGAL_OBLIGATION",
         justification={"reason_code": "legal_process", "ticket": request_id,
                        "note": "life at risk; released before the written order" if emergency else None},
@@ -65,7 +69,8 @@ def _disclosure(s, kinds: tuple[str, ...], status: str, *, customers=None, due_d
             "document_ref": f"dms://legal/{now:%Y}/{request_id}.pdf",
             "document_sha256": "%064x" % rng.getrandbits(256),
         },
-        reviewed_by=_pick(rng, cast.LEGAL_COUNSEL)[0],
+        # Reviewed by another counsel than the one who records it (the requester).
+        reviewed_by=counsel[0] if self_reviewed else _pick(rng, [c for c in cast.LEGAL_COUNSEL if c != counsel])[0],
         requested_categories=list(requested),
         recipient=dict(recipient),
         notification={

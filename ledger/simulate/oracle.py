@@ -274,3 +274,89 @@ def marketing_without_consent(events: Iterable[dict]) -> list[tuple[dict, str]]:
             if latest is None or not latest["granted"] or latest["scope"] != "PARTNERS":
                 found.append((share, subject_id))
     return found
+
+
+# -- promise checks (ledger.findings) against examples/policy.toml -------------------------
+class Truth:
+    """What the simulator knows it broke, recorded as it emits (see violations.py).
+
+    ``found`` holds ``(rule, kind, event_id, subjects)`` for findings that do
+    not depend on the instant of judgement; ``glass`` maps each break-glass
+    access to ``(occurred_at, review occurred_at or None)`` so the review rule
+    can be judged at any instant; the legal-notice findings follow from the
+    events by :func:`owed_notices` and :func:`late_notices`.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str, str, tuple[str, ...]]] = []
+        self.glass: dict[str, tuple[datetime, datetime | None]] = {}
+        self.notice_version: dict[str, str] = {}  # subject -> latest notice version accepted
+
+    def broken(self, rule: str, event: dict, subjects=None) -> None:
+        self.found.append((rule, "broken", event["event_id"], tuple(subjects or event["subject_ids"])))
+
+    def not_judgeable(self, rule: str, event: dict) -> None:
+        self.found.append((rule, "not_judgeable", event["event_id"], tuple(event["subject_ids"])))
+
+
+def late_notices(events: Iterable[dict], as_of: datetime) -> list[tuple[str, str]]:
+    """(disclosure_event_id, subject_id) first notified after the notice was due (by ``as_of``)."""
+    events = list(events)
+    changes = _changes_by_disclosure(events)
+    first: dict[tuple[str, str], dict] = {}
+    for e in events:
+        if e["type"] == "SubjectNotified" and e["occurred_at"] <= as_of and e["notified_at"] <= as_of:
+            for s in e["subject_ids"]:
+                key = (e["disclosure_event_id"], s)
+                if key not in first or (e["notified_at"], e["event_id"]) < (first[key]["notified_at"],
+                                                                            first[key]["event_id"]):
+                    first[key] = e
+    late = []
+    for d in events:
+        if d["type"] != "LegalDisclosure" or d["occurred_at"] > as_of:
+            continue
+        for s in sorted(d["subject_ids"]):
+            n = first.get((d["event_id"], s))
+            if n is None:
+                continue
+            at = max(n["notified_at"], n["occurred_at"])
+            state = notice_state(d, changes.get(d["event_id"], ()), at)
+            if state["status"] not in NOTHING_OWED and not state["in_force"] and state["due_by"] is not None \
+                    and n["notified_at"] > state["due_by"]:
+                late.append((d["event_id"], s))
+    return late
+
+
+def expected_findings(events: list[dict], truth: Truth, as_of: datetime,
+                      review_hours: float = 24, max_delay_days: float = 90) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    """Every finding examples/policy.toml must produce at ``as_of``: (rule, kind, event_id, subjects)."""
+    expected = set(truth.found)
+    window = timedelta(hours=review_hours)
+    by_id = {e["event_id"]: e for e in events if e["event_id"] in truth.glass}
+    for event_id, (at, reviewed_at) in truth.glass.items():
+        if event_id in by_id and as_of > at + window and (reviewed_at is None or reviewed_at > min(at + window, as_of)):
+            expected.add(("access.break_glass_review", "broken", event_id, tuple(by_id[event_id]["subject_ids"])))
+    for row in owed_notices(events, as_of):
+        if row["overdue"]:
+            expected.add(("legal.notice", "broken", row["disclosure_event_id"], (row["subject_id"],)))
+    for disclosure_id, subject in late_notices(events, as_of):
+        expected.add(("legal.notice", "broken", disclosure_id, (subject,)))
+    for d in endless_delays(events, as_of, max_delay_days):
+        expected.add(("legal.delay", "broken", d["event_id"], tuple(d["subject_ids"])))
+    return expected
+
+
+def endless_delays(events: list[dict], as_of: datetime, max_days: float) -> list[dict]:
+    """Disclosures whose notice is held back without an end, by the last status set, for over ``max_days``."""
+    changes = _changes_by_disclosure(events)
+    found = []
+    for d in events:
+        if d["type"] != "LegalDisclosure" or d["occurred_at"] > as_of:
+            continue
+        last = d["notification"] | {"occurred_at": d["occurred_at"]}
+        for c in sorted(changes.get(d["event_id"], ()), key=lambda c: (c["occurred_at"], c["event_id"])):
+            last = c
+        if last["status"] in DELAYED and last["delay_until"] is None \
+                and as_of - last["occurred_at"] > timedelta(days=max_days):
+            found.append(d)
+    return found

@@ -21,8 +21,9 @@ from itertools import accumulate
 from random import Random
 from typing import Callable, Iterator
 
-from . import background, legal
+from . import background, legal, violations
 from .clock import slot_times
+from .oracle import Truth
 
 Builder = Callable[[datetime], dict]
 
@@ -33,6 +34,7 @@ _FRESH = (
     (background.share, 0.127),
     (background.consent, 0.075),
     (legal.open_case, 0.033),
+    (violations.inject, violations.RATE),
 )
 _FRESH_CUMULATIVE = list(accumulate(weight for _, weight in _FRESH))
 _FRESH_MAKERS = [maker for maker, _ in _FRESH]
@@ -72,6 +74,10 @@ class ConsentBook:
         subject = members[int(rng.random() * len(members))]
         return subject, self.grants[(subject, purpose)]
 
+    def shareable(self, subject: str, purpose: str) -> bool:
+        """True while the subject's latest consent for ``purpose`` grants it with scope PARTNERS."""
+        return (subject, purpose) in self._where
+
     def _drop(self, subject: str, purpose: str) -> None:
         index = self._where.pop((subject, purpose), None)
         if index is None:
@@ -95,6 +101,7 @@ class Stream:
         self.count = count
         self.now = start
         self.consents = ConsentBook()
+        self.truth = Truth()
         self.cases_opened = 0
         self.opt_outs = 0
         self.counters: dict[str, int] = {}

@@ -20,6 +20,8 @@ class Workload:
     events: list[dict]
     seed: int | None = None
     subjects: list[str] = field(default_factory=list)
+    #: What the simulator broke on purpose (and the stale marketing shares); see oracle.Truth.
+    truth: oracle.Truth = field(default_factory=oracle.Truth)
 
     def iter_events(self) -> Iterator[dict]:
         return iter(self.events)
@@ -54,6 +56,10 @@ class Workload:
     def marketing_without_consent(self) -> list[tuple[dict, str]]:
         """Marketing shares (with the subject) not backed by a current PARTNERS consent."""
         return oracle.marketing_without_consent(self.events)
+
+    def expected_findings(self, as_of: datetime) -> set[tuple[str, str, str, tuple[str, ...]]]:
+        """The findings examples/policy.toml must give at ``as_of``: (rule, kind, event_id, subjects)."""
+        return oracle.expected_findings(self.events, self.truth, as_of)
 
     def a_rich_subject(self) -> str:
         """A customer with accesses, shares and a legal disclosure; the busiest such one.
