@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ledger.chain import leaf_hash, link
 from ledger.codec import Codec, default_codec
 from ledger.errors import LedgerLockedError, StoreError
-from ledger.events import canonical_json, schemas_dir, to_json
+from ledger.events import canonical_json, event_key, schemas_dir, to_json
 from ledger.index import entry_columns, micros, side_rows
 from ledger.ingest import Ingestor, reprocess
 from ledger.record import Record
 from ledger.store import Ledger, iter_entries
+from ledger.topics import topic_for
 from ledger.verify import verify_ledger
 
 CODEC = default_codec()
@@ -62,15 +63,23 @@ def make_event(n: int, etype: str = "DataAccessed", *, codec: Codec = CODEC, **o
     return codec.validate({**base, **extra, **over})
 
 
-def make_record(value, topic: str = "ledger.access", partition: int = 0, offset: int = 0, *,
-                timestamp: int | None = None, etype: str | None = "DataAccessed", codec: Codec = CODEC) -> Record:
-    """A Record carrying ``value`` (an event dict is encoded with ``codec``)."""
+def make_record(value, topic: str | None = None, partition: int = 0, offset: int = 0, *,
+                timestamp: int | None = None, etype: str | None = "DataAccessed", codec: Codec = CODEC,
+                key: bytes | None = None) -> Record:
+    """A Record carrying ``value`` (an event dict is encoded with ``codec``), routed as the contract says.
+
+    By default an event goes to its type's topic with key ``min(subject_ids)``
+    (ledger.routing); other values go to ``ledger.access`` with key ``b"key"``.
+    """
     if isinstance(value, dict):
         etype = value["type"]
+        topic = topic or topic_for(etype, "ledger.")
+        key = event_key(value) if key is None else key
         value = codec.encode(value)
     headers = (("event_type", etype.encode()),) if etype else ()
-    return Record(topic, partition, offset, 1_772_323_200_000 + offset if timestamp is None else timestamp,
-                  b"key", value, headers)
+    return Record(topic or "ledger.access", partition, offset,
+                  1_772_323_200_000 + offset if timestamp is None else timestamp,
+                  b"key" if key is None else key, value, headers)
 
 
 def open_writer(path: Path, codec: Codec = CODEC) -> tuple[Ledger, Ingestor]:
