@@ -183,6 +183,68 @@ def test_repeat_on_another_partition_is_a_conflict(tmp_path):
         (2, event["event_id"], 1)]
 
 
+def test_repeat_with_other_content_is_a_contradiction_on_any_partition(tmp_path):
+    """A repeated event_id whose decoded content differs is `contradiction` (not duplicate/conflict), with a
+    reason naming the entry and the fields, a conflicts row and side rows; identical repeats stay as they were."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    other = make_event(1, purpose="marketing.email", subject_ids=["cust-0009"])
+    ingestor.ingest([make_record(event, offset=0)])  # the entry is then found in the file
+    result = ingestor.ingest([make_record(other, offset=1), make_record(other, partition=1),
+                              make_record(event, offset=2), make_record(event, partition=2)])
+    assert [s for *_, s in statuses(ledger)] == ["entry", "contradiction", "contradiction", "duplicate", "conflict"]
+    assert (result.counts["contradiction"], result.counts["duplicate"], result.counts["conflict"]) == (2, 1, 1)
+    reasons = [e.reason for e in iter_entries(ledger)]
+    assert reasons == [None, "contradicts seq 1 (ledger.access[0]@0): purpose, subject_ids",
+                       "contradicts seq 1 (ledger.access[0]@0): purpose, subject_ids", None, None]
+    assert ledger.conn.execute("SELECT seq, first_seq FROM conflicts ORDER BY seq").fetchall() == [
+        (2, 1), (3, 1), (5, 1)]
+    assert ledger.conn.execute("SELECT DISTINCT seq FROM subjects WHERE subject_id = 'cust-0009' ORDER BY seq"
+                               ).fetchall() == [(2,), (3,)]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
+def test_a_legal_disclosure_reusing_an_access_id_is_a_contradiction(tmp_path):
+    """The issue's case: a LegalDisclosure with a DataAccessed's event_id, in the same batch, is kept and marked."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    access = make_event(1)
+    disclosure = make_event(7, "LegalDisclosure", event_id=access["event_id"])
+    ingestor.ingest([make_record(access), make_record(disclosure)])
+    entry = ledger.entry_at("ledger.disclosure", 0, 0)
+    assert entry["status"] == "contradiction"
+    assert entry["reason"].startswith("contradicts seq 1 (ledger.access[0]@0): type, access_type, ")
+
+
+def test_misrouted_records_are_rejected_with_what_is_wrong(tmp_path):
+    """Wrong topic, a header that contradicts the schema, a key other than min(subject_ids): rejected, named,
+    handed back for the dead-letter topic, never indexed."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    good = make_record(event)
+    lying = Record("ledger.access", 0, 0, good.timestamp, good.key, good.value, (("event_type", b"ConsentChanged"),))
+    result = ingestor.ingest([make_record(event, "ledger.consent"), lying, make_record(event, offset=1, key=b"x")])
+    assert [reason for _, reason in result.rejected] == [
+        "routing: DataAccessed on topic ledger.consent (expected ledger.access)",
+        "routing: header event_type=ConsentChanged contradicts the schema DataAccessed",
+        "routing: key 'x' (expected 'cust-0001')"]
+    assert [s for *_, s in statuses(ledger)] == ["rejected"] * 3
+    assert ledger.conn.execute("SELECT count(*) FROM subjects").fetchone() == (0,)
+    assert ledger.entry_at("ledger.consent", 0, 0)["event_id"] == event["event_id"]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
+def test_a_same_content_copy_recorded_earlier_gets_an_earlier_copies_row(tmp_path):
+    """When a repeat with an earlier Kafka timestamp is appended after the entry, the event's earliest
+    recorded time is kept (earlier_copies); a later or contradicting copy adds nothing."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    ingestor.ingest([make_record(event, partition=1, timestamp=2_000)])
+    ingestor.ingest([make_record(event, partition=0, timestamp=1_000), make_record(event, partition=2, timestamp=3_000),
+                     make_record(make_event(1, purpose="marketing.email"), partition=1, offset=1, timestamp=500)])
+    assert ledger.conn.execute("SELECT * FROM earlier_copies").fetchall() == [(1, 2, 1_000)]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
 def fingerprint_swapped(data: bytes) -> bytes:
     return data[:2] + bytes(8) + data[10:]
 
@@ -298,8 +360,13 @@ def record_streams(draw):
         partition = draw(st.integers(0, 2))
         offsets[partition] += draw(st.sampled_from([0, 0, 0, 1, 3]))
         event = make_event(draw(st.integers(0, n)))  # repeats give duplicates and conflicts
+        kind = draw(st.sampled_from(["same"] * 6 + ["other content", "misrouted"]))
+        if kind == "other content":  # the same event_id saying something else: a contradiction
+            event = make_event(int(event["event_id"][-12:], 16) - 1, source_service="another-desk")
         value = CODEC.encode(event) if draw(st.booleans()) or i % 7 else b"junk"
-        records.append(make_record(value, partition=partition, offset=offsets[partition]))
+        records.append(make_record(value, partition=partition, offset=offsets[partition],
+                                   key=b"wrong" if kind == "misrouted" else event_key(event),
+                                   timestamp=draw(st.integers(0, 50))))  # timestamps need not grow with offsets
         offsets[partition] += 1
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=4)))
     return records, cuts
@@ -374,6 +441,23 @@ def test_reprocess_indexes_what_new_schemas_decode(tmp_path):
     log = ledger.conn.execute("SELECT seq, after_seq, new_status FROM reprocess_log ORDER BY id").fetchall()
     assert log == [(1, 3, "entry"), (3, 3, "duplicate")]
     assert reprocess(ledger, codec=codec_v2).examined == 0
+
+
+def test_reprocess_classifies_repeats_and_routing_as_ingest_does(tmp_path):
+    """A rejected record decoded later by reprocess is a contradiction when its content differs, with the same
+    reason ingest would give; a misrouted one stays rejected; the result verifies."""
+    codec_v2 = Codec.load(v2_schemas(tmp_path))
+    ledger, ingestor = open_writer(tmp_path / "l.db")  # the writer only knows v1
+    first = make_event(1)
+    other = make_event(1, codec=codec_v2, review_note="changed")
+    ingestor.ingest([make_record(first, offset=0), make_record(other, offset=1, codec=codec_v2),
+                     make_record(make_event(2, codec=codec_v2), "ledger.consent", codec=codec_v2)])
+    result = reprocess(ledger, codec=codec_v2)
+    assert (result.counts["contradiction"], result.still_rejected) == (1, 1)
+    assert ledger.entry_at("ledger.access", 0, 1)["reason"] == "contradicts seq 1 (ledger.access[0]@0): review_note"
+    assert ledger.entry_at("ledger.consent", 0, 0)["status"] == "rejected"
+    assert ledger.conn.execute("SELECT seq, first_seq FROM conflicts").fetchall() == [(2, 1)]
+    assert verify_ledger(ledger, codec=codec_v2).ok
 
 
 # -- a replayed window -------------------------------------------------------------------------
