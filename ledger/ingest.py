@@ -8,9 +8,11 @@
 Records of one partition must come in offset order. A record at or below a
 partition's tip is already in the ledger and is skipped (exactly once across
 restarts); a jump in offsets appends a gap entry first. Every record is kept:
-one that cannot be decoded is appended as ``rejected`` with its reason. A
-repeated ``event_id`` is appended as ``duplicate`` (same topic-partition as the
-first occurrence) or ``conflict`` (another one), and never indexed twice.
+one that cannot be decoded, or is misrouted (routing.py), is appended as
+``rejected`` with its reason. A repeated ``event_id`` with the same content is
+appended as ``duplicate`` (same topic-partition as the first occurrence) or
+``conflict`` (another one), never indexed twice; with other content as
+``contradiction`` (repeats.py), indexed under its own keys and marked.
 """
 
 from __future__ import annotations

@@ -10,10 +10,13 @@ What is re-derived and compared, entry by entry in append order:
   value) and every chain link; offsets contiguous per partition except for
   explicit gap entries; ``seq`` without holes;
 * the fingerprint, event_id, type, occurred_at and JSON form (by decoding the
-  raw value again) and the status: rejected iff it does not decode, first
-  occurrence of an event_id ``entry``, a repeat ``duplicate`` on the same
-  topic-partition and ``conflict`` on another (checked against ``event_ids``
-  and ``conflicts``, in the order ingest and reprocess decided them);
+  raw value again) and the status: rejected iff it does not decode or is
+  misrouted (routing.py; the routing reason re-derived too), first occurrence
+  of an event_id ``entry``, a same-content repeat ``duplicate`` on the same
+  topic-partition and ``conflict`` on another, a repeat with other content
+  ``contradiction`` with its reason (repeats.py; checked against
+  ``event_ids``, ``conflicts`` and ``earlier_copies``, in the order ingest and
+  reprocess decided them);
 * the side-table rows of each entry (index.side_rows), none missing or extra,
   each filed under its bucket (``seq >> bucket_bits``);
 * the ``offsets`` rows (each names a real record and its chain hash; the last

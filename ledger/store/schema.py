@@ -3,7 +3,7 @@
 ``entries`` holds one row per Kafka record (or offset gap) with the evidence
 columns (what Kafka held, and the hashes over it) and the decoded columns
 (what the ledger made of it). Side tables index entries of status ``entry``
-for the auditors' queries; they are WITHOUT ROWID and keyed
+and ``contradiction`` for the auditors' queries; they are WITHOUT ROWID and keyed
 ``(bucket, key, occurred_at, seq)`` where ``bucket = seq >> bucket_bits``.
 Keying by bucket first means a batch only writes pages of the newest bucket:
 keyed by customer alone, each of a batch's ~100,000 customer references
@@ -14,7 +14,8 @@ contiguous range in time order; a query probes each bucket (query.side_rows).
 
 Triggers refuse every UPDATE and DELETE, with one exception: ``ledger
 reprocess`` may move an entry from ``rejected`` to a decoded status, filling
-only the decoded columns, after logging the move in ``reprocess_log``.
+only the decoded columns and ``reason`` (a contradiction's), after logging the
+move in ``reprocess_log``.
 """
 
 from __future__ import annotations
