@@ -113,3 +113,14 @@ def test_auditor_report_shows_the_pair_and_counts_nothing_from_the_claim(path):
     assert [(t["type"], t["contradicts"]["seq"]) for t in b["timeline"]] == [("LegalDisclosure", 1)]
     assert b["accounting"]["disclosures"] == 0 and b["gdpr"]["recipients"] == []
     assert b_subject["timeline"] == [] and "contradicted_by" not in a_subject["timeline"][0]
+
+
+def test_auditor_html_report_names_the_contradiction(path):
+    """The auditor's HTML timeline says which record contradicts which; the customer's does not."""
+    from ledger.report import render
+
+    with Ledger.open(path) as ledger:
+        html = render(build_report(ledger, "cust-0001", audience="auditor", generated_at=START), "html")
+        subject = render(build_report(ledger, "cust-0001", audience="subject", generated_at=START), "html")
+    assert "contradicted by LegalDisclosure seq 3 (ledger.disclosure[0]@0), differing in type, " in html
+    assert "contradicted by" not in subject
