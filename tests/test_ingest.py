@@ -341,6 +341,22 @@ def test_a_repeat_of_an_event_still_in_flight_is_a_duplicate(tmp_path):
     assert verify_ledger(ledger, codec=CODEC).ok
 
 
+def test_a_contradiction_of_an_event_still_in_flight_is_found(tmp_path):
+    """A repeat with other content of an event in a batch not yet committed is a contradiction of it, and an
+    earlier-stamped identical copy gets its earlier_copies row, as if the first batch were in the file."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    first = ingestor.prepare([make_record(event, offset=0, timestamp=5_000)])
+    second = ingestor.prepare([make_record(make_event(1, outcome="DENIED"), offset=1),
+                               make_record(event, partition=1, timestamp=4_000)])
+    assert (second.counts["contradiction"], second.counts["conflict"]) == (1, 1)
+    ingestor.commit(first)
+    ingestor.commit(second)
+    assert ledger.entry_at("ledger.access", 0, 1)["reason"] == "contradicts seq 1 (ledger.access[0]@0): outcome"
+    assert ledger.conn.execute("SELECT * FROM earlier_copies").fetchall() == [(1, 3, 4_000)]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
 def test_a_second_writer_is_refused(tmp_path):
     """An Ingestor takes the writer lock; another one on the same file gets LedgerLockedError."""
     path = tmp_path / "l.db"
