@@ -122,14 +122,15 @@ def side_rows(
     if until_us is not None:
         where.append("s.occurred_at < ?")
         params.append(until_us)
-    entry_filter, entry_params, as_of_ms = "", [], None
-    if as_of is not None:
-        # Recorded by T: the entry itself, or a same-content copy recorded before it (a handful of rows).
-        as_of_ms = to_millis(parse_time(as_of, option="--as-of"))
-        entry_filter = " AND (timestamp <= ? OR seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))"
-        entry_params += [as_of_ms, as_of_ms]
+    entry_filter, entry_params = "", []
+    as_of_ms = None if as_of is None else to_millis(parse_time(as_of, option="--as-of"))
     try:
         repeats = _Repeats(conn, as_of_ms)
+        if as_of_ms is not None:
+            # Recorded by T: the entry itself, or a same-content copy recorded before it (a handful of rows).
+            entry_filter = " AND (timestamp <= ?"
+            entry_filter += " OR seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))" if repeats.copies else ")"
+            entry_params += [as_of_ms, as_of_ms] if repeats.copies else [as_of_ms]
         order = conn.execute(
             f"SELECT s.occurred_at, s.seq FROM {table} AS s WHERE {' AND '.join(where)} ORDER BY s.occurred_at DESC",
             params,
