@@ -8,12 +8,15 @@
 Records of one partition must come in offset order. A record at or below a
 partition's tip is already in the ledger and is skipped (exactly once across
 restarts); a jump in offsets appends a gap entry first. Every record is kept:
-one that cannot be decoded is appended as ``rejected`` with its reason. A
-repeated ``event_id`` is appended as ``duplicate`` (same topic-partition as the
-first occurrence) or ``conflict`` (another one), and never indexed twice. A
+one that cannot be decoded, or is misrouted (routing.py), is appended as
+``rejected`` with its reason. A repeated ``event_id`` with the same content is
+appended as ``duplicate`` (same topic-partition as the first occurrence) or
+``conflict`` (another one), never indexed twice; with other content as
+``contradiction`` (repeats.py), indexed under its own keys and marked. A
 decoded record whose times are implausible against its own Kafka timestamp
 keeps its status and carries the flag in ``reason`` (``time: ...``, see
-:mod:`ledger.timecheck`, with the limits recorded in the ledger's meta).
+:mod:`ledger.timecheck`, with the limits recorded in the ledger's meta),
+after a contradiction's own reason when it has both (``...; time: ...``).
 """
 
 from __future__ import annotations
@@ -31,16 +34,18 @@ from .chain import gap_hash, leaf_hash, link
 from .errors import DecodeError, LedgerError, StoreError, ValidationError
 from .index import entry_columns, index_row
 from .record import Record
+from .repeats import FirstOccurrence, classify_repeat, join_reasons, recorded_earlier
+from .routing import routing_problem
 from .store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
 from .store.schema import headers_to_json
 from .timecheck import TimeLimits, time_flag
 
 EVENT_TYPE_HEADER = "event_type"
 CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
-STATUSES = ("entry", "duplicate", "conflict", "rejected", "gap")
+STATUSES = ("entry", "duplicate", "conflict", "contradiction", "rejected", "gap")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Column positions in an entries row (schema.ENTRY_COLUMNS).
-_STATUS, _EVENT_ID = 11, 13
+_STATUS, _REASON, _EVENT_ID = 11, 12, 13
 
 
 @dataclass
@@ -151,6 +156,7 @@ class Ingestor:
         # file yet, so dedupe consults them before a separate read connection.
         self._in_flight: deque[PreparedBatch] = deque()
         self._pending_ids: dict[str, FirstSeen] = {}
+        self._pending_rows: dict[str, list] = {}  # the same first occurrences' entries rows
         self._lock = threading.Lock()
         self.start_mid_chain = start_mid_chain or ledger.meta().get(CHAIN_START_KEY) == "mid"
         self.time_limits = TimeLimits.from_meta(ledger.meta())  # None: a ledger made before the flags
@@ -186,11 +192,13 @@ class Ingestor:
             with self._lock:  # everything prepared after it was built on it: prepare again
                 self._in_flight.clear()
                 self._pending_ids.clear()
+                self._pending_rows.clear()
             raise
         with self._lock:
             self._in_flight.popleft()
             for event_id, *_ in prepared.rows.event_ids:
                 self._pending_ids.pop(event_id, None)
+                self._pending_rows.pop(event_id, None)
             self.tips = prepared.tips
             self.next_seq = prepared.next_seq
 
@@ -236,6 +244,8 @@ class Ingestor:
             touched.add(where)
             value = rec.value
             event, reason = decode_value(codec, value)
+            if event is not None and (reason := routing_problem(rec, event)) is not None:
+                event = None  # misrouted: kept as rejected, never an event (routing.py)
             row = [seq, rec.topic, rec.partition, rec.offset, "record", None, rec.timestamp, rec.key,
                    headers_to_json(rec.headers), value, None if value is None else fingerprint(value)]
             if event is None:
@@ -262,16 +272,23 @@ class Ingestor:
             self._in_flight.append(prepared)
             for event_id, seq_, topic, partition in rows.event_ids:
                 self._pending_ids[event_id] = FirstSeen(seq_, topic, partition)
+                self._pending_rows[event_id] = entries[seq_ - base_seq]  # seqs are contiguous from base_seq
         return prepared
 
     def _classify(self, decoded: list[tuple[list, dict]], rows: AppendBatch, counts: dict[str, int]) -> None:
-        """Set each decoded row's status (first occurrence wins) and collect index rows."""
+        """Set each decoded row's status (first occurrence wins; repeats.py) and collect index rows."""
         ids = {row[_EVENT_ID] for row, _ in decoded}
         with self._lock:  # pending first: a commit finishing meanwhile is then seen in the file
             first = {i: self._pending_ids[i] for i in ids if i in self._pending_ids}
+            origin = {i: self._pending_rows[i] for i in first}  # event_id -> the first occurrence's row
         # A bulk load keeps first occurrences on the writing connection (Ledger.begin_bulk) and commits in line.
         lookup = self.ledger if self.ledger.bulk else self.ledger.reader()
-        first.update(lookup.first_seen(ids - first.keys()))
+        in_file = lookup.first_seen(ids - first.keys())
+        first.update(in_file)
+        # Every id found in the file repeats in this batch: its entry is decoded again with this codec.
+        stored = lookup.first_details(seen.seq for seen in in_file.values()) if in_file else {}
+        details = {event_id: first_occurrence(self.codec, seen, stored[seen.seq])
+                   for event_id, seen in in_file.items()}
         for row, event in decoded:
             event_id = row[_EVENT_ID]
             seen = first.get(event_id)
@@ -279,15 +296,41 @@ class Ingestor:
             if seen is None:
                 row[_STATUS] = "entry"
                 first[event_id] = FirstSeen(seq, topic, partition)
+                origin[event_id] = row
                 rows.event_ids.append((event_id, seq, topic, partition))
                 rows.index.append(index_row(seq, event, row[15]))
-            elif seen.topic == topic and seen.partition == partition:
-                row[_STATUS] = "duplicate"
-            else:
-                row[_STATUS] = "conflict"
+                counts["entry"] += 1
+                continue
+            occurrence = details.get(event_id)
+            if occurrence is None:
+                occurrence = details[event_id] = occurrence_of_row(origin[event_id])
+            status, reason = classify_repeat(occurrence, row[16], topic, partition)
+            row[_STATUS], row[_REASON] = status, join_reasons(reason, row[_REASON])
+            if status != "duplicate":
                 rows.conflicts.append((seq, event_id, seen.seq))
-            counts[row[_STATUS]] += 1
+            if status == "contradiction":
+                rows.index.append(index_row(seq, event, row[15]))
+            elif recorded_earlier(status, row[6], occurrence):
+                rows.earlier.append((seen.seq, seq, row[6]))
+            counts[status] += 1
 
+
+def occurrence_of_row(row: list) -> FirstOccurrence:
+    """The first occurrence held in an entries row of this session (decoded with this codec)."""
+    return FirstOccurrence(row[0], row[1], row[2], row[3], row[6], row[16])
+
+
+def first_occurrence(codec, seen: FirstSeen, stored: tuple) -> FirstOccurrence:
+    """The first occurrence as the file holds it, its readable form decoded again with ``codec``.
+
+    ``stored`` is ``(offset, timestamp, value, json)``. Decoding again (rather
+    than reading the stored JSON) compares both records through the same
+    reader schema, whichever versions were installed when the entry was written.
+    """
+    offset, timestamp, value, text = stored
+    event = decode_value(codec, value)[0] if isinstance(value, bytes) else None  # (verify: a tampered column)
+    return FirstOccurrence(seen.seq, seen.topic, seen.partition, offset, timestamp,
+                           text if event is None else entry_columns(event)["json"])
 
 
 class CommitPipeline:
@@ -363,27 +406,38 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
     decoded = []
     for entry in rejected:
         event, _ = decode_value(codec, entry.value)
-        if event is not None:
+        if event is not None and routing_problem(entry.record(), event) is None:  # misrouted stays rejected
             decoded.append((event, entry, entry_columns(event)))
     rows = AppendBatch()
     first = ledger.first_seen({cols["event_id"] for *_, cols in decoded})
-    counts = dict.fromkeys(("entry", "duplicate", "conflict"), 0)
+    stored = ledger.first_details(seen.seq for seen in first.values()) if first else {}
+    occurrences = {event_id: first_occurrence(codec, seen, stored[seen.seq]) for event_id, seen in first.items()}
+    counts = dict.fromkeys(("entry", "duplicate", "conflict", "contradiction"), 0)
     moves = []
     for event, entry, cols in decoded:
-        seen = first.get(cols["event_id"])
+        event_id = cols["event_id"]
+        seen = first.get(event_id)
+        reason = None
         if seen is None:
             status = "entry"
-            first[cols["event_id"]] = FirstSeen(entry.seq, entry.topic, entry.partition)
-            rows.event_ids.append((cols["event_id"], entry.seq, entry.topic, entry.partition))
+            first[event_id] = FirstSeen(entry.seq, entry.topic, entry.partition)
+            occurrences[event_id] = FirstOccurrence(entry.seq, entry.topic, entry.partition, entry.offset,
+                                                    entry.timestamp, cols["json"])
+            rows.event_ids.append((event_id, entry.seq, entry.topic, entry.partition))
             rows.index.append(index_row(entry.seq, event, cols["occurred_at"]))
-        elif (seen.topic, seen.partition) == (entry.topic, entry.partition):
-            status = "duplicate"
-        else:
-            status = "conflict"
-            rows.conflicts.append((entry.seq, cols["event_id"], seen.seq))
+        else:  # the same decision as ingest's (repeats.py)
+            occurrence = occurrences[event_id]
+            status, reason = classify_repeat(occurrence, cols["json"], entry.topic, entry.partition)
+            if status != "duplicate":
+                rows.conflicts.append((entry.seq, event_id, seen.seq))
+            if status == "contradiction":
+                rows.index.append(index_row(entry.seq, event, cols["occurred_at"]))
+            elif recorded_earlier(status, entry.timestamp, occurrence):
+                rows.earlier.append((seen.seq, entry.seq, entry.timestamp))
         counts[status] += 1
-        moves.append((entry.seq, after_seq, entry.reason, status, cols["event_id"], cols["type"],
-                      cols["occurred_at"], cols["json"], time_flag(cols["occurred_at"], entry.timestamp, limits)))
+        moves.append((entry.seq, after_seq, entry.reason, status,
+                      join_reasons(reason, time_flag(cols["occurred_at"], entry.timestamp, limits)),
+                      event_id, cols["type"], cols["occurred_at"], cols["json"]))
     if moves:
         ledger.mark_reprocessed(moves, rows)
     return ReprocessResult(len(rejected), counts, len(rejected) - len(moves))

@@ -24,6 +24,9 @@ def new_consumer(settings: Settings, **overrides: Any):
         "enable_auto_commit": False,
         # Never "latest", never a silent reset: positions come from the ledger.
         "auto_offset_reset": "none",
+        # Records of aborted transactions never happened: they must not become evidence. Their
+        # offsets and the transaction markers' are skipped and become gap entries (ingest).
+        "isolation_level": "read_committed",
         "max_poll_records": 10_000,
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,

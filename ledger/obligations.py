@@ -37,8 +37,9 @@ One :class:`Notice` per (disclosure, customer) still owed at an instant
   ``max(own due, R)``. Overdue means ``now > due`` (at the due instant itself
   it is due, not late).
 
-``as_of`` keeps only entries recorded (Kafka timestamp) by then; "now"
-defaults to ``as_of``, else the wall clock.
+``as_of`` keeps only entries recorded (Kafka timestamp of the event's
+earliest same-content copy) by then; "now" defaults to ``as_of``, else the
+wall clock.
 """
 
 from __future__ import annotations
@@ -436,8 +437,9 @@ def load_cases(source, *, as_of=None, disclosure_ids: Iterable[str] | None = Non
     )
     params: list = list(NOTICE_TYPES)
     if as_of is not None:
-        sql += " AND e.timestamp <= ?"
-        params.append(to_millis(parse_as_of(as_of)))
+        # Recorded by then: the entry, or a same-content copy recorded before it (ledger.repeats).
+        sql += " AND (e.timestamp <= ? OR e.seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))"
+        params += [to_millis(parse_as_of(as_of))] * 2
     book = CaseBook(authorities)
     try:
         cur = connection(source).execute(sql, params)

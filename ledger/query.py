@@ -14,9 +14,19 @@ give the same answer.
 
 A row is the event as the ledger stored it (the schema's field names plus
 ``type``, times as ``...Z`` strings in UTC) with two additions: ``labels``
-(purpose and data-category labels) and ``recorded_at`` (the Kafka timestamp).
-Only entries of status ``entry`` are read, and a repeated event_id (which
-ingest never indexes) would be dropped on the way out: its rows would be adjacent.
+(purpose and data-category labels) and ``recorded_at`` (the Kafka timestamp
+of the event's earliest same-content copy, see ``earlier_copies``). Entries
+of status ``entry`` are read, and ``contradiction`` records (a repeated
+event_id with other content, ledger.repeats) too: such a row carries
+``contradicts`` (the entry it contradicts) and the entry's row carries
+``contradicted_by`` (a list), each reference ``{seq, topic, partition,
+offset, type, recorded_at, fields}``. A byte- or content-identical repeat is
+never indexed.
+
+``as_of`` counts an event from the earliest Kafka timestamp of its
+same-content copies (entry, duplicate, conflict), so the answer does not
+depend on the order partitions were read in; a contradicting record counts
+from its own timestamp (it is a different claim).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from datetime import datetime
 from typing import Iterable, Iterator
 
 from .errors import StoreError, ValidationError
+from .repeats import contradicted_fields
 from .taxonomy import category_label, purpose_label
 from .timeparse import parse_as_of, parse_time, to_micros, to_millis
 
@@ -80,8 +91,12 @@ def side_rows(
     until=None,
     as_of=None,
     fetch: int = _FETCH,
-) -> Iterator[tuple[int, str, int, str, int, str]]:
-    """``(seq, json, timestamp_ms, type, occurred_at, event_id)`` under ``key`` in a side table, newest first.
+) -> Iterator[tuple[int, str, int, str, int, str, str, dict | None]]:
+    """``(seq, json, recorded_ms, type, occurred_at, event_id, status, marks)`` under ``key``, newest first.
+
+    ``recorded_ms`` is the earliest Kafka timestamp of the event's same-content
+    copies; ``status`` is ``entry`` or ``contradiction``; ``marks`` is None or
+    ``{"contradicted_by": [...]}`` / ``{"contradicts": {...}}`` to add to the row.
 
     Two steps, so that memory stays small however many rows come out:
     SQLite sorts only ``(occurred_at, seq)`` pairs of the side table (one
@@ -108,10 +123,14 @@ def side_rows(
         where.append("s.occurred_at < ?")
         params.append(until_us)
     entry_filter, entry_params = "", []
-    if as_of is not None:
-        entry_filter = " AND timestamp <= ?"
-        entry_params.append(to_millis(parse_as_of(as_of)))
+    as_of_ms = None if as_of is None else to_millis(parse_as_of(as_of))
     try:
+        repeats = _Repeats(conn, as_of_ms)
+        if as_of_ms is not None:
+            # Recorded by T: the entry itself, or a same-content copy recorded before it (a handful of rows).
+            entry_filter = " AND (timestamp <= ?"
+            entry_filter += " OR seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))" if repeats.copies else ")"
+            entry_params += [as_of_ms, as_of_ms] if repeats.copies else [as_of_ms]
         order = conn.execute(
             f"SELECT s.occurred_at, s.seq FROM {table} AS s WHERE {' AND '.join(where)} ORDER BY s.occurred_at DESC",
             params,
@@ -122,18 +141,80 @@ def side_rows(
             for i in range(0, len(chunk), _IN_MAX):  # a long run of equal times makes a long chunk
                 seqs = [seq for _, seq in chunk[i : i + _IN_MAX]]
                 found.update((row[0], row) for row in conn.execute(
-                    f"SELECT seq, json, timestamp, type, event_id FROM entries WHERE seq IN ({', '.join('?' * len(seqs))}) "
-                    f"AND status = 'entry'{entry_filter}", [*seqs, *entry_params]))
-            rows = [(*found[seq][:4], occurred_at, found[seq][4]) for occurred_at, seq in chunk if seq in found]
-            rows.sort(key=lambda row: (row[4], row[5]), reverse=True)
+                    f"SELECT seq, json, timestamp, type, event_id, status FROM entries WHERE seq IN "
+                    f"({', '.join('?' * len(seqs))}) AND status IN ('entry', 'contradiction'){entry_filter}",
+                    [*seqs, *entry_params]))
+            rows = [(*found[seq][:4], occurred_at, *found[seq][4:]) for occurred_at, seq in chunk if seq in found]
+            # An entry before the records contradicting it; the JSON text orders equal-time contradictions.
+            rows.sort(key=lambda row: (row[4], row[5], row[6] == "entry", row[1]), reverse=True)
+            earliest, marks = repeats.lookup(rows)
             for row in rows:
-                # Ingest indexes only an event_id's first entry; should two rows ever carry one
-                # event_id they would share occurred_at and sit side by side in this order.
-                if row[5] != previous:
+                if row[6] == "entry":
+                    # Ingest indexes only an event_id's first entry; should two rows ever carry one
+                    # event_id they would share occurred_at and sit side by side in this order.
+                    if row[5] == previous:
+                        continue
                     previous = row[5]
-                    yield row
+                seq = row[0]
+                yield (seq, row[1], earliest.get(seq, row[2]), *row[3:7], marks.get(seq))
     except sqlite3.Error as err:
         raise StoreError(f"cannot read the ledger: {err}") from err
+
+
+class _Repeats:
+    """Per chunk of rows: earliest recorded times (earlier_copies) and contradiction marks (conflicts).
+
+    Both tables are small (repeats are rare); a ledger without rows in them costs one probe per query.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, as_of_ms: int | None):
+        self.conn, self.as_of_ms = conn, as_of_ms
+        self.copies, self.conflicts = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM earlier_copies), EXISTS (SELECT 1 FROM conflicts)").fetchone()
+
+    def lookup(self, rows: list[tuple]) -> tuple[dict[int, int], dict[int, dict]]:
+        earliest: dict[int, int] = {}
+        marks: dict[int, dict] = {}
+        entries = [row[0] for row in rows if row[6] == "entry"]
+        if self.copies and entries:
+            for chunk in _chunks(entries):
+                earliest.update(self.conn.execute(
+                    f"SELECT entry_seq, min(timestamp) FROM earlier_copies WHERE entry_seq IN ({_marks(chunk)}) "
+                    "GROUP BY entry_seq", chunk))
+        if not self.conflicts:
+            return earliest, marks
+        for chunk in _chunks(entries):
+            for first_seq, *ref in self.conn.execute(
+                f"SELECT c.first_seq, {_REF_COLUMNS}, e.reason FROM conflicts AS c JOIN entries AS e ON e.seq = c.seq "
+                f"WHERE c.first_seq IN ({_marks(chunk)}) AND e.status = 'contradiction' "
+                "ORDER BY e.topic, e.partition, e.offset", chunk):
+                if self.as_of_ms is None or ref[5] <= self.as_of_ms:
+                    marks.setdefault(first_seq, {"contradicted_by": []})["contradicted_by"].append(_ref(*ref))
+        contradictions = [row[0] for row in rows if row[6] == "contradiction"]
+        for chunk in _chunks(contradictions):
+            for seq, *ref in self.conn.execute(
+                f"SELECT c.seq, {_REF_COLUMNS}, (SELECT reason FROM entries WHERE seq = c.seq) FROM conflicts AS c "
+                f"JOIN entries AS e ON e.seq = c.first_seq WHERE c.seq IN ({_marks(chunk)})", chunk):
+                marks[seq] = {"contradicts": _ref(*ref)}
+        return earliest, marks
+
+
+_REF_COLUMNS = "e.seq, e.topic, e.partition, e.offset, e.type, e.timestamp"
+
+
+def _ref(seq, topic, partition, offset, etype, timestamp, reason) -> dict:
+    """A reference to another record of the same event_id; ``fields``: what the contradiction changes."""
+    return {"seq": seq, "topic": topic, "partition": partition, "offset": offset, "type": etype,
+            "recorded_at": None if timestamp is None else iso_millis(timestamp), "fields": contradicted_fields(reason)}
+
+
+def _chunks(values: list) -> Iterator[list]:
+    for i in range(0, len(values), _IN_MAX):
+        yield values[i : i + _IN_MAX]
+
+
+def _marks(values: list) -> str:
+    return ", ".join("?" * len(values))
 
 
 def _tie_complete_chunks(cursor, size: int) -> Iterator[list[tuple[int, int]]]:
@@ -158,8 +239,8 @@ def iso_millis(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}000Z"
 
 
-def to_row(json_text: str, timestamp: int | None, event_type: str | None = None) -> dict:
-    """The stored event with ``labels`` and ``recorded_at`` added."""
+def to_row(json_text: str, timestamp: int | None, event_type: str | None = None, marks: dict | None = None) -> dict:
+    """The stored event with ``labels``, ``recorded_at`` and any contradiction ``marks`` added."""
     row = _decode(json_text)[0]
     if event_type and "type" not in row:
         row["type"] = event_type
@@ -170,6 +251,8 @@ def to_row(json_text: str, timestamp: int | None, event_type: str | None = None)
         labels["data_categories"] = [category_label(c) for c in row["data_categories"]]
     row["labels"] = labels
     row["recorded_at"] = iso_millis(timestamp) if timestamp is not None else None
+    if marks:
+        row.update(marks)
     return row
 
 
@@ -195,9 +278,9 @@ def who_saw(
     id; ``purpose`` matches the code and its dotted children.
     """
     chosen = check_types(types, WHO_SAW_TYPES)
-    for _, text, ts, etype, *_ in side_rows(source, "subjects", "subject_id", subject, chosen,
-                                        since=since, until=until, as_of=as_of):
-        row = to_row(text, ts, etype)
+    for _, text, ts, etype, *_, marks in side_rows(source, "subjects", "subject_id", subject, chosen,
+                                                   since=since, until=until, as_of=as_of):
+        row = to_row(text, ts, etype, marks)
         if actor is not None and row["actor"]["id"] != actor:
             continue
         if purpose is not None and not _purpose_matches(row.get("purpose"), purpose):
@@ -222,9 +305,9 @@ def disclosures(
     chosen = check_types(types, DISCLOSURE_TYPES)
     if kind is not None and kind not in RECIPIENT_KINDS:
         raise ValidationError("--kind", f"unknown recipient kind {kind!r}; choose from {', '.join(RECIPIENT_KINDS)}")
-    for _, text, ts, etype, *_ in side_rows(source, "recipients", "recipient_id", recipient, chosen,
-                                        since=since, until=until, as_of=as_of):
-        row = to_row(text, ts, etype)
+    for _, text, ts, etype, *_, marks in side_rows(source, "recipients", "recipient_id", recipient, chosen,
+                                                   since=since, until=until, as_of=as_of):
+        row = to_row(text, ts, etype, marks)
         if kind is not None and row["recipient"]["kind"] != kind:
             continue
         row["subject_count"] = len(row["subject_ids"])
@@ -242,9 +325,55 @@ def accesses(
 ) -> Iterator[dict]:
     """Everything one actor did, newest first: denied and break-glass accesses included."""
     chosen = check_types(types, EVENT_TYPES)
-    for _, text, ts, etype, *_ in side_rows(source, "actors", "actor_id", actor, chosen,
-                                        since=since, until=until, as_of=as_of):
-        yield to_row(text, ts, etype)
+    for _, text, ts, etype, *_, marks in side_rows(source, "actors", "actor_id", actor, chosen,
+                                                   since=since, until=until, as_of=as_of):
+        yield to_row(text, ts, etype, marks)
+
+
+def contradictions(source, *, as_of: datetime | str | None = None) -> Iterator[dict]:
+    """Every record that contradicts an entry (same event_id, other content), paired with that entry.
+
+    One row per contradicting record: ``event_id``, ``fields`` (what differs),
+    ``entry`` and ``contradiction``, each ``{seq, topic, partition, offset,
+    type, occurred_at, recorded_at}``. Newest entry first by event time, then
+    event_id, then the contradicting record's position. ``as_of`` keeps pairs
+    whose both records were recorded by then (the entry: by its earliest
+    same-content copy).
+    """
+    sql = (f"SELECT c.event_id, e.reason, {_PAIR_COLUMNS.format(t='f')}, {_PAIR_COLUMNS.format(t='e')} "
+           "FROM conflicts AS c JOIN entries AS e ON e.seq = c.seq JOIN entries AS f ON f.seq = c.first_seq "
+           "WHERE e.status = 'contradiction'")
+    params: list = []
+    if as_of is not None:
+        ms = to_millis(parse_time(as_of, option="--as-of"))
+        sql += (" AND e.timestamp <= ? AND (f.timestamp <= ? OR f.seq IN "
+                "(SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))")
+        params += [ms, ms, ms]
+    sql += " ORDER BY f.occurred_at DESC, c.event_id, e.topic, e.partition, e.offset"
+    try:
+        cur = connection(source).execute(sql, params)
+        while rows := cur.fetchmany(_FETCH):
+            for event_id, reason, *both in rows:
+                yield {"event_id": event_id, "fields": contradicted_fields(reason),
+                       "entry": _pair_side(both[:7]), "contradiction": _pair_side(both[7:])}
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read the ledger: {err}") from err
+
+
+_PAIR_COLUMNS = "{t}.seq, {t}.topic, {t}.partition, {t}.offset, {t}.type, {t}.occurred_at, {t}.timestamp"
+
+
+def _pair_side(values) -> dict:
+    seq, topic, partition, offset, etype, occurred_at, timestamp = values
+    return {"seq": seq, "topic": topic, "partition": partition, "offset": offset, "type": etype,
+            "occurred_at": None if occurred_at is None else iso_micros(occurred_at),
+            "recorded_at": None if timestamp is None else iso_millis(timestamp)}
+
+
+def iso_micros(us: int) -> str:
+    """``2026-01-02T03:04:05.123456Z`` for µs since the epoch (entries.occurred_at)."""
+    seconds, micros = divmod(us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
 
 
 def summarize_disclosures(rows: Iterable[dict]) -> list[dict]:

@@ -12,10 +12,13 @@ What is re-derived and compared, entry by entry in append order:
 * the fingerprint, event_id, type, occurred_at and JSON form (by decoding the
   raw value again), the time flag in ``reason`` (ledger.timecheck, with the
   limits in meta; every flagged record is listed in ``VerifyReport.flagged``)
-  and the status: rejected iff it does not decode, first
-  occurrence of an event_id ``entry``, a repeat ``duplicate`` on the same
-  topic-partition and ``conflict`` on another (checked against ``event_ids``
-  and ``conflicts``, in the order ingest and reprocess decided them);
+  and the status: rejected iff it does not decode or is
+  misrouted (routing.py; the routing reason re-derived too), first occurrence
+  of an event_id ``entry``, a same-content repeat ``duplicate`` on the same
+  topic-partition and ``conflict`` on another, a repeat with other content
+  ``contradiction`` with its reason (repeats.py; checked against
+  ``event_ids``, ``conflicts`` and ``earlier_copies``, in the order ingest and
+  reprocess decided them);
 * the side-table rows of each entry (index.side_rows), none missing or extra,
   each filed under its bucket (``seq >> bucket_bits``);
 * the ``offsets`` rows (each names a real record and its chain hash; the last
@@ -36,9 +39,11 @@ from dataclasses import dataclass, field
 from .chain import gap_hash, leaf_hash, link
 from .errors import StoreError, VerificationError
 from .index import SIDE_TABLE_NAMES, entry_columns, side_rows
-from .ingest import (CHAIN_START_KEY, decode_value, default_codec, header_type, no_cyclic_gc,
-                     peek_event_id)
-from .store import Entry, Head, Ledger, iter_entries, iter_side_rows
+from .ingest import (CHAIN_START_KEY, decode_value, default_codec, first_occurrence,
+                     header_type, no_cyclic_gc, peek_event_id)
+from .repeats import classify_repeat, recorded_earlier, split_reason
+from .routing import PREFIX as ROUTING_PREFIX, routing_problem
+from .store import Entry, FirstSeen, Head, Ledger, iter_entries, iter_side_rows
 from .store.schema import BUCKET_BITS
 from .timecheck import TimeLimits, time_flag
 
@@ -72,6 +77,7 @@ class VerifyReport:
     problem_count: int = 0
     flagged: list[Problem] = field(default_factory=list)  # records with implausible times (not problems)
     flagged_count: int = 0
+    contradictions: int = 0  # entries of status contradiction (`ledger conflicts` lists them)
 
     @property
     def ok(self) -> bool:
@@ -97,7 +103,10 @@ class _Verifier:
         self.pending: list[tuple[Entry, str]] = []  # decoded entries whose status awaits a lookup
         self.mid_chain = ledger.meta().get(CHAIN_START_KEY) == "mid"  # a replayed window
         self.entry_count = 0
-        self.conflict_count = 0
+        self.contradiction_count = 0
+        self.conflict_count = 0  # entries that need a conflicts row: conflict and contradiction
+        self.earlier = {seq: (entry_seq, ts) for entry_seq, seq, ts in self.conn.execute(
+            "SELECT entry_seq, seq, timestamp FROM earlier_copies")}  # a few rows: repeats recorded before their entry
         self.waiting_reprocess = 0
         try:
             self.bucket_bits = ledger.bucket_bits
@@ -197,15 +206,24 @@ class _Verifier:
         if e.fingerprint != expected_fp:
             self.problem(f"fingerprint column {_hex(e.fingerprint)} but the value carries {_hex(expected_fp)}", e)
         event, reason = decode_value(self.codec, value)
-        if event is None or e.status == "rejected":
+        misrouted = None if event is None else routing_problem(e.record(), event)
+        if event is None or misrouted or e.status == "rejected":
             if e.status != "rejected":
-                self.problem(f"status {e.status!r} but the value does not decode: {reason}", e)
+                why = f"the record is misrouted: {misrouted}" if misrouted else f"the value does not decode: {reason}"
+                self.problem(f"status {e.status!r} but {why}", e)
                 return _UNKNOWN
             if (e.event_id, e.type) != (peek_event_id(value), header_type(e.record())):
                 self.problem(f"rejected entry's event_id/type {e.event_id}/{e.type} do not match the record", e)
             if e.json is not None or e.occurred_at is not None:
                 self.problem("a rejected entry has decoded columns (json, occurred_at)", e)
-            if event is not None:
+            stored_routing = (e.reason or "").startswith(ROUTING_PREFIX)
+            if misrouted and e.reason != misrouted and (stored_routing or self.decoded_fingerprints.get(expected_fp)):
+                # (a decode failure in the reason is right if the schema was unknown at ingest)
+                self.problem(f"rejection reason {_short(e.reason)} but the record re-derives as {_short(misrouted)}", e)
+            elif stored_routing and not misrouted:
+                self.problem(f"rejected as {_short(e.reason)} but the record "
+                             + ("does not decode" if event is None else "is routed as its schema demands"), e)
+            elif event is not None and not misrouted:
                 first = self.decoded_fingerprints.get(expected_fp)
                 if first is not None:
                     self.problem(f"status 'rejected' but the value decodes, and its schema already decoded "
@@ -213,25 +231,29 @@ class _Verifier:
                 else:
                     self.waiting_reprocess += 1
             return None
-        if e.status not in ("entry", "duplicate", "conflict"):
+        if e.status not in ("entry", "duplicate", "conflict", "contradiction"):
             self.problem(f"status {e.status!r} is not one a decoded record can have", e)
             return None
         if e.seq not in self.reprocessed:  # decoded at ingest time: its schema was known then
             self.decoded_fingerprints.setdefault(expected_fp, e.seq)
+        repeat_reason, _ = split_reason(e.reason)
+        if repeat_reason is not None and e.status != "contradiction":  # a contradiction's reason: check_statuses
+            self.problem(f"a decoded entry carries a rejection reason {e.reason!r}", e)
         cols = entry_columns(event)  # the writer's own form: one right answer whatever is installed
+        fresh = cols["json"]  # repeats are compared by this form, as ingest compared them
         self.check_time_flag(e, cols["occurred_at"])
         stored = {"event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at, "json": e.json}
         for column in ("event_id", "type", "occurred_at", "json"):
             if stored[column] != cols[column]:
                 self.problem(f"{column} differs from the raw value: stored {_short(stored[column])}, "
                              f"decoded {_short(cols[column])}", e)
-        self.pending.append((e, cols["event_id"]))
-        return event if e.status == "entry" else None
+        self.pending.append((e, cols["event_id"], fresh))
+        return event if e.status in ("entry", "contradiction") else None
 
     def check_time_flag(self, e: Entry, occurred_at: int) -> None:
         """``reason`` of a decoded entry is exactly the time flag its own times give (or NULL)."""
         flag = time_flag(occurred_at, e.timestamp, self.time_limits)
-        if e.reason != flag:
+        if split_reason(e.reason)[1] != flag:
             expected = "none" if flag is None else repr(flag)
             self.problem(f"reason is {e.reason!r} but the record's times give {expected}", e)
         if flag is not None:
@@ -283,20 +305,24 @@ class _Verifier:
         pending, self.pending = self.pending, []
         if not pending:
             return
-        ids = sorted({event_id for _, event_id in pending})
+        ids = sorted({event_id for _, event_id, _ in pending})
         first = {}
         for i in range(0, len(ids), 900):
             chunk = ids[i : i + 900]
             first.update((r[0], r[1:]) for r in self.conn.execute(
                 f"SELECT event_id, seq, topic, partition FROM event_ids WHERE event_id IN ({','.join('?' * len(chunk))})",
                 chunk))
-        seqs = [e.seq for e, _ in pending if e.status == "conflict"]
+        seqs = [e.seq for e, _, _ in pending if e.status in ("conflict", "contradiction")]
         conflicts = {}
         for i in range(0, len(seqs), 900):
             chunk = seqs[i : i + 900]
             conflicts.update((r[0], r[1:]) for r in self.conn.execute(
                 f"SELECT seq, event_id, first_seq FROM conflicts WHERE seq IN ({','.join('?' * len(chunk))})", chunk))
-        for e, event_id in pending:
+        # The entries repeats are compared with, decoded again with this codec (as ingest does).
+        winners = {first[event_id] for e, event_id, _ in pending if e.status != "entry" and event_id in first}
+        stored = self.ledger.first_details(w[0] for w in winners) if winners else {}
+        occurrences = {w: first_occurrence(self.codec, FirstSeen(*w), stored[w[0]]) for w in winners if w[0] in stored}
+        for e, event_id, text in pending:
             winner = first.get(event_id)
             if e.seq in self.reprocessed and self.reprocessed[e.seq][2] != e.status:
                 self.problem(f"reprocess_log says {self.reprocessed[e.seq][2]!r}, entry says {e.status!r}", e)
@@ -305,23 +331,34 @@ class _Verifier:
                 if winner != (e.seq, e.topic, e.partition):
                     self.problem(f"event_ids row for this event is {winner}, expected {(e.seq, e.topic, e.partition)}", e)
                 continue
-            if winner is None:
+            if winner is None or winner not in occurrences:
                 self.problem(f"status {e.status!r} but no first occurrence of {event_id} in event_ids", e)
                 continue
             if not self.decision_key(winner[0]) < self.decision_key(e.seq):
                 self.problem(f"status {e.status!r} but the recorded first occurrence (seq {winner[0]}) "
                              "comes later: this entry should have status 'entry'", e)
-            same_place = (winner[1], winner[2]) == (e.topic, e.partition)
-            if e.status == "duplicate" and not same_place:
-                self.problem(f"status 'duplicate' but the first occurrence is on {winner[1]}[{winner[2]}]: "
-                             "expected 'conflict'", e)
-            if e.status == "conflict":
+            occurrence = occurrences[winner]
+            status, reason = classify_repeat(occurrence, text, e.topic, e.partition)
+            if e.status != status:
+                self.problem(f"status {e.status!r} but the first occurrence (seq {winner[0]}) is on "
+                             f"{winner[1]}[{winner[2]}] and " + ("differs: " + reason if reason else "has the same content")
+                             + f": expected {status!r}", e)
+            elif split_reason(e.reason)[0] != reason:
+                self.problem(f"reason {_short(e.reason)} differs from the re-derived {_short(reason)}", e)
+            if e.status in ("conflict", "contradiction"):
                 self.conflict_count += 1
-                if same_place:
-                    self.problem("status 'conflict' but the first occurrence is on the same topic-partition: "
-                                 "expected 'duplicate'", e)
                 if conflicts.get(e.seq) != (event_id, winner[0]):
                     self.problem(f"conflicts row {conflicts.get(e.seq)} does not match {(event_id, winner[0])}", e)
+            if e.status == "contradiction":
+                self.contradiction_count += 1
+            copy = self.earlier.pop(e.seq, None)
+            if recorded_earlier(e.status, e.timestamp, occurrence):
+                if copy != (winner[0], e.timestamp):
+                    self.problem(f"recorded before its entry (seq {winner[0]}) but the earlier_copies row is "
+                                 f"{copy}, expected {(winner[0], e.timestamp)}", e)
+            elif copy is not None:
+                self.problem(f"earlier_copies row {copy} but this entry is no same-content copy recorded "
+                             "before its entry", e)
 
     # -- whole-table checks ------------------------------------------------------------------------
     def check_tables(self) -> None:
@@ -330,7 +367,11 @@ class _Verifier:
             self.problem(f"event_ids has {count} rows for {self.entry_count} entries of status 'entry'")
         count = self.conn.execute("SELECT count(*) FROM conflicts").fetchone()[0]
         if count != self.conflict_count:
-            self.problem(f"conflicts has {count} rows for {self.conflict_count} entries of status 'conflict'")
+            self.problem(f"conflicts has {count} rows for {self.conflict_count} entries of status 'conflict' "
+                         "or 'contradiction'")
+        for seq, (entry_seq, _) in sorted(self.earlier.items()):  # rows no checked entry claimed
+            self.problem(f"earlier_copies row (entry_seq {entry_seq}, seq {seq}) belongs to no decoded repeat")
+        self.report.contradictions = self.contradiction_count
         for seq, after_seq in self.conn.execute(
             "SELECT r.seq, r.after_seq FROM reprocess_log r LEFT JOIN entries e ON e.seq = r.seq "
             "WHERE e.seq IS NULL OR e.kind != 'record' OR e.status != r.new_status OR r.after_seq < r.seq"

@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ledger.chain import leaf_hash, link
 from ledger.codec import Codec, default_codec
 from ledger.errors import LedgerLockedError, StoreError
-from ledger.events import canonical_json, schemas_dir, to_json
+from ledger.events import canonical_json, event_key, schemas_dir, to_json
 from ledger.index import entry_columns, micros, side_rows
 from ledger.ingest import Ingestor, reprocess
 from ledger.record import Record
 from ledger.store import Ledger, iter_entries
+from ledger.topics import topic_for
 from ledger.verify import verify_ledger
 
 CODEC = default_codec()
@@ -62,15 +63,23 @@ def make_event(n: int, etype: str = "DataAccessed", *, codec: Codec = CODEC, **o
     return codec.validate({**base, **extra, **over})
 
 
-def make_record(value, topic: str = "ledger.access", partition: int = 0, offset: int = 0, *,
-                timestamp: int | None = None, etype: str | None = "DataAccessed", codec: Codec = CODEC) -> Record:
-    """A Record carrying ``value`` (an event dict is encoded with ``codec``)."""
+def make_record(value, topic: str | None = None, partition: int = 0, offset: int = 0, *,
+                timestamp: int | None = None, etype: str | None = "DataAccessed", codec: Codec = CODEC,
+                key: bytes | None = None) -> Record:
+    """A Record carrying ``value`` (an event dict is encoded with ``codec``), routed as the contract says.
+
+    By default an event goes to its type's topic with key ``min(subject_ids)``
+    (ledger.routing); other values go to ``ledger.access`` with key ``b"key"``.
+    """
     if isinstance(value, dict):
         etype = value["type"]
+        topic = topic or topic_for(etype, "ledger.")
+        key = event_key(value) if key is None else key
         value = codec.encode(value)
     headers = (("event_type", etype.encode()),) if etype else ()
-    return Record(topic, partition, offset, 1_772_323_200_000 + offset if timestamp is None else timestamp,
-                  b"key", value, headers)
+    return Record(topic or "ledger.access", partition, offset,
+                  1_772_323_200_000 + offset if timestamp is None else timestamp,
+                  b"key" if key is None else key, value, headers)
 
 
 def open_writer(path: Path, codec: Codec = CODEC) -> tuple[Ledger, Ingestor]:
@@ -174,6 +183,68 @@ def test_repeat_on_another_partition_is_a_conflict(tmp_path):
         (2, event["event_id"], 1)]
 
 
+def test_repeat_with_other_content_is_a_contradiction_on_any_partition(tmp_path):
+    """A repeated event_id whose decoded content differs is `contradiction` (not duplicate/conflict), with a
+    reason naming the entry and the fields, a conflicts row and side rows; identical repeats stay as they were."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    other = make_event(1, purpose="marketing.email", subject_ids=["cust-0009"])
+    ingestor.ingest([make_record(event, offset=0)])  # the entry is then found in the file
+    result = ingestor.ingest([make_record(other, offset=1), make_record(other, partition=1),
+                              make_record(event, offset=2), make_record(event, partition=2)])
+    assert [s for *_, s in statuses(ledger)] == ["entry", "contradiction", "contradiction", "duplicate", "conflict"]
+    assert (result.counts["contradiction"], result.counts["duplicate"], result.counts["conflict"]) == (2, 1, 1)
+    reasons = [e.reason for e in iter_entries(ledger)]
+    assert reasons == [None, "contradicts seq 1 (ledger.access[0]@0): purpose, subject_ids",
+                       "contradicts seq 1 (ledger.access[0]@0): purpose, subject_ids", None, None]
+    assert ledger.conn.execute("SELECT seq, first_seq FROM conflicts ORDER BY seq").fetchall() == [
+        (2, 1), (3, 1), (5, 1)]
+    assert ledger.conn.execute("SELECT DISTINCT seq FROM subjects WHERE subject_id = 'cust-0009' ORDER BY seq"
+                               ).fetchall() == [(2,), (3,)]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
+def test_a_legal_disclosure_reusing_an_access_id_is_a_contradiction(tmp_path):
+    """The issue's case: a LegalDisclosure with a DataAccessed's event_id, in the same batch, is kept and marked."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    access = make_event(1)
+    disclosure = make_event(7, "LegalDisclosure", event_id=access["event_id"])
+    ingestor.ingest([make_record(access), make_record(disclosure)])
+    entry = ledger.entry_at("ledger.disclosure", 0, 0)
+    assert entry["status"] == "contradiction"
+    assert entry["reason"].startswith("contradicts seq 1 (ledger.access[0]@0): type, access_type, ")
+
+
+def test_misrouted_records_are_rejected_with_what_is_wrong(tmp_path):
+    """Wrong topic, a header that contradicts the schema, a key other than min(subject_ids): rejected, named,
+    handed back for the dead-letter topic, never indexed."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    good = make_record(event)
+    lying = Record("ledger.access", 0, 0, good.timestamp, good.key, good.value, (("event_type", b"ConsentChanged"),))
+    result = ingestor.ingest([make_record(event, "ledger.consent"), lying, make_record(event, offset=1, key=b"x")])
+    assert [reason for _, reason in result.rejected] == [
+        "routing: DataAccessed on topic ledger.consent (expected ledger.access)",
+        "routing: header event_type=ConsentChanged contradicts the schema DataAccessed",
+        "routing: key 'x' (expected 'cust-0001')"]
+    assert [s for *_, s in statuses(ledger)] == ["rejected"] * 3
+    assert ledger.conn.execute("SELECT count(*) FROM subjects").fetchone() == (0,)
+    assert ledger.entry_at("ledger.consent", 0, 0)["event_id"] == event["event_id"]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
+def test_a_same_content_copy_recorded_earlier_gets_an_earlier_copies_row(tmp_path):
+    """When a repeat with an earlier Kafka timestamp is appended after the entry, the event's earliest
+    recorded time is kept (earlier_copies); a later or contradicting copy adds nothing."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    ingestor.ingest([make_record(event, partition=1, timestamp=2_000)])
+    ingestor.ingest([make_record(event, partition=0, timestamp=1_000), make_record(event, partition=2, timestamp=3_000),
+                     make_record(make_event(1, purpose="marketing.email"), partition=1, offset=1, timestamp=500)])
+    assert ledger.conn.execute("SELECT * FROM earlier_copies").fetchall() == [(1, 2, 1_000)]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
 def fingerprint_swapped(data: bytes) -> bytes:
     return data[:2] + bytes(8) + data[10:]
 
@@ -270,6 +341,22 @@ def test_a_repeat_of_an_event_still_in_flight_is_a_duplicate(tmp_path):
     assert verify_ledger(ledger, codec=CODEC).ok
 
 
+def test_a_contradiction_of_an_event_still_in_flight_is_found(tmp_path):
+    """A repeat with other content of an event in a batch not yet committed is a contradiction of it, and an
+    earlier-stamped identical copy gets its earlier_copies row, as if the first batch were in the file."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    first = ingestor.prepare([make_record(event, offset=0, timestamp=5_000)])
+    second = ingestor.prepare([make_record(make_event(1, outcome="DENIED"), offset=1),
+                               make_record(event, partition=1, timestamp=4_000)])
+    assert (second.counts["contradiction"], second.counts["conflict"]) == (1, 1)
+    ingestor.commit(first)
+    ingestor.commit(second)
+    assert ledger.entry_at("ledger.access", 0, 1)["reason"] == "contradicts seq 1 (ledger.access[0]@0): outcome"
+    assert ledger.conn.execute("SELECT * FROM earlier_copies").fetchall() == [(1, 3, 4_000)]
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
 def test_a_second_writer_is_refused(tmp_path):
     """An Ingestor takes the writer lock; another one on the same file gets LedgerLockedError."""
     path = tmp_path / "l.db"
@@ -289,8 +376,13 @@ def record_streams(draw):
         partition = draw(st.integers(0, 2))
         offsets[partition] += draw(st.sampled_from([0, 0, 0, 1, 3]))
         event = make_event(draw(st.integers(0, n)))  # repeats give duplicates and conflicts
+        kind = draw(st.sampled_from(["same"] * 6 + ["other content", "misrouted"]))
+        if kind == "other content":  # the same event_id saying something else: a contradiction
+            event = make_event(int(event["event_id"][-12:], 16) - 1, source_service="another-desk")
         value = CODEC.encode(event) if draw(st.booleans()) or i % 7 else b"junk"
-        records.append(make_record(value, partition=partition, offset=offsets[partition]))
+        records.append(make_record(value, partition=partition, offset=offsets[partition],
+                                   key=b"wrong" if kind == "misrouted" else event_key(event),
+                                   timestamp=draw(st.integers(0, 50))))  # timestamps need not grow with offsets
         offsets[partition] += 1
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=4)))
     return records, cuts
@@ -367,6 +459,23 @@ def test_reprocess_indexes_what_new_schemas_decode(tmp_path):
     assert reprocess(ledger, codec=codec_v2).examined == 0
 
 
+def test_reprocess_classifies_repeats_and_routing_as_ingest_does(tmp_path):
+    """A rejected record decoded later by reprocess is a contradiction when its content differs, with the same
+    reason ingest would give; a misrouted one stays rejected; the result verifies."""
+    codec_v2 = Codec.load(v2_schemas(tmp_path))
+    ledger, ingestor = open_writer(tmp_path / "l.db")  # the writer only knows v1
+    first = make_event(1)
+    other = make_event(1, codec=codec_v2, review_note="changed")
+    ingestor.ingest([make_record(first, offset=0), make_record(other, offset=1, codec=codec_v2),
+                     make_record(make_event(2, codec=codec_v2), "ledger.consent", codec=codec_v2)])
+    result = reprocess(ledger, codec=codec_v2)
+    assert (result.counts["contradiction"], result.still_rejected) == (1, 1)
+    assert ledger.entry_at("ledger.access", 0, 1)["reason"] == "contradicts seq 1 (ledger.access[0]@0): review_note"
+    assert ledger.entry_at("ledger.consent", 0, 0)["status"] == "rejected"
+    assert ledger.conn.execute("SELECT seq, first_seq FROM conflicts").fetchall() == [(2, 1)]
+    assert verify_ledger(ledger, codec=codec_v2).ok
+
+
 # -- a replayed window -------------------------------------------------------------------------
 def test_a_window_ledger_starts_each_chain_at_its_first_record(tmp_path):
     """With start_mid_chain the first record of a partition opens its chain (no gap from 0); verify accepts it."""
@@ -392,3 +501,25 @@ def test_start_mid_chain_is_refused_on_a_ledger_with_entries(tmp_path):
     ingestor.ingest([make_record(make_event(1))])
     with pytest.raises(StoreError, match="start_mid_chain is for a new ledger"):
         Ingestor(ledger, codec=CODEC, start_mid_chain=True)
+
+
+def test_a_contradiction_with_implausible_times_carries_both_reasons(tmp_path):
+    """A contradicting repeat stamped a year after its claimed time keeps both facts in ``reason``, in a fixed
+    order (contradiction, then the time flag), and verify re-derives each part."""
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    event = make_event(1)
+    other = make_event(1, purpose="marketing.email")
+    late = int(event["occurred_at"].timestamp() * 1000) + 400 * 86_400_000
+    ingestor.ingest([make_record(event, offset=0), make_record(other, offset=1, timestamp=late)])
+    reason = ledger.entry_at("ledger.access", 0, 1)["reason"]
+    assert reason.startswith("contradicts seq 1 (ledger.access[0]@0): purpose; time: ")
+    assert verify_ledger(ledger, codec=CODEC).ok
+
+
+@given(st.one_of(st.none(), st.just("contradicts seq 3 (ledger.access[1]@2): purpose, type")),
+       st.one_of(st.none(), st.just("time: occurred_at 400 days before the recorded time")))
+def test_reasons_join_and_split_back(contradiction, flag):
+    """split_reason undoes join_reasons for every combination of a contradiction and a time flag."""
+    from ledger.repeats import join_reasons, split_reason
+
+    assert split_reason(join_reasons(contradiction, flag)) == (contradiction, flag)

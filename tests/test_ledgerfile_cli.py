@@ -29,7 +29,8 @@ def test_head_prints_one_sorted_line_per_partition(db, capsys):
     code, out, _ = run(capsys, "head", "--db", str(db))
     lines = out.splitlines()
     assert code == 0 and [line.split()[:3] for line in lines] == [
-        ["ledger.access", "0", "2"], ["ledger.access", "1", "5"], ["ledger.sharing", "0", "1"]]
+        ["ledger.access", "0", "2"], ["ledger.access", "1", "6"], ["ledger.consent", "0", "0"],
+        ["ledger.disclosure", "0", "1"], ["ledger.sharing", "0", "0"]]  # the sample ledger (test_verify)
     assert all(len(line.split()[3]) == 64 for line in lines)
     assert run(capsys, "head", "--db", str(db))[1] == out
 
@@ -45,7 +46,7 @@ def test_head_json_matches_text(db, capsys):
 def test_verify_reports_the_count(db, capsys):
     """`ledger verify` on a sound ledger says how many entries it checked and exits 0."""
     code, out, _ = run(capsys, "verify", "--db", str(db))
-    assert code == 0 and "ok: 9 entries checked" in out
+    assert code == 0 and "ok: 12 entries checked" in out
 
 
 def test_verify_names_the_bad_entry_and_fails(db, capsys):
@@ -66,20 +67,20 @@ def test_verify_from_head(db, tmp_path, capsys, fmt):
     ingestor.ingest([make_record(make_event(20), offset=3)])
     ledger.close()
     code, out, _ = run(capsys, "verify", "--db", str(db), "--from-head", str(heads))
-    assert code == 0 and "extends the 3 head(s)" in out
+    assert code == 0 and "extends the 5 head(s)" in out
     other = tmp_path / "other.db"
     sample_ledger(other)
-    tamper(other, ["UPDATE entries SET chain_hash = zeroblob(32), leaf_hash = zeroblob(32) WHERE seq = 9",
-                   "UPDATE offsets SET chain_hash = zeroblob(32) WHERE last_seq = 9"])
+    tamper(other, ["UPDATE entries SET chain_hash = zeroblob(32), leaf_hash = zeroblob(32) WHERE seq = 10",
+                   "UPDATE offsets SET chain_hash = zeroblob(32) WHERE last_seq = 10"])
     code, out, _ = run(capsys, "verify", "--db", str(other), "--from-head", str(heads))
-    assert code == 1 and "head written down earlier ledger.sharing 0 1" in out
+    assert code == 1 and "head written down earlier ledger.disclosure 0 1" in out
 
 
 def test_export_writes_a_copy_that_verifies(db, tmp_path, capsys):
     """`ledger export FILE` writes a copy that verifies on its own."""
     target = tmp_path / "copy.db"
     code, out, _ = run(capsys, "export", "--db", str(db), str(target))
-    assert code == 0 and "exported 9 entries" in out
+    assert code == 0 and "exported 12 entries" in out
     assert run(capsys, "verify", "--db", str(target))[0] == 0
 
 

@@ -130,7 +130,7 @@ def test_export_is_a_consistent_standalone_copy(sample, tmp_path):
     """export() writes a single-file copy that verifies and has the same heads; it never overwrites."""
     target = tmp_path / "copy.db"
     with Ledger.open(sample) as ledger:
-        assert ledger.export(target) == 9
+        assert ledger.export(target) == 12  # the sample ledger (test_verify.sample_records)
         heads = ledger.heads()
         with pytest.raises(StoreError, match="already exists"):
             ledger.export(target)

@@ -26,8 +26,9 @@ TAMPER_CASES = sorted(TAMPER_DIR.glob("*.json"))
 
 
 def sample_records() -> list:
-    """Nine entries covering every status: seq 1..9 as listed in tests/data/tamper/README.md."""
+    """Twelve entries covering every status: seq 1..12 as listed in tests/data/tamper/README.md."""
     e1, e2, e3 = make_event(1), make_event(2), make_event(3)
+    reused = make_event(6, "LegalDisclosure", event_id=e2["event_id"])  # another event under e2's id
     return [
         make_record(e1, offset=0),                               # seq 1 entry
         make_record(e2, offset=1),                               # seq 2 entry
@@ -36,8 +37,11 @@ def sample_records() -> list:
         make_record(b"junk", partition=1, offset=1),             # seq 5 rejected
         make_record(e3, partition=1, offset=5),                  # seq 6 gap 2..4, seq 7 entry
         make_record(make_event(4, "DataShared"), "ledger.sharing", 0, 0),       # seq 8 entry
-        make_record(make_event(5, "LegalDisclosure"), "ledger.sharing", 0, 1),  # seq 9 entry
-    ]
+        make_record(make_event(5, "LegalDisclosure"), "ledger.disclosure", 0, 0),  # seq 9 entry
+        make_record(reused, "ledger.disclosure", 0, 1),          # seq 10 contradiction of seq 2
+        make_record(make_event(7), "ledger.consent", 0, 0),      # seq 11 rejected: misrouted
+        make_record(e3, partition=1, offset=6, timestamp=1_772_323_200_000),  # seq 12 duplicate of seq 7,
+    ]                                                            # recorded before it (earlier_copies)
 
 
 def sample_ledger(path: Path) -> Path:
@@ -71,10 +75,18 @@ def test_sample_ledger_verifies(pristine):
     """The sample ledger (every status, a gap) passes and every entry is counted."""
     report = verify_file(pristine)
     assert report.ok, [str(p) for p in report.problems]
-    assert report.checked == 9
+    assert report.checked == 12
+    assert report.contradictions == 1
     with Ledger.open(pristine) as ledger:
         assert [e.status for e in iter_entries(ledger)] == [
-            "entry", "entry", "duplicate", "conflict", "rejected", "gap", "entry", "entry", "entry"]
+            "entry", "entry", "duplicate", "conflict", "rejected", "gap", "entry", "entry", "entry",
+            "contradiction", "rejected", "duplicate"]
+        assert ledger.entry_at("ledger.disclosure", 0, 1)["reason"].startswith(
+            "contradicts seq 2 (ledger.access[0]@1): type, ")
+        assert ledger.entry_at("ledger.consent", 0, 0)["reason"] == (
+            "routing: DataAccessed on topic ledger.consent (expected ledger.access)")
+        assert ledger.conn.execute("SELECT * FROM earlier_copies").fetchall() == [
+            (2, 4, 1_772_323_200_000), (7, 12, 1_772_323_200_000)]  # seq 4 too: offset 0 of its partition
 
 
 @pytest.mark.parametrize("case", TAMPER_CASES, ids=lambda p: p.stem)
@@ -116,7 +128,7 @@ def test_consistent_rewrite_is_caught_by_an_earlier_head(pristine, tmp_path):
     assert verify_file(path).ok
     report = verify_file(path, expected_heads=heads)
     assert not report.ok
-    assert any("head written down earlier ledger.access 1 5" in str(p) for p in report.problems)
+    assert any("head written down earlier ledger.access 1 6" in str(p) for p in report.problems)
 
 
 def test_ledger_extends_earlier_heads(pristine, tmp_path):

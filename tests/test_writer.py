@@ -114,6 +114,43 @@ def test_every_event_once_duplicates_marked_bad_records_kept_and_copied(settings
     assert verified(settings.db)
 
 
+def test_misrouted_records_are_rejected_and_copied_to_the_dlq(settings):
+    """Valid events produced straight to the broker on the wrong topic, with an event_type header naming another
+    type, or with a key other than min(subject_ids) are rejected with a reason naming what is wrong, copied to
+    the dead-letter topic, and never indexed; a correctly routed one beside them is an entry."""
+    codec = default_codec()
+    good = simulate(seed=5, events=1).events[0]
+    etype, prefix = good["type"], settings.topic_prefix
+    value, key = codec.encode(good), min(good["subject_ids"]).encode()
+    right, wrong = topic_for(etype, prefix), prefix + ("consent" if etype != "ConsentChanged" else "access")
+    other_type = "ConsentChanged" if etype != "ConsentChanged" else "DataAccessed"
+    sends = [
+        (wrong, key, [("event_type", etype.encode())], f"routing: {etype} on topic {wrong} (expected {right})"),
+        (right, key, [("event_type", other_type.encode())],
+         f"routing: header event_type={other_type} contradicts the schema {etype}"),
+        (right, b"arbitrary", [("event_type", etype.encode())],
+         f"routing: key 'arbitrary' (expected {key.decode()!r})"),
+    ]
+    producer = new_kafka_producer(settings)
+    for topic, k, headers, _ in sends:
+        producer.send(topic, key=k, value=value, headers=headers, partition=0)
+    producer.send(right, key=key, value=value, headers=[("event_type", etype.encode())], partition=1)
+    producer.flush()
+    producer.close()
+    run_writer(settings)
+
+    rejected = ledger_rows(settings.db, "SELECT topic, partition, offset, reason FROM entries "
+                                        "WHERE status = 'rejected' ORDER BY seq")
+    assert sorted(reason for *_, reason in rejected) == sorted(reason for *_, reason in sends)
+    assert ledger_rows(settings.db, "SELECT topic, partition FROM entries WHERE status = 'entry'") == [(right, 1)]
+    assert ledger_rows(settings.db, "SELECT count(*) FROM subjects WHERE seq IN "
+                                    "(SELECT seq FROM entries WHERE status = 'rejected')") == [(0,)]
+    copies = {(dict(m.headers)["source_topic"].decode(), int(dict(m.headers)["source_offset"]),
+               dict(m.headers)["reason"].decode()) for m in dlq_messages(settings)}
+    assert copies == {(t, o, r) for t, _, o, r in rejected}
+    assert verified(settings.db)
+
+
 def test_restart_reads_only_what_is_new(settings):
     """A second run resumes at the stored offsets: nothing repeated, new events appended."""
     workload = simulate(seed=4, events=600, subjects=50)

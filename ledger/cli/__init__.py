@@ -25,7 +25,7 @@ COMMAND_MODULES = (
     "simulate",
     "consume",
     "ledgerfile",  # head, verify, export, reprocess
-    "query",  # who-saw, disclosures, accesses, obligations
+    "query",  # who-saw, disclosures, accesses, conflicts, obligations
     "report",
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt

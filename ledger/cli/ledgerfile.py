@@ -61,7 +61,7 @@ def register(subparsers, common) -> None:
         "reprocess", parents=[common], formatter_class=_RAW,
         help="retry rejected entries with the schemas installed now",
         description="Decode every rejected entry again with the schemas installed now and index those that "
-                    "decode (status entry, duplicate or conflict). The chain and the raw evidence are not "
+                    "decode (status entry, duplicate, conflict or contradiction; a misrouted record stays rejected). The chain and the raw evidence are not "
                     "touched; each move is logged in reprocess_log. Needs the writer lock: stop `ledger "
                     "consume` first.",
         epilog="example:\n  ledger reprocess --schemas schemas/\n",
@@ -113,6 +113,10 @@ def run_verify(args) -> int:
             print(f"  {flagged}")
         if report.flagged_count > len(shown):
             print(f"  ... and {report.flagged_count - len(shown)} more (the auditor's report lists a customer's)")
+    if report.contradictions:
+        n = report.contradictions
+        print(f"contradictions: {n} record{'' if n == 1 else 's'} reuse{'s' if n == 1 else ''} an event_id with "
+              "other content (list them with `ledger conflicts`)")
     if report.ok:
         extra = f"; extends the {len(heads)} head(s) in {args.from_head}" if heads else ""
         print(f"ok: {report.checked} entries checked{extra}")

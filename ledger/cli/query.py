@@ -1,4 +1,4 @@
-"""`ledger who-saw`, `disclosures`, `accesses`, `obligations`: the auditors' questions.
+"""`ledger who-saw`, `disclosures`, `accesses`, `conflicts`, `obligations`: the auditors' questions.
 
 Each command opens the ledger read-only, calls one function of
 :mod:`ledger.query` or :mod:`ledger.obligations` and streams the rows out.
@@ -74,6 +74,16 @@ def register(subparsers, common) -> None:
     _window(p)
     _format(p)
     p.set_defaults(func=run_accesses)
+
+    p = _parser(subparsers, common, "conflicts", "records that reuse an event_id with other content",
+                "One row per contradicting record: the event_id, the fields that differ, the\n"
+                "entry (first occurrence) and the record that contradicts it (seq, type,\n"
+                "topic[partition]@offset, recorded time). Byte- or content-identical repeats\n"
+                "(duplicate, conflict) are not listed: they say the same thing.\n\n"
+                "example:\n  ledger conflicts\n  ledger conflicts --as-of 2026-03-01T00:00:00Z --format json\n")
+    p.add_argument("--as-of", metavar="T", help="as the ledger stood at recorded time T")
+    _format(p)
+    p.set_defaults(func=run_conflicts)
 
     p = _parser(subparsers, common, "obligations", "notices still owed to customers after legal disclosures",
                 "One row per (disclosure, customer): due date, delay status, order reference\n"
@@ -158,6 +168,17 @@ def run_accesses(args) -> int:
     with open_ledger(args) as ledger:
         rows = accesses(ledger, args.actor, since=args.since, until=args.until, types=args.types, as_of=args.as_of)
         write_rows(rows, args.format, EVENT_CSV if args.format == "csv" else ACCESSES_TABLE, sys.stdout)
+    return 0
+
+
+@quiet_broken_pipe
+def run_conflicts(args) -> int:
+    from ..query import contradictions
+    from ..report.columns import CONFLICT_COLUMNS
+    from ..report.tabular import write_rows
+
+    with open_ledger(args) as ledger:
+        write_rows(contradictions(ledger, as_of=args.as_of), args.format, CONFLICT_COLUMNS, sys.stdout)
     return 0
 
 

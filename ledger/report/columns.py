@@ -38,8 +38,18 @@ def short_time(row: dict, name: str = "occurred_at") -> str | None:
 
 
 def what(row: dict) -> str:
-    """The short type and the action, e.g. ``access EXPORT DENIED``, ``legal COURT_ORDER``."""
-    return f"{SHORT_TYPES.get(row.get('type'), row.get('type'))} {action(row)}".strip()
+    """The short type and the action, e.g. ``access EXPORT DENIED``, ``legal COURT_ORDER``.
+
+    A record that contradicts another of the same event_id, or is contradicted, says so first,
+    where a narrow column does not cut it (``[contradicts seq 12] legal SUBPOENA``,
+    ``[contradicted] access VIEW``; ``ledger conflicts`` lists the pairs).
+    """
+    text = f"{SHORT_TYPES.get(row.get('type'), row.get('type'))} {action(row)}".strip()
+    if row.get("contradicts"):
+        return f"[contradicts seq {row['contradicts']['seq']}] {text}"
+    if row.get("contradicted_by"):
+        return f"[contradicted] {text}"
+    return text
 
 
 def action(row: dict) -> str:
@@ -208,4 +218,25 @@ OBLIGATION_COLUMNS = [
     Column("delay", "DELAY", _notice("delay")),
     _notice_time("delay_until"),
     Column("order_ref", "ORDER", _notice("order_ref")),
+]
+
+
+def _place(side: str):
+    return lambda row: "{topic}[{partition}]@{offset}".format(**row[side])
+
+
+# `ledger conflicts`: one row per contradicting record and the entry it contradicts.
+CONFLICT_COLUMNS = [
+    _EVENT_ID,
+    Column("fields", "DIFFERING FIELDS", _get("fields")),
+    Column("entry_seq", "ENTRY SEQ", _get("entry", "seq")),
+    Column("entry_type", "ENTRY TYPE", _get("entry", "type")),
+    Column("entry_at", "ENTRY AT", _place("entry"), keep=True),
+    Column("entry_recorded_at", "ENTRY RECORDED (UTC)", lambda r: short_time(r["entry"], "recorded_at"),
+           full=_get("entry", "recorded_at")),
+    Column("seq", "SEQ", _get("contradiction", "seq")),
+    Column("type", "TYPE", _get("contradiction", "type")),
+    Column("at", "AT", _place("contradiction"), keep=True),
+    Column("recorded_at", "RECORDED (UTC)", lambda r: short_time(r["contradiction"], "recorded_at"),
+           full=_get("contradiction", "recorded_at")),
 ]

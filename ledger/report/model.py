@@ -16,7 +16,10 @@ count and grouping below is computed from what passed it.
 * ``gdpr``: purposes, data categories, recipients and their kinds,
   third-country transfers with their safeguards, retention where known, and
   the systems the records came from.
-* ``timeline``: every access, share and legal disclosure, newest first.
+* ``timeline``: every access, share and legal disclosure, newest first. For
+  the auditor, an event contradicted by another record of its event_id
+  carries ``contradicted_by``, and that record appears too, with
+  ``contradicts`` (ledger.query); neither counts anywhere else.
 """
 
 from __future__ import annotations
@@ -125,13 +128,21 @@ def build_report(
     as_of_time = None if as_of is None else parse_as_of(as_of)
     judged = as_of_time or generated
 
-    events = list(who_saw(source, subject, as_of=as_of_time))
+    rows = list(who_saw(source, subject, as_of=as_of_time))
+    # A record contradicting an entry of its event_id (ledger.repeats) is a claim, not an event of the
+    # ledger: the auditor sees it in the timeline (with ``contradicts``); nothing is counted from it.
+    events = [e for e in rows if "contradicts" not in e]
     legal_ids = [e["event_id"] for e in events if e["type"] == "LegalDisclosure"]
     book = load_cases(source, as_of=as_of_time, disclosure_ids=legal_ids) if legal_ids else CaseBook()
     withheld, tied = withheld_cases(book, legal_ids, subject, judged)
 
     shown: list[tuple[dict, dict]] = []  # (event, view) pairs that pass the audience's filter
-    for event in events:
+    timeline: list[dict] = []
+    for event in rows:
+        if "contradicts" in event:
+            if audience == "auditor":
+                timeline.append(view_for(audience, event))
+            continue
         because = event["event_id"] if event["event_id"] in withheld else _correlated(event, tied)
         if because and audience == "subject":
             continue
@@ -148,6 +159,7 @@ def build_report(
                                   "order_ref": state.order_ref, "due_by": iso(state.due_by) if owing else None,
                                   "notified": subject in book.case(event["event_id"]).notified(judged)}
         shown.append((event, view))
+        timeline.append(view)
 
     start = rules.window_start(judged)
     accountable = [
@@ -167,7 +179,7 @@ def build_report(
     }
     return Report(
         subject=subject, audience=audience, generated_at=iso(generated), judged_at=iso(judged),
-        parameters=parameters, heads=heads, timeline=[v for _, v in shown],
+        parameters=parameters, heads=heads, timeline=timeline,
         accounting=accounting(accountable, audience), gdpr=gdpr_view(shown, audience), notices=notices,
         anomalies=anomalies,
     )

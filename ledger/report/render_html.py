@@ -168,6 +168,7 @@ def _timeline(items: list[dict], auditor: bool) -> Iterable[str]:
             if auditor:
                 extra = (f'<div class="detail mono">event {e(item["event_id"])} · {len(item.get("subject_ids", []))}'
                          f' customer(s) · recorded {e(when(item.get("recorded_at"), seconds=True))}</div>')
+                extra += "".join(f'<div class="detail">{e(text)}</div>' for text in _contradiction_words(item))
             yield (f'<li class="{kind}{" withheld" if withheld else ""}">'
                    f'<span class="when">{e(item["occurred_at"][11:16])}</span>'
                    f'<span class="badge">{e(_KIND_LABEL[kind])}</span>{flag}'
@@ -175,6 +176,16 @@ def _timeline(items: list[dict], auditor: bool) -> Iterable[str]:
                    f'<div class="detail">{e(_why(item))} · via {e(item.get("source_service"))}</div>'
                    f'{notice}{extra}</li>')
         yield "</ol>"
+
+
+def _contradiction_words(item: dict) -> list[str]:
+    """Auditor only: the other records of this event_id that say something else (ledger.repeats)."""
+    def place(ref: dict) -> str:
+        return (f'{ref["type"]} seq {ref["seq"]} ({ref["topic"]}[{ref["partition"]}]@{ref["offset"]}), '
+                f'differing in {", ".join(ref["fields"]) or "?"}')
+    words = [f"contradicts {place(item['contradicts'])}: a claim under this event_id, not counted"] \
+        if item.get("contradicts") else []
+    return words + [f"contradicted by {place(ref)}" for ref in item.get("contradicted_by") or ()]
 
 
 def _table(headers: list[str], rows: list[list[str]], empty: str = "None recorded.") -> str:

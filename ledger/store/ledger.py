@@ -54,9 +54,10 @@ class AppendBatch:
     """Rows for one atomic append, each a tuple in its table's column order."""
 
     entries: list[tuple] = field(default_factory=list)  # schema.ENTRY_COLUMNS
-    index: list[list] = field(default_factory=list)  # index.index_row per entry of status entry
+    index: list[list] = field(default_factory=list)  # index.index_row per entry of status entry or contradiction
     event_ids: list[tuple] = field(default_factory=list)  # (event_id, seq, topic, partition)
     conflicts: list[tuple] = field(default_factory=list)  # (seq, event_id, first_seq)
+    earlier: list[tuple] = field(default_factory=list)  # earlier_copies: (entry_seq, seq, timestamp)
     offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
 
 
@@ -250,13 +251,13 @@ class Ledger:
     def mark_reprocessed(self, moves: list[tuple], rows: AppendBatch) -> None:
         """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.
 
-        ``moves``: ``(seq, after_seq, old_reason, new_status, event_id, type, occurred_at, json, time_flag)``;
-        ``rows``: their side, event_ids and conflicts rows (no entries, no offsets).
+        ``moves``: ``(seq, after_seq, old_reason, new_status, new_reason, event_id, type, occurred_at, json)``;
+        ``rows``: their side, event_ids, conflicts and earlier_copies rows (no entries, no offsets).
         """
         now = int(time.time() * 1000)
         try:
             with self.atomic() as conn:
-                for seq, after_seq, old_reason, status, event_id, etype, occurred_at, text, flag in moves:
+                for seq, after_seq, old_reason, status, reason, event_id, etype, occurred_at, text in moves:
                     conn.execute(
                         "INSERT INTO reprocess_log (seq, after_seq, old_reason, new_status, reprocessed_at) "
                         "VALUES (?, ?, ?, ?, ?)",
@@ -265,7 +266,7 @@ class Ledger:
                     conn.execute(
                         "UPDATE entries SET status = ?, reason = ?, event_id = ?, type = ?, "
                         "occurred_at = ?, json = ? WHERE seq = ? AND status = 'rejected'",
-                        (status, flag, event_id, etype, occurred_at, text, seq),
+                        (status, reason, event_id, etype, occurred_at, text, seq),
                     )
                 self._insert_rows(conn, rows)
         except sqlite3.Error as err:
@@ -322,6 +323,7 @@ class Ledger:
         insert_many(conn, "temp.bulk_event_ids" if self._bulk else "event_ids", ("event_id", "seq", "topic", "partition"),
                     sorted(batch.event_ids))
         insert_many(conn, "conflicts", ("seq", "event_id", "first_seq"), batch.conflicts)
+        insert_many(conn, "earlier_copies", ("entry_seq", "seq", "timestamp"), batch.earlier)
 
     def set_meta(self, key: str, value: str) -> None:
         """Record ``key = value`` in meta (insert-only: an existing different value is refused)."""
@@ -382,6 +384,17 @@ class Ledger:
             )
             for event_id, seq, topic, partition in rows:
                 found[event_id] = FirstSeen(seq, topic, partition)
+        return found
+
+    def first_details(self, seqs: Iterable[int]) -> dict[int, tuple]:
+        """``{seq: (offset, timestamp, value, json)}`` of entries: what dedupe compares a repeat with."""
+        wanted = list(seqs)
+        found: dict[int, tuple] = {}
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i : i + _IN_CHUNK]
+            found.update((row[0], row[1:]) for row in self.conn.execute(
+                f"SELECT seq, offset, timestamp, value, json FROM entries WHERE seq IN ({', '.join('?' * len(chunk))})",
+                chunk))
         return found
 
     def entry_at(self, topic: str, partition: int, offset: int) -> dict | None:

@@ -3,7 +3,7 @@
 ``entries`` holds one row per Kafka record (or offset gap) with the evidence
 columns (what Kafka held, and the hashes over it) and the decoded columns
 (what the ledger made of it). Side tables index entries of status ``entry``
-for the auditors' queries; they are WITHOUT ROWID and keyed
+and ``contradiction`` for the auditors' queries; they are WITHOUT ROWID and keyed
 ``(bucket, key, occurred_at, seq)`` where ``bucket = seq >> bucket_bits``.
 Keying by bucket first means a batch only writes pages of the newest bucket:
 keyed by customer alone, each of a batch's ~100,000 customer references
@@ -14,7 +14,8 @@ contiguous range in time order; a query probes each bucket (query.side_rows).
 
 Triggers refuse every UPDATE and DELETE, with one exception: ``ledger
 reprocess`` may move an entry from ``rejected`` to a decoded status, filling
-only the decoded columns, after logging the move in ``reprocess_log``.
+only the decoded columns and ``reason`` (a contradiction's), after logging the
+move in ``reprocess_log``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ SIDE_TABLES = (
 )
 APPEND_ONLY_TABLES = (
     "meta", "entries", "subjects", "actors", "recipients", "categories",
-    "event_ids", "conflicts", "offsets", "reprocess_log",
+    "event_ids", "conflicts", "earlier_copies", "offsets", "reprocess_log",
 )
 
 _TABLES = """
@@ -72,8 +73,8 @@ CREATE TABLE entries (
     value       BLOB,
     fingerprint BLOB,                     -- writer schema fingerprint, 8 bytes LE
     status      TEXT    NOT NULL
-                CHECK (status IN ('entry', 'duplicate', 'conflict', 'rejected', 'gap')),
-    reason      TEXT,                     -- why a record was rejected
+                CHECK (status IN ('entry', 'duplicate', 'conflict', 'contradiction', 'rejected', 'gap')),
+    reason      TEXT,                     -- why a record was rejected; what a contradiction contradicts
     event_id    TEXT,
     type        TEXT,
     occurred_at INTEGER,                  -- µs since the epoch, UTC
@@ -103,11 +104,19 @@ CREATE TABLE event_ids (               -- first occurrence of each event_id (sta
     partition INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TABLE conflicts (               -- an event_id seen again on another topic-partition
-    seq       INTEGER PRIMARY KEY,     -- the conflicting entry
+CREATE TABLE conflicts (               -- an event_id seen again: on another topic-partition (conflict),
+    seq       INTEGER PRIMARY KEY,     -- or with other content anywhere (contradiction): that entry
     event_id  TEXT    NOT NULL,
     first_seq INTEGER NOT NULL         -- the entry that won
 );
+CREATE INDEX conflicts_by_first ON conflicts (first_seq);  -- "is this entry contradicted?" (queries)
+
+CREATE TABLE earlier_copies (          -- a same-content repeat (duplicate, conflict) recorded before its entry
+    entry_seq INTEGER NOT NULL,        -- the entry (status entry) of the event
+    seq       INTEGER NOT NULL,        -- the repeat
+    timestamp INTEGER NOT NULL,        -- the repeat's Kafka timestamp (ms), earlier than the entry's
+    PRIMARY KEY (entry_seq, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE offsets (                 -- the writer's position, one row per partition per batch
     topic       TEXT    NOT NULL,
@@ -142,7 +151,7 @@ _ENTRIES_UPDATE = """
 CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
 WHEN NOT (
     OLD.status = 'rejected'
-    AND NEW.status IN ('entry', 'duplicate', 'conflict')
+    AND NEW.status IN ('entry', 'duplicate', 'conflict', 'contradiction')
     AND {unchanged}
     AND EXISTS (SELECT 1 FROM reprocess_log
                 WHERE reprocess_log.seq = OLD.seq AND reprocess_log.new_status = NEW.status)

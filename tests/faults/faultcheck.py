@@ -121,7 +121,7 @@ class Outcome:
     rejected: int = 0
     dlq_offsets: int = 0
     dlq_copies: int = 0
-    repeats: int = 0  # rows kept as duplicate/conflict: redeliveries and injected repeats
+    repeats: int = 0  # rows kept as duplicate/conflict/contradiction: redeliveries and injected repeats
     problems: list[str] = field(default_factory=list)
     verify_ok: bool | None = None
     verify_problems: list[str] = field(default_factory=list)
@@ -182,7 +182,7 @@ def check(settings, expected: Expected, *, verify: bool = True, codec=None, brok
         ledger_records[where] = (status, key, None if value is None else hashlib.sha256(value).digest())
         if status == "rejected":
             rejected.add(where)
-        elif status in ("entry", "duplicate", "conflict"):
+        elif status in ("entry", "duplicate", "conflict", "contradiction"):
             carried = event_id_in(value)
             if carried != event_id:
                 problems.append(f"{where}: event_id column {event_id} but the bytes carry {carried}")
