@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "query",  # who-saw, disclosures, accesses, obligations
     "report",
     "replay",  # replay, diff
+    "serve",  # tokens, serve (the http extra)
 )
 
 
