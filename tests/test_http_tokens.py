@@ -59,10 +59,13 @@ def test_issue_prints_the_token_alone_and_it_verifies_with_the_public_key(keys):
 
 
 def test_a_subject_token_is_held_by_its_customer(keys):
-    """A subject:<id> token's holder is that customer, of type SUBJECT."""
+    """A subject:<id> token's holder is that customer, of type SUBJECT; all after the prefix is the id."""
     private, public = keys
-    p = TokenVerifier.from_files(public).verify(issue_token(private, scope="subject:cust-1"))
+    verifier = TokenVerifier.from_files(public)
+    p = verifier.verify(issue_token(private, scope="subject:cust-1"))
     assert p.subject == "cust-1" and p.holder["type"] == "SUBJECT" and p.holder["id"] == "cust-1"
+    odd = verifier.verify(issue_token(private, scope="subject:c1 audit:read"))
+    assert odd.subject == "c1 audit:read" and not odd.can("audit:read")
 
 
 def test_forged_expired_wrong_key_revoked_and_garbage_tokens_are_refused(keys, tmp_path):
@@ -103,7 +106,7 @@ def test_bad_scopes_and_holders_are_refused_when_issuing(keys):
     with pytest.raises(ConfigError, match="--scope"):
         issue_token(private, scope="root", holder="x")
     with pytest.raises(ConfigError, match="--scope"):
-        issue_token(private, scope="subject:c1 audit:read")
+        issue_token(private, scope="audit:read subject:c1", holder="x")
     with pytest.raises(ConfigError, match="--holder"):
         issue_token(private, scope="audit:read")
     with pytest.raises(ConfigError, match="--ttl"):

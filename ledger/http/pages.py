@@ -43,10 +43,11 @@ _env = None
 def env():
     global _env
     if _env is None:
-        from jinja2 import Environment, FileSystemLoader, StrictUndefined
+        from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 
+        # Events differ by type: a field one type lacks renders empty instead of failing the page.
         _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
-                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                           undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
         _env.filters["words"] = lambda s: "" if s is None else str(s).replace("_", " ").lower()
         _env.filters["day"] = lambda s: "" if not s else s[:10]
         _env.filters["clock"] = lambda s: "" if not s else s[11:16] + " UTC"

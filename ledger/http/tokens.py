@@ -8,7 +8,8 @@
 Claims: ``aud`` (default :data:`AUDIENCE`), ``iat``, ``exp``, ``jti`` (a
 random UUID: what a revocation list names), ``scope`` (RFC 8693 style: one
 of ``audit:read``, ``admin``, ``subject:<customer id>``, or several
-space-separated, but a subject scope stands alone), ``sub`` and ``holder``
+space-separated; a subject scope stands alone and all after ``subject:`` is
+the customer id), ``sub`` and ``holder``
 (``{"id", "type", "role", "organization"}``): who the recorded reads name as
 actor. The header carries ``kid``, the RFC 7638 thumbprint of the public key.
 
@@ -169,20 +170,23 @@ def parse_ttl(text: str) -> int:
 
 def parse_scopes(scope: str) -> tuple[frozenset[str], str | None]:
     """The scopes of a space-separated ``scope`` claim and the subject of a subject scope."""
-    scopes = frozenset(s for s in str(scope).split(" ") if s)
+    scope = str(scope)
+    if scope.startswith(SUBJECT_PREFIX):
+        # A subject scope stands alone, so all that follows the prefix is the customer id, spaces
+        # included: "subject:c1 audit:read" is a token for customer "c1 audit:read", never an auditor's.
+        subject = scope[len(SUBJECT_PREFIX):]
+        if not subject or _CONTROL.search(subject):
+            raise TokenError("the token's subject scope names no valid customer id")
+        return frozenset({scope}), subject
+    scopes = frozenset(s for s in scope.split(" ") if s)
     if not scopes:
         raise TokenError("the token has no scope")
-    subject = None
     for s in scopes:
         if s.startswith(SUBJECT_PREFIX):
-            subject = s[len(SUBJECT_PREFIX):]
-            if not subject or _CONTROL.search(subject):
-                raise TokenError("the token's subject scope names no valid customer id")
-        elif s not in (SCOPE_AUDIT, SCOPE_ADMIN):
+            raise TokenError("a subject scope cannot be combined with other scopes")
+        if s not in (SCOPE_AUDIT, SCOPE_ADMIN):
             raise TokenError(f"unknown scope {s!r}; known: {SCOPE_AUDIT}, {SCOPE_ADMIN}, {SUBJECT_PREFIX}<id>")
-    if subject is not None and len(scopes) > 1:
-        raise TokenError("a subject scope cannot be combined with other scopes")
-    return scopes, subject
+    return scopes, None
 
 
 def make_holder(scope: str, holder_id: str | None, holder_type: str | None = None, role: str | None = None,
