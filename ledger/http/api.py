@@ -68,6 +68,7 @@ class PageBody(BaseModel):
 _ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in (
     (400, "bad request or refused cursor"), (401, "no valid bearer token"), (403, "token lacks the scope"),
     (404, "nothing there, or not for this token"), (422, "a parameter is invalid (field names it)"),
+    (413, "request body too large"), (414, "URL too long"), (429, "busy (verify already running)"),
     (503, "the ledger cannot be read, or this read could not be recorded"))}
 _DATA = {**_ERRORS, 200: {"model": PageBody, "description": "one page, newest first"}}
 
