@@ -57,6 +57,49 @@ class ServerState:
         return led
 
 
+class LimitsAndHeaders:
+    """Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request): limits, headers, request id."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
+        headers = dict((k.lower(), v) for k, v in scope.get("headers", ()))
+        refusal = None
+        if len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b"")) > MAX_URL:
+            refusal = error_response(414, "uri_too_long", f"the URL is longer than {MAX_URL} characters")
+        elif b"transfer-encoding" in headers:
+            refusal = error_response(411, "length_required", "send a Content-Length; chunked bodies are refused")
+        elif b"content-length" in headers and (not headers[b"content-length"].isdigit()
+                                               or int(headers[b"content-length"]) > MAX_BODY):
+            refusal = error_response(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
+        public = scope["path"].startswith(_PUBLIC)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OURS
+                       and not (k.lower() == b"cache-control" and not public)]
+                has_csp = any(k.lower() == b"content-security-policy" for k, _ in message.get("headers", []))
+                csp = [v for k, v in message.get("headers", []) if k.lower() == b"content-security-policy"]
+                raw += [(b"content-security-policy", csp[0] if has_csp else CSP.encode()),
+                        (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                        (b"x-frame-options", b"DENY")]
+                if not public:
+                    raw.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": raw}
+            await send(message)
+
+        if refusal is not None:
+            return await refusal(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_headers)
+
+
+_OURS = {b"content-security-policy", b"x-content-type-options", b"referrer-policy", b"x-frame-options"}
+
+
 def create_app(state: ServerState) -> FastAPI:
     from . import api, pages
 
@@ -67,24 +110,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.ledger_http = state
     install(app)
 
-    @app.middleware("http")
-    async def limits_and_headers(request: Request, call_next):
-        request.state.request_id = str(uuid.uuid4())
-        if len(str(request.url)) > MAX_URL:
-            return error_response(414, "uri_too_long", f"the URL is longer than {MAX_URL} characters")
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return error_response(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
-        if request.headers.get("transfer-encoding"):
-            return error_response(411, "length_required", "send a Content-Length; chunked bodies are refused")
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        if not request.url.path.startswith(_PUBLIC):
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(LimitsAndHeaders)
 
     @app.get("/healthz", include_in_schema=True, summary="the process is up")
     def healthz():

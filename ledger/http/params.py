@@ -61,21 +61,23 @@ def paginate(rows: Iterable[dict], limit: int, after: tuple[int, str] | None, as
              keep: Callable[[dict], dict | None] = lambda r: r, deadline: float | None = None) -> Page:
     """Up to ``limit`` rows strictly after ``after`` in list order; ``keep`` filters/maps a row (None drops it)."""
     items: list[dict] = []
-    last_key = None
+    last = None
     for row in rows:
         if deadline is not None and time.monotonic() > deadline:
             raise ApiError(503, "timeout", "the query took longer than the server allows; narrow it "
                            "(since/until, type) and ask again")
-        key = row_key(row)
-        if after is not None and key >= after:
-            continue  # already on an earlier page (same instant as its last row)
+        if after is not None:
+            if row_key(row) >= after:
+                continue  # already on an earlier page (same instant as its last row)
+            after = None  # rows come newest first: none further down can be on an earlier page
         kept = keep(row)
         if kept is None:
             continue
         if len(items) == limit:
-            return Page(items, {"t": last_key[0], "e": last_key[1], "a": as_of}, as_of)
+            key = row_key(last)  # parsed once per page, not once per row
+            return Page(items, {"t": key[0], "e": key[1], "a": as_of}, as_of)
         items.append(kept)
-        last_key = key
+        last = row
     return Page(items, None, as_of)
 
 

@@ -25,7 +25,6 @@ EXPORT for report downloads; the route, query and request id in
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,8 +50,8 @@ class ReadRecorder:
 
         self.outbox = Path(outbox)
         self.source_service = source_service
+        # Thread-safe without a lock of ours: encoding is pure and the outbox serialises its own writes.
         self._producer = AuditProducer(settings, durable=self.outbox)
-        self._lock = threading.Lock()
 
     def record(self, p: Principal, subjects: Iterable[str], categories: Iterable[str], *, route: str,
                query: str, request_id: str, justification: str | None, export: bool = False,
@@ -75,20 +74,19 @@ class ReadRecorder:
         now = datetime.now(timezone.utc)
         ids = []
         try:
-            with self._lock:
-                for chunk in chunks:
-                    delivery = self._producer.data_accessed(
-                        occurred_at=now, source_service=self.source_service,
-                        actor={"id": holder["id"], "type": holder["type"], "role": holder.get("role"),
-                               "organization": holder.get("organization")},
-                        subject_ids=chunk, correlation_id=correlation, trace_id=request_id,
-                        attributes={"route": route, "query": query, "request_id": request_id,
-                                    "token_scope": " ".join(sorted(p.scopes)), "subjects_total": str(len(subject_ids))},
-                        data_categories=cats, purpose=AUDIT_PURPOSE, legal_basis=AUDIT_LEGAL_BASIS,
-                        justification=why, access_type="EXPORT" if export else "QUERY", outcome="GRANTED",
-                        channel=channel, record_count=len(chunk),
-                    )
-                    ids.append(delivery.event_id)
+            for chunk in chunks:
+                delivery = self._producer.data_accessed(
+                    occurred_at=now, source_service=self.source_service,
+                    actor={"id": holder["id"], "type": holder["type"], "role": holder.get("role"),
+                           "organization": holder.get("organization")},
+                    subject_ids=chunk, correlation_id=correlation, trace_id=request_id,
+                    attributes={"route": route, "query": query, "request_id": request_id,
+                                "token_scope": " ".join(sorted(p.scopes)), "subjects_total": str(len(subject_ids))},
+                    data_categories=cats, purpose=AUDIT_PURPOSE, legal_basis=AUDIT_LEGAL_BASIS,
+                    justification=why, access_type="EXPORT" if export else "QUERY", outcome="GRANTED",
+                    channel=channel, record_count=len(chunk),
+                )
+                ids.append(delivery.event_id)
         except (LedgerError, OSError) as err:
             raise ApiError(503, "recording_failed", "this read could not be recorded in the ledger, so it is "
                            f"not answered ({type(err).__name__}); try again later") from err

@@ -276,6 +276,9 @@ class TokenVerifier:
         self.jwks_issuer = jwks_issuer
         self.audience = audience
         self.revoked = revoked or RevocationList(None)
+        # Verified tokens by their text: an Ed25519 check per request is the biggest cost of a small
+        # answer. Expiry and revocation are still checked on every use.
+        self._verified: dict[str, Principal] = {}
 
     @classmethod
     def from_files(cls, public_key: str | os.PathLike, *, revoked: str | os.PathLike | None = None,
@@ -286,6 +289,21 @@ class TokenVerifier:
                    jwks=load_jwks(jwks) if jwks else None, jwks_issuer=jwks_issuer)
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() > known.expires_at + LEEWAY_SECONDS:
+                self._verified.pop(token, None)
+                raise TokenError("the token has expired")
+            if known.jti in self.revoked:
+                raise TokenError("the token has been revoked")
+            return known
+        principal = self._verify(token)
+        if len(self._verified) >= 4096:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         jwt = _jwt()
         if not token or len(token) > 8192:
             raise TokenError("malformed bearer token")
