@@ -60,11 +60,28 @@ def build(config: ServeConfig):
     return create_app(state), recorder
 
 
+HTTP_EXTRA = ("fastapi", "uvicorn", "jwt", "jinja2", "cryptography")
+
+
+def require_http_extra() -> None:
+    """ConfigError naming what is missing, instead of an ImportError traceback."""
+    import importlib
+
+    missing = []
+    for name in HTTP_EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append({"jwt": "pyjwt"}.get(name, name))
+    if missing:
+        raise ConfigError(f"`ledger serve` needs the 'http' extra ({', '.join(missing)} missing): "
+                          "pip install 'ledger[http]'")
+
+
 def serve(config: ServeConfig) -> int:
-    try:
-        import uvicorn
-    except ImportError as err:
-        raise ConfigError("`ledger serve` needs the 'http' extra: pip install 'ledger[http]'") from err
+    require_http_extra()
+    import uvicorn
+
     app, recorder = build(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The outbox relay retries an unreachable broker for ever; its connection chatter would bury the log.
