@@ -81,6 +81,8 @@ def register(subparsers, common) -> None:
     s.add_argument("--outbox", metavar="PATH", help="outbox of the recorded reads (default beside the ledger)")
     s.add_argument("--source-service", default="ledger-api", metavar="NAME",
                    help="source_service of the recorded reads (default ledger-api)")
+    s.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="longest a query may run before it is refused with 503 (default 10)")
     s.add_argument("--certfile", metavar="PEM", help="TLS certificate (with --keyfile)")
     s.add_argument("--keyfile", metavar="PEM", help="TLS private key (with --certfile)")
     s.set_defaults(func=run_serve)

@@ -30,16 +30,19 @@ class ServeConfig:
     source_service: str = "ledger-api"
     certfile: str | None = None
     keyfile: str | None = None
+    request_seconds: float = 10.0
 
     @classmethod
     def from_args(cls, args, settings: Settings) -> "ServeConfig":
         host, sep, port = args.listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(f"--listen {args.listen!r}: write HOST:PORT, e.g. 127.0.0.1:8080")
+        if not 0 < args.request_timeout <= 600:
+            raise ConfigError("--request-timeout: give seconds from more than 0 to 600")
         return cls(settings=settings, host=host.strip("[]") or "127.0.0.1", port=int(port), token_key=args.token_key,
                    revoked=args.revoked, jwks=args.jwks, jwks_issuer=args.jwks_issuer, audience=args.audience,
                    outbox=args.outbox, source_service=args.source_service, certfile=args.certfile,
-                   keyfile=args.keyfile)
+                   keyfile=args.keyfile, request_seconds=args.request_timeout)
 
     def outbox_path(self) -> Path:
         return Path(self.outbox) if self.outbox else Path(f"{self.settings.db}.reads-outbox.db")
@@ -56,7 +59,8 @@ def build(config: ServeConfig):
                                         jwks_issuer=config.jwks_issuer, audience=config.audience or AUDIENCE)
     Ledger.open(config.settings.db, readonly=True).close()  # refuse to start on a missing or foreign file
     recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service)
-    state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile))
+    state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
+                        request_seconds=config.request_seconds)
     return create_app(state), recorder
 
 
