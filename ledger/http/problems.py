@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import LedgerError, StoreError, ValidationError
+from .recording import RecordingError
 from .tokens import TokenError
 
 log = logging.getLogger("ledger.http")
@@ -93,6 +94,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _ledger_validation(request: Request, exc: ValidationError):
         return error_response(422, "invalid_parameter", exc.reason, exc.field.lstrip("-").replace("-", "_"))
+
+    @app.exception_handler(RecordingError)
+    async def _recording_error(request: Request, exc: RecordingError):
+        return error_response(503, "recording_failed", str(exc))
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(request: Request, exc: LedgerError):

@@ -7,7 +7,8 @@ The producer SDK in durable mode (an outbox) commits the event to a local
 SQLite file before the call returns, and its relay delivers it to Kafka,
 from where the writer appends it like any other access: a crash of the
 server loses no record, and a request whose record cannot be committed is
-refused (503) rather than answered.
+refused (:class:`RecordingError`, a 503) rather than answered. Nothing here
+needs FastAPI, so other readers (an export) can record their reads the same way.
 
 The event: actor = the token's holder (an EMPLOYEE or AUTHORITY auditor, or
 the SUBJECT itself); ``subject_ids`` = the customers whose data the answer
@@ -31,8 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..config import Settings
-from ..errors import LedgerError
-from .problems import ApiError
+from ..errors import LedgerError, StoreError
 from .tokens import Principal
 
 AUDIT_PURPOSE = "legal.obligation"
@@ -40,6 +40,12 @@ AUDIT_LEGAL_BASIS = "LEGAL_OBLIGATION"
 ID_CATEGORY = "user.account.identifiers"
 MAX_SUBJECTS_PER_EVENT = 1000
 MAX_JUSTIFICATION = 1000
+
+
+class RecordingError(StoreError):
+    """A read could not be recorded, so it must not be answered (the API answers 503)."""
+
+    retriable = True
 
 
 class ReadRecorder:
@@ -58,7 +64,7 @@ class ReadRecorder:
                channel: str = "api") -> list[str]:
         """Commit the DataAccessed event(s) for one answered read; returns their event ids.
 
-        Raises ApiError 503 when the record cannot be committed: the caller must not answer then.
+        Raises RecordingError when the record cannot be committed: the caller must not answer then.
         """
         subject_ids = sorted(set(subjects))
         if not subject_ids:
@@ -88,12 +94,20 @@ class ReadRecorder:
                 )
                 ids.append(delivery.event_id)
         except (LedgerError, OSError) as err:
-            raise ApiError(503, "recording_failed", "this read could not be recorded in the ledger, so it is "
-                           f"not answered ({type(err).__name__}); try again later") from err
+            raise RecordingError("this read could not be recorded in the ledger, so it is not answered "
+                                 f"({type(err).__name__}); try again later") from err
         return ids
 
     def pending(self) -> int:
         return self._producer._outbox.pending() if self._producer._outbox is not None else 0
+
+    def deliver(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for Kafka to take the records; returns how many still wait in the outbox."""
+        try:
+            self._producer.flush(timeout)
+        except LedgerError:
+            pass
+        return self.pending()
 
     def close(self, timeout: float = 5.0) -> None:
         try:
