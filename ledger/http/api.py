@@ -24,7 +24,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
-from ..errors import ValidationError
 from .auth import admin, any_reader, auditor, reader_of_subject
 from .cursor import binding
 from .params import (
@@ -402,7 +401,3 @@ def verify_route(request: Request, max_problems: int = Query(100, ge=0, le=1000)
     return JSONResponse({"ok": report.ok, "checked": report.checked, "problem_count": report.problem_count,
                          "problems": [str(x) for x in report.problems], "notes": list(report.notes)},
                         headers={"Cache-Control": "no-store"})
-
-
-def validation_field(err: ValidationError) -> str:
-    return err.field.lstrip("-").replace("-", "_")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from .problems import ApiError, forbidden, not_found, unauthorized
+from .problems import forbidden, not_found, unauthorized
 from .tokens import SCOPE_ADMIN, SCOPE_AUDIT, Principal, TokenError
 
 COOKIE = "ledger_session"
@@ -75,4 +75,4 @@ def any_reader(request: Request) -> Principal:
     return principal(request)
 
 
-__all__ = ["COOKIE", "ApiError", "principal", "auditor", "admin", "reader_of_subject", "any_reader"]
+__all__ = ["COOKIE", "principal", "auditor", "admin", "reader_of_subject", "any_reader"]

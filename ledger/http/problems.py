@@ -39,9 +39,9 @@ def not_found(what: str = "no such resource") -> ApiError:
     return ApiError(404, "not_found", what)
 
 
-def unauthorized(reason: str, code: str = "invalid_token") -> ApiError:
-    challenge = f'Bearer realm="ledger", error="{code if code == "invalid_token" else "invalid_token"}"'
-    return ApiError(401, "unauthorized", reason, headers={"WWW-Authenticate": challenge})
+def unauthorized(reason: str) -> ApiError:
+    return ApiError(401, "unauthorized", reason,
+                    headers={"WWW-Authenticate": 'Bearer realm="ledger", error="invalid_token"'})
 
 
 def forbidden(scope: str) -> ApiError:
