@@ -76,9 +76,24 @@ class Server:
 
 
 def start_server(db: str | Path, tmp_path: Path, *, bootstrap: str = "127.0.0.1:1", topic_prefix: str = "ledger.",
-                 extra: tuple[str, ...] = ()) -> Server:
+                 extra: tuple[str, ...] = (), attempts: int = 3) -> Server:
     """Start `ledger serve` on a free loopback port; the default bootstrap is unreachable (reads stay in
-    the durable outbox, which is all the server needs to answer)."""
+    the durable outbox, which is all the server needs to answer).
+
+    Tried up to ``attempts`` times: the free port can be taken by another process between the probe
+    and the server's bind, and a loaded machine can make a start slow.
+    """
+    for attempt in range(attempts):
+        try:
+            return _start_once(db, tmp_path / f"try{attempt}" if attempt else tmp_path, bootstrap, topic_prefix, extra)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(db, tmp_path: Path, bootstrap: str, topic_prefix: str, extra: tuple[str, ...]) -> Server:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     key, public = write_keypair(tmp_path / "api.key")
     revoked = tmp_path / "revoked.txt"
     revoked.write_text("")
@@ -92,7 +107,7 @@ def start_server(db: str | Path, tmp_path: Path, *, bootstrap: str = "127.0.0.1:
                                  f"127.0.0.1:{port}", "--token-key", str(public), "--revoked", str(revoked),
                                  "--outbox", str(outbox), *extra], stdout=fh, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}", key, public, revoked, outbox, Path(db), proc, log)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"ledger serve exited with {proc.returncode}:\n{server.log_text()}")
@@ -102,7 +117,7 @@ def start_server(db: str | Path, tmp_path: Path, *, bootstrap: str = "127.0.0.1:
         except httpx.HTTPError:
             time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"ledger serve did not answer within 30 s:\n{server.log_text()}")
+    raise RuntimeError(f"ledger serve did not answer within 60 s:\n{server.log_text()}")
 
 
 def hostile_events(base: datetime | None = None) -> list[dict]:
