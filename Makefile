@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test faults bench clean
+.PHONY: demo test faults bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m ledger.demo
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(PY) -m pytest
+
+# The browser tests drive Debian's chromium + chromium-driver. Installed when missing and apt-get can
+# run (root, or password-less sudo); otherwise say what to install (those tests then skip, saying why).
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "note: the browser tests will be skipped: install Chromium and its WebDriver" \
+		     "(Debian/Ubuntu: apt-get install chromium chromium-driver)"; \
+	fi
 
 # The long fault suite; prints the table (also in build/faults/table-long.md, see RELIABILITY.md).
 faults: $(STAMP)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .broker import LocalBroker
 from .config import Settings
+from .errors import LedgerError
 from .producer import AuditProducer
 from .simulate import simulate
 from .topics import create_topics
@@ -88,7 +89,28 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
     step("done")
     print(f"  ledger:  {db}")
     print(f"  report:  {report.resolve()}  (what {subject} may see; --audience auditor shows everything)")
+    serve_hint(db, subject)
     return 0
+
+
+def serve_hint(db: Path, subject: str) -> None:
+    """The commands that open the console, and a customer token for the portal (needs the http extra)."""
+    try:
+        from .http.tokens import issue_token, write_keypair
+    except ImportError:
+        return
+    key = OUT / "api.key"
+    try:
+        if not key.exists():
+            write_keypair(key)
+        customer = issue_token(key, scope=f"subject:{subject}", ttl="1h")
+    except LedgerError:
+        return
+    print(f"  console: ledger serve --db {db} --listen 127.0.0.1:8080 --token-key {key}.pub")
+    print(f"           then open http://127.0.0.1:8080/login and paste an auditor token:")
+    print(f"           ledger tokens issue --key {key} --scope audit:read --holder you --ttl 1h")
+    print(f"  portal:  the same page, with {subject}'s token (valid 1 hour):")
+    print(f"           {customer}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "keys",  # keys generate, verify-receipt
     "doctor",
     "policy",  # policy check, policy show
+    "serve",  # tokens, serve (the http extra)
 )
 
 

@@ -55,6 +55,20 @@ def register(subparsers, common) -> None:
         epilog="example:\n  ledger export /backup/ledger-2026-03-01.db\n",
     )
     p.add_argument("file", metavar="FILE", help="where to write the copy")
+    flat = p.add_argument_group("--flat: a denormalized copy for sqlite-utils / Datasette (itself recorded as a read)")
+    flat.add_argument("--flat", action="store_true",
+                      help="one table per event type, subjects, labels, views and full-text search, read-only; "
+                           "recorded as an EXPORT read of every customer in it")
+    flat.add_argument("--audience", choices=("auditor", "subject"), default="auditor",
+                      help="subject: leave out delayed legal disclosures, staff ids, notes and attributes")
+    flat.add_argument("--as-of", metavar="T", help="as the ledger stood at recorded time T")
+    flat.add_argument("--holder", metavar="ID", help="who exports (required with --flat): the recorded actor")
+    flat.add_argument("--holder-type", choices=("EMPLOYEE", "AUTHORITY"), default="EMPLOYEE")
+    flat.add_argument("--role", help="the holder's role (default auditor)")
+    flat.add_argument("--organization", help="the holder's organisation")
+    flat.add_argument("--justification", metavar="TEXT", help="why (required with --flat; recorded)")
+    flat.add_argument("--outbox", metavar="PATH", help="outbox for the recorded read (default LEDGER.reads-outbox.db)")
+    p.epilog += "  ledger export --flat flat.db --holder emp-1007 --justification 'audit AUD-7'\n"
     p.set_defaults(func=run_export)
 
     p = subparsers.add_parser(
@@ -133,6 +147,8 @@ def run_verify(args) -> int:
 def run_export(args) -> int:
     from ..store import Ledger
 
+    if args.flat:
+        return run_export_flat(args)
     with Ledger.open(settings_from(args).db) as ledger:
         count = ledger.export(args.file)
     print(f"exported {count} entries to {args.file}")
@@ -149,4 +165,31 @@ def run_reprocess(args) -> int:
     moved = ", ".join(f"{n} {status}" for status, n in result.counts.items() if n) or "none"
     print(f"reprocessed {result.examined} rejected entries: moved {moved}; "
           f"{result.still_rejected} still rejected")
+    return 0
+
+
+def run_export_flat(args) -> int:
+    from ..errors import ConfigError
+    from ..flat_export import export_flat
+    from ..http.recording import ReadRecorder
+    from ..http.tokens import Principal, make_holder
+    from ..store import Ledger
+
+    if not args.holder or not (args.justification or "").strip():
+        raise ConfigError("--flat needs --holder ID and --justification TEXT: the export is recorded as a read")
+    settings = settings_from(args)
+    holder = make_holder("audit:read", args.holder, args.holder_type, args.role, args.organization)
+    principal = Principal(jti=f"cli-{args.holder}", scopes=frozenset({"audit:read"}), holder=holder, expires_at=0)
+    recorder = ReadRecorder(args.outbox or f"{settings.db}.reads-outbox.db", settings, source_service="ledger-export")
+    try:
+        with Ledger.open(settings.db) as ledger:
+            counts = export_flat(ledger, args.file, audience=args.audience, as_of=args.as_of, recorder=recorder,
+                                 principal=principal, justification=args.justification.strip())
+        waiting = recorder.deliver(timeout=5)
+    finally:
+        recorder.close(timeout=0)
+    print(f"exported {', '.join(f'{n} {t}' for t, n in counts.items())} to {args.file} (read-only)")
+    if waiting:
+        print(f"note: the record of this export waits in {recorder.outbox} until Kafka answers "
+              "(`ledger outbox drain` sends it)", file=sys.stderr)
     return 0

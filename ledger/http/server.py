@@ -1,0 +1,101 @@
+"""``ledger serve``: the configuration and the uvicorn process.
+
+The server opens the ledger read-only, gets the tokens' public key only,
+and records every answered read through a durable outbox (default: beside
+the ledger, ``LEDGER.reads-outbox.db``; it needs a writable directory, the
+ledger file does not).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    settings: Settings
+    host: str
+    port: int
+    token_key: str
+    revoked: str | None = None
+    jwks: str | None = None
+    jwks_issuer: str | None = None
+    audience: str | None = None
+    outbox: str | None = None
+    source_service: str = "ledger-api"
+    certfile: str | None = None
+    keyfile: str | None = None
+    request_seconds: float = 10.0
+
+    @classmethod
+    def from_args(cls, args, settings: Settings) -> "ServeConfig":
+        host, sep, port = args.listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"--listen {args.listen!r}: write HOST:PORT, e.g. 127.0.0.1:8080")
+        if not 0 < args.request_timeout <= 600:
+            raise ConfigError("--request-timeout: give seconds from more than 0 to 600")
+        return cls(settings=settings, host=host.strip("[]") or "127.0.0.1", port=int(port), token_key=args.token_key,
+                   revoked=args.revoked, jwks=args.jwks, jwks_issuer=args.jwks_issuer, audience=args.audience,
+                   outbox=args.outbox, source_service=args.source_service, certfile=args.certfile,
+                   keyfile=args.keyfile, request_seconds=args.request_timeout)
+
+    def outbox_path(self) -> Path:
+        return Path(self.outbox) if self.outbox else Path(f"{self.settings.db}.reads-outbox.db")
+
+
+def build(config: ServeConfig):
+    """The application and its recorder (close the recorder when the server stops)."""
+    from ..store import Ledger
+    from .app import ServerState, create_app
+    from .recording import ReadRecorder
+    from .tokens import AUDIENCE, TokenVerifier
+
+    verifier = TokenVerifier.from_files(config.token_key, revoked=config.revoked, jwks=config.jwks,
+                                        jwks_issuer=config.jwks_issuer, audience=config.audience or AUDIENCE)
+    Ledger.open(config.settings.db, readonly=True).close()  # refuse to start on a missing or foreign file
+    recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service)
+    state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
+                        request_seconds=config.request_seconds)
+    return create_app(state), recorder
+
+
+HTTP_EXTRA = ("fastapi", "uvicorn", "jwt", "jinja2", "cryptography")
+
+
+def require_http_extra() -> None:
+    """ConfigError naming what is missing, instead of an ImportError traceback."""
+    import importlib
+
+    missing = []
+    for name in HTTP_EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append({"jwt": "pyjwt"}.get(name, name))
+    if missing:
+        raise ConfigError(f"`ledger serve` needs the 'http' extra ({', '.join(missing)} missing): "
+                          "pip install 'ledger[http]'")
+
+
+def serve(config: ServeConfig) -> int:
+    require_http_extra()
+    import uvicorn
+
+    app, recorder = build(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The outbox relay retries an unreachable broker for ever; its connection chatter would bury the log.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    try:
+        # access_log off: uvicorn's access lines carry the query string, and the log is no place for
+        # customer ids; each read is in the ledger itself.
+        uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False,
+                    ssl_certfile=config.certfile, ssl_keyfile=config.keyfile, server_header=False,
+                    timeout_graceful_shutdown=10)
+    finally:
+        recorder.close()
+    return 0
