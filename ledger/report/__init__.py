@@ -30,4 +30,6 @@ def render(report: Report, fmt: str) -> str:
         from .render_csv import render_csv
 
         return render_csv(report)
-    return json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    from .inert import json_inert
+
+    return json_inert(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=False)) + "\n"

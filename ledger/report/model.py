@@ -48,8 +48,9 @@ class AccountingRules:
     The defaults follow 45 CFR 164.528(a)(1): treatment, payment and
     operations (here every ``essential.*`` purpose), disclosures made under
     the individual's authorisation (legal basis CONSENT) or at their own
-    request (actor type SUBJECT), and national-security requests are left
-    out. A purpose matches itself and its dotted children.
+    request (the actor is ``{type: SUBJECT, id: <that individual>}``: another
+    customer acting is not the individual's request), and national-security
+    requests are left out. A purpose matches itself and its dotted children.
     """
 
     excluded_purposes: tuple[str, ...] = ("essential",)
@@ -58,14 +59,18 @@ class AccountingRules:
     excluded_request_kinds: tuple[str, ...] = ("NATIONAL_SECURITY",)
     lookback_years: int = 6
 
-    def accountable(self, event: dict) -> bool:
+    def accountable(self, event: dict, subject: str | None = None) -> bool:
+        """Whether ``event`` belongs in ``subject``'s accounting of disclosures."""
         if event["type"] not in DISCLOSURE_TYPES:
             return False
         if _matches(event.get("purpose"), self.excluded_purposes):
             return False
         if event["recipient"]["kind"] in self.excluded_recipient_kinds:
             return False
-        if event.get("legal_basis") in self.excluded_legal_bases or event["actor"]["type"] == "SUBJECT":
+        if event.get("legal_basis") in self.excluded_legal_bases:
+            return False
+        actor = event["actor"]
+        if actor["type"] == "SUBJECT" and actor.get("id") == subject:
             return False
         request = event.get("request")
         return not (request and request["kind"] in self.excluded_request_kinds)
@@ -128,7 +133,7 @@ def build_report(
         withheld = event["type"] == "LegalDisclosure" and book.case(event["event_id"]).withheld_from(subject, judged)
         if withheld and audience == "subject":
             continue
-        view = view_for(audience, event)
+        view = view_for(audience, event, subject)
         if audience == "auditor":
             if event["type"] == "LegalDisclosure":
                 state = book.case(event["event_id"]).state(judged)
@@ -142,7 +147,7 @@ def build_report(
     start = rules.window_start(judged)
     accountable = [
         (e, v) for e, v in shown
-        if rules.accountable(e) and start <= parse_time(e["occurred_at"]) <= judged
+        if rules.accountable(e, subject) and start <= parse_time(e["occurred_at"]) <= judged
     ]
     notices = None
     if audience == "auditor":
