@@ -77,10 +77,14 @@ class AccountingRules:
 
     def window_start(self, end: datetime) -> datetime:
         """``end`` minus the look-back in calendar years (29 February becomes the 28th)."""
+        year = end.year - self.lookback_years
+        if not 1 <= year <= 9999:
+            raise ValidationError("--lookback-years", f"{self.lookback_years} years back from {end.year} is "
+                                  f"year {year}, outside 1 to 9999; use at most {end.year - 1}")
         try:
-            return end.replace(year=end.year - self.lookback_years)
+            return end.replace(year=year)
         except ValueError:
-            return end.replace(year=end.year - self.lookback_years, day=28)
+            return end.replace(year=year, day=28)
 
 
 @dataclass
