@@ -9,7 +9,8 @@
     ├── BrokerError            Kafka could not be reached or refused a request
     ├── StoreError             the ledger file cannot be opened or written
     │   ├── LedgerLockedError      another writer owns the ledger
-    │   └── LedgerDivergedError    Kafka no longer holds what the ledger recorded
+    │   ├── LedgerDivergedError    Kafka no longer holds what the ledger recorded
+    │   └── OutboxRelayError       the durable outbox's relay stopped (events wait in the file)
     └── VerificationError      the ledger failed verification (lists the problems)
 
 Driver errors (sqlite3, kafka) are wrapped with ``raise ... from err`` so the
@@ -81,6 +82,10 @@ class LedgerLockedError(StoreError):
 
 class LedgerDivergedError(StoreError):
     """The broker's log no longer matches what the ledger recorded."""
+
+
+class OutboxRelayError(StoreError):
+    """The durable-mode relay thread stopped; ``emit``, ``flush`` and ``close`` raise this from then on."""
 
 
 class VerificationError(LedgerError):

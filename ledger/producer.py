@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from .codec import Codec, default_codec
 from .config import Settings
-from .errors import BrokerError, ValidationError
+from .errors import BrokerError, LedgerError, ValidationError
 from .events import event_key
 from .topics import topic_for
 
@@ -83,6 +83,8 @@ class Delivery:
     def result(self, timeout: float | None = None) -> Delivered:
         try:
             meta = self._future.get(timeout) if hasattr(self._future, "get") else self._future.result(timeout)
+        except LedgerError:  # the outbox's own reasons (relay stopped, row quarantined) say it best
+            raise
         except Exception as err:  # kafka errors and timeouts alike
             raise BrokerError(f"event {self.event_id} was not acknowledged by Kafka: {err}") from err
         return Delivered(self.event_id, meta.topic, meta.partition, meta.offset)
