@@ -1,6 +1,6 @@
 """Peak memory of the real writer on large records: garbage and valid, 1 MB each.
 
-    python bench/bench_writer_memory.py [--records 300] [--size 1000000] [--batch-max-bytes N]
+    python bench/bench_writer_memory.py [--records 300] [--size 1000000] [--batch-max-bytes N] [--kinds garbage,valid]
 
 Produces ``--records`` records of ``--size`` bytes of random garbage (each is
 kept as ``rejected`` and copied to the dead-letter topic), then as many valid
@@ -86,11 +86,16 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--batch-max-bytes", type=int, default=None)
+    parser.add_argument("--kinds", default="garbage,valid,control,map",
+                        help="which record sets, comma-separated (default all four)")
     args = parser.parse_args()
+    names = {"garbage": "garbage", "valid": "valid", "control": "valid, control-char text",
+             "map": "valid, tiny-entry map"}
+    kinds = [names[k.strip()] for k in args.kinds.split(",")]
     print(machine())
     print(f"{args.records} records of {args.size:,} bytes, batch_max_bytes "
           f"{args.batch_max_bytes or 'default (16 MiB)'}")
-    for kind in ("garbage", "valid", "valid, control-char text", "valid, tiny-entry map"):
+    for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp, bench_settings(partitions=3, db=str(Path(tmp) / "l.db")) as s:
             produce(s, args.records, args.size, kind)
             env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": s.bootstrap_servers,
