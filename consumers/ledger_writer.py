@@ -30,7 +30,7 @@ from ledger.chain import leaf_hash
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerDivergedError
 from ledger.ingest import CommitPipeline, Ingestor
-from ledger.kafka_read import caught_up, event_partitions, new_consumer, total_lag
+from ledger.kafka_read import caught_up, event_partitions, fetch_limits, new_consumer, take_within, total_lag
 from ledger.record import Record
 from ledger.store import Ledger
 from ledger.topics import dlq_topic
@@ -225,23 +225,6 @@ class LedgerWriter:
             file=sys.stderr,
             flush=True,
         )
-
-
-def fetch_limits(batch_max_bytes: int) -> dict:
-    """Consumer fetch sizes within one batch's byte bound, so fetched-but-unbatched data is bounded too."""
-    return {"fetch_max_bytes": min(64 * 1024 * 1024, batch_max_bytes),
-            "max_partition_fetch_bytes": min(8 * 1024 * 1024, batch_max_bytes)}
-
-
-def take_within(records: list[Record], max_records: int, max_bytes: int, *, at_least_one: bool = True):
-    """The longest prefix of ``records`` within both bounds (the first record even if it alone is bigger)."""
-    size = 0
-    for i, record in enumerate(records[:max_records]):
-        if size + record.size > max_bytes and (i or not at_least_one):
-            return records[:i], size
-        size += record.size
-    taken = records[:max_records]
-    return taken, size
 
 
 def send_to_dlq(producer, topic: str, rejected) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from consumers.ledger_writer import LedgerWriter, fetch_limits
+from consumers.ledger_writer import LedgerWriter
+from ledger.kafka_read import fetch_limits
 from ledger.config import Settings
 from ledger.errors import ConfigError
 
