@@ -30,7 +30,7 @@ from ledger.chain import leaf_hash
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerDivergedError
 from ledger.ingest import CommitPipeline, Ingestor
-from ledger.kafka_read import caught_up, event_partitions, new_consumer, total_lag
+from ledger.kafka_read import caught_up, event_partitions, fetch_limits, new_consumer, take_within, total_lag
 from ledger.record import Record
 from ledger.store import Ledger
 from ledger.topics import dlq_topic
@@ -66,9 +66,12 @@ class LedgerWriter:
         group_id: str | None = DEFAULT_GROUP_ID,
         progress: bool = False,
         progress_every: float = 2.0,
+        batch_max_bytes: int | None = None,
     ):
         self.settings = settings
         self.batch_size = batch_size
+        self.batch_max_bytes = batch_max_bytes or settings.batch_max_bytes
+        self._carry: list[Record] = []  # fetched beyond the last batch's byte bound: the next batch's head
         self.batch_seconds = batch_seconds
         self.group_id = group_id
         self.progress = progress
@@ -133,7 +136,8 @@ class LedgerWriter:
 
     # -- Kafka ---------------------------------------------------------------------
     def _consumer(self):
-        return new_consumer(self.settings, group_id=self.group_id, max_poll_records=self.batch_size)
+        return new_consumer(self.settings, group_id=self.group_id, max_poll_records=self.batch_size,
+                            **fetch_limits(self.batch_max_bytes))
 
     def _assign(self, consumer) -> list:
         partitions = event_partitions(consumer, self.settings.topic_prefix)
@@ -141,12 +145,22 @@ class LedgerWriter:
         return partitions
 
     def _next_batch(self, consumer) -> list[Record]:
-        """Poll until ``batch_size`` records or ``batch_seconds`` elapsed; records in offset order per partition."""
+        """Poll until ``batch_size`` records, ``batch_max_bytes`` or ``batch_seconds``; offset order per partition.
+
+        A batch always takes at least one record; what a poll returned beyond the
+        byte bound is carried to the next batch, in order.
+        """
         from kafka.errors import KafkaError, OffsetOutOfRangeError
 
         batch: list[Record] = []
+        size = 0
+        if self._carry:
+            batch, size = take_within(self._carry, self.batch_size, self.batch_max_bytes)
+            self._carry = self._carry[len(batch):]
+            if self._carry:
+                return batch
         deadline = time.monotonic() + self.batch_seconds
-        while len(batch) < self.batch_size and not self._stopping:
+        while len(batch) < self.batch_size and size < self.batch_max_bytes and not self._stopping:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -161,8 +175,14 @@ class LedgerWriter:
                 raise BrokerError(f"fetch failed: {err}") from err
             if not fetched:
                 break
-            for messages in fetched.values():
-                batch.extend(Record.from_kafka(m) for m in messages)
+            records = [Record.from_kafka(m) for messages in fetched.values() for m in messages]
+            taken, taken_size = take_within(records, self.batch_size - len(batch), self.batch_max_bytes - size,
+                                            at_least_one=not batch)
+            batch.extend(taken)
+            size += taken_size
+            if len(taken) < len(records):
+                self._carry = records[len(taken):]
+                break
         return batch
 
     def _dlq_producer(self):

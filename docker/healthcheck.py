@@ -2,8 +2,8 @@
 
     python docker/healthcheck.py [/data/ledger.db]    # exit 0 healthy, 1 not
 
-`ledger consume` keeps an exclusive flock on ``<db>.lock`` for as long as it
-runs. This reads /proc/locks instead of trying the lock itself, so the check
+`ledger consume` keeps an exclusive flock on the ledger file itself (its
+inode, whatever path it was opened by) for as long as it runs. This reads /proc/locks instead of trying the lock itself, so the check
 can never take the lock from under a writer that is just starting.
 """
 
@@ -15,7 +15,7 @@ import sys
 
 def writer_holds_lock(db: str, proc_locks: str = "/proc/locks") -> bool:
     try:
-        inode = os.stat(f"{db}.lock").st_ino
+        inode = os.stat(db).st_ino
         with open(proc_locks) as fh:
             lines = fh.read().splitlines()
     except OSError:
@@ -32,5 +32,5 @@ def writer_holds_lock(db: str, proc_locks: str = "/proc/locks") -> bool:
 if __name__ == "__main__":
     path = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("LEDGER_DB", "/data/ledger.db")
     healthy = writer_holds_lock(path)
-    print("writer holds the ledger lock" if healthy else f"no writer holds {path}.lock")
+    print("writer holds the ledger lock" if healthy else f"no writer holds the lock on {path}")
     sys.exit(0 if healthy else 1)

@@ -35,6 +35,10 @@ SECURITY_KEYS = (
 KAFKA_CLIENTS = ("auto", "confluent", "kafka-python")
 
 
+#: A batch must hold the largest record Kafka delivers (1 MiB by default) and then some.
+MIN_BATCH_BYTES = 2 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -45,6 +49,13 @@ class Settings:
     max_clock_skew_s: int = 300  # occurred_at this far after its Kafka timestamp: 5 minutes
     max_record_lag_s: int = 2_592_000  # occurred_at this far before it: 30 days
     kafka_client: str = "auto"  # auto | confluent | kafka-python: see ledger/kafka/__init__.py
+    #: Most bytes (keys + values + headers) in one writer batch. At most two batches are in memory
+    #: (one committing, one being prepared) and fetches are capped to it, so this bounds the writer's
+    #: memory whatever the records are. Decoded, a record can take ~30 times its bytes (a map of many
+    #: tiny entries; control characters are six bytes each in the JSON form), hence 16 MiB: with it
+    #: the writer stayed under 800 MiB on 1 MB records of every kind (BENCHMARKS.md,
+    #: bench/bench_writer_memory.py). Ordinary events (~1 KB) fill 10,000-record batches well below it.
+    batch_max_bytes: int = 16 * 1024 * 1024
     security: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -97,6 +108,13 @@ class Settings:
             raise ConfigError(
                 f"kafka_client must be one of {', '.join(KAFKA_CLIENTS)}, got {values['kafka_client']!r}"
             )
+        if "batch_max_bytes" in values:
+            try:
+                values["batch_max_bytes"] = int(values["batch_max_bytes"])
+            except ValueError as err:
+                raise ConfigError(f"batch_max_bytes must be an integer, got {values['batch_max_bytes']!r}") from err
+            if values["batch_max_bytes"] < MIN_BATCH_BYTES:
+                raise ConfigError(f"batch_max_bytes must be at least {MIN_BATCH_BYTES} (two 1 MiB records)")
         if "ssl_check_hostname" in security and isinstance(security["ssl_check_hostname"], str):
             security["ssl_check_hostname"] = security["ssl_check_hostname"].lower() in ("1", "true", "yes")
         settings = cls(**values, security=security)

@@ -10,8 +10,9 @@
     ├── BrokerError            Kafka could not be reached or refused a request
     ├── StoreError             the ledger file cannot be opened or written
     │   ├── LedgerLockedError      another writer owns the ledger
-    │   └── LedgerDivergedError    Kafka no longer holds what the ledger recorded
-    │       └── OffsetOutOfRangeError  Kafka says a position lies outside the log
+    │   ├── LedgerDivergedError    Kafka no longer holds what the ledger recorded
+    │   │   └── OffsetOutOfRangeError  Kafka says a position lies outside the log
+    │   └── OutboxRelayError       the durable outbox's relay stopped (events wait in the file)
     ├── VerificationError      the ledger failed verification (lists the problems)
     └── TlogError              trees, proofs, notes, receipts (subtree in ledger/tlog/errors.py)
 
@@ -109,6 +110,8 @@ class OffsetOutOfRangeError(LedgerDivergedError):
             f"{where} is out of range on the broker{': ' + detail if detail else ''}; the topic was "
             "truncated or recreated, or the broker lost data (positions are never reset silently)"
         )
+class OutboxRelayError(StoreError):
+    """The durable-mode relay thread stopped; ``emit``, ``flush`` and ``close`` raise this from then on."""
 
 
 class VerificationError(LedgerError):

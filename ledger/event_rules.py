@@ -10,6 +10,7 @@ or raises :class:`Bad` (no rule rewrites a value: evidence holds what was sent).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .taxonomy import CODE_PATTERN
 
@@ -17,9 +18,14 @@ MAX_SUBJECTS = 1000
 DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
-# Identifiers are keys of the ledger's indexes and columns of handed-over reports: a control
-# character (NUL above all, which SQLite text functions end strings at) is never part of one.
+# Identifiers are keys of the ledger's indexes and columns of handed-over reports, matched
+# exactly by queries: a control character (NUL above all, which SQLite text functions end strings
+# at; C1 such as U+009B CSI, U+0085 NEL) or an invisible format character (bidi overrides and
+# isolates, zero-width space and joiners, word joiner, BOM: Unicode category Cf) would make
+# `emp\u200b-1007` look like `emp-1007` and escape `accesses --actor emp-1007`. Unicode categories
+# Cc and Cf are refused; ASCII text needs only the C0/DEL check (ASCII has no Cf).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INVISIBLE = ("Cc", "Cf")
 
 
 class Bad(Exception):
@@ -40,18 +46,27 @@ def _subject_ids(ids: list) -> list:
             if s in seen:
                 raise Bad(f"duplicate subject id {s!r}", f"[{i}]")
             seen.add(s)
-    if _CONTROL.search("".join(ids)):
+    joined = "".join(ids)
+    if not joined.isascii() or _CONTROL.search(joined):
         for i, s in enumerate(ids):
             _identifier(s, f"[{i}]")
     return ids
 
 
 def _identifier(text: str, part: str | None = None) -> str:
-    found = _CONTROL.search(text)
-    if found:
-        raise Bad(f"{text!r} contains the control character {found.group()!r}; identifiers are printable text",
-                   part)
-    return text
+    if text.isascii():
+        found = _CONTROL.search(text)
+        if found is None:
+            return text
+        bad = found.group()
+    else:
+        bad = next((ch for ch in text if unicodedata.category(ch) in _INVISIBLE), None)
+        if bad is None:
+            return text
+    kind = "control" if unicodedata.category(bad) == "Cc" else "invisible formatting"
+    name = unicodedata.name(bad, "")
+    raise Bad(f"{text!r} contains U+{ord(bad):04X}{' ' + name if name else ''}, a {kind} character; "
+              "identifiers are visible text (Unicode categories Cc and Cf are refused)", part)
 
 
 # Codes that matched CODE_PATTERN: events repeat a few hundred codes, and a set
@@ -123,8 +138,14 @@ FIELD_RULES = {
     "Event.data_categories": _codes("data category"),
     "Event.requested_categories": _codes("requested category"),
     "Event.purpose": _purpose,
+    "Event.source_service": _identifier,
+    "Event.correlation_id": _identifier,
+    "Event.trace_id": _identifier,
+    "Event.recorded_by": _identifier,
+    "Event.reviewed_by": _identifier,
     "Actor.id": _identifier,
     "Recipient.id": _identifier,
+    "LegalRequest.id": _identifier,
     "Event.record_count": _non_negative,
     "Recipient.country": _country,
     "LegalRequest.document_sha256": _sha256,

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from .config import Settings
 from .errors import BrokerError
+from .record import Record
 from .topics import event_topics
 
 
@@ -73,3 +74,20 @@ def total_lag(consumer, partitions) -> int | None:
             return None
         lag += max(0, highwater - consumer.position(tp))
     return lag
+
+
+def fetch_limits(batch_max_bytes: int) -> dict:
+    """Consumer fetch sizes within one batch's byte bound, so fetched-but-unbatched data is bounded too."""
+    return {"fetch_max_bytes": min(64 * 1024 * 1024, batch_max_bytes),
+            "max_partition_fetch_bytes": min(8 * 1024 * 1024, batch_max_bytes)}
+
+
+def take_within(records: list[Record], max_records: int, max_bytes: int, *, at_least_one: bool = True):
+    """The longest prefix of ``records`` within both bounds (the first record even if it alone is bigger)."""
+    size = 0
+    for i, record in enumerate(records[:max_records]):
+        if size + record.size > max_bytes and (i or not at_least_one):
+            return records[:i], size
+        size += record.size
+    taken = records[:max_records]
+    return taken, size

@@ -29,11 +29,21 @@ from typing import Any, Mapping
 
 from .codec import Codec, default_codec
 from .config import Settings
-from .errors import BrokerError
+from .errors import BrokerError, LedgerError, ValidationError
 from .events import event_key
 from .topics import topic_for
 
 EVENT_TYPE_HEADER = "event_type"
+
+#: The largest produce request the client sends (kafka-python's ``max_request_size`` default, set
+#: explicitly below). The broker's default ``message.max.bytes`` is 1048588, the ledger keeps values
+#: up to ``codec.MAX_RECORD_BYTES`` (1 MiB): a record that fits this limit fits all three.
+MAX_REQUEST_BYTES = 1_048_576
+# What a record batch of one record adds to key, value and headers: the v2 batch header (61 bytes)
+# plus the record's attributes, varint lengths and deltas (at most 5 bytes each), and per header two
+# varint lengths. Conservative: a record this estimate admits is never refused by the client.
+_BATCH_OVERHEAD = 61 + 6 * 5
+_HEADER_OVERHEAD = 2 * 5
 
 # Producer settings shared by the SDK, the outbox relay and the benchmark's bare
 # producer, so that the comparison is like for like.
@@ -48,6 +58,7 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "batch_size": 256 * 1024,
     "delivery_timeout_ms": 120_000,
     "request_timeout_ms": 30_000,
+    "max_request_size": MAX_REQUEST_BYTES,
 }
 
 
@@ -72,6 +83,8 @@ class Delivery:
     def result(self, timeout: float | None = None) -> Delivered:
         try:
             meta = self._future.get(timeout) if hasattr(self._future, "get") else self._future.result(timeout)
+        except LedgerError:  # the outbox's own reasons (relay stopped, row quarantined) say it best
+            raise
         except Exception as err:  # kafka errors and timeouts alike
             raise BrokerError(f"event {self.event_id} was not acknowledged by Kafka: {err}") from err
         return Delivered(self.event_id, meta.topic, meta.partition, meta.offset)
@@ -92,17 +105,31 @@ class WireRecord:
     headers: list[tuple[str, bytes]]
 
 
+def wire_size(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> int:
+    """An upper bound on the bytes one record takes in a produce request."""
+    return (_BATCH_OVERHEAD + len(key) + len(value)
+            + sum(_HEADER_OVERHEAD + len(name.encode()) + len(v) for name, v in headers))
+
+
 def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
-    """Validate an event (raising ValidationError) and encode it for Kafka."""
+    """Validate an event and encode it for Kafka; ValidationError if invalid or too large to send."""
     normalized = codec.validate(event)
     etype = normalized["type"]
-    return WireRecord(
+    record = WireRecord(
         event_id=normalized["event_id"],
         topic=topic_for(etype, prefix),
         key=event_key(normalized),
         value=codec.encode(normalized),
         headers=[(EVENT_TYPE_HEADER, etype.encode())],
     )
+    size = wire_size(record.key, record.value, record.headers)
+    if size > MAX_REQUEST_BYTES or len(record.value) > codec.max_record_bytes:
+        # Checked before anything is sent: the client would refuse it (max_request_size), the broker
+        # too (message.max.bytes), and the ledger keeps values above 1 MiB only as rejected.
+        raise ValidationError("(event)", f"too large: {size:,} bytes on the wire, the limit is "
+                              f"{MAX_REQUEST_BYTES:,} (one Kafka request); shorten free text or split the event",
+                              etype)
+    return record
 
 
 def new_kafka_producer(settings: Settings, **overrides: Any):

@@ -19,6 +19,12 @@ class Record:
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...] = ()  # in broker order; a value may be null
 
+    @property
+    def size(self) -> int:
+        """Bytes the record carries (key, value, headers): what bounds a batch."""
+        return (len(self.key or b"") + len(self.value or b"")
+                + sum(len(name) + len(value or b"") for name, value in self.headers))
+
     @classmethod
     def from_kafka(cls, msg) -> "Record":
         """Build from a kafka-python ``ConsumerRecord`` (duck-typed, no import)."""

@@ -34,7 +34,7 @@ from .config import Settings
 from .coverage import COVERAGE_KEY, Coverage
 from .errors import BrokerError, LedgerDivergedError, StoreError
 from .ingest import CommitPipeline, Ingestor
-from .kafka_read import event_partitions, new_consumer
+from .kafka_read import event_partitions, fetch_limits, new_consumer, take_within
 from .record import Record
 from .store import Ledger
 
@@ -93,7 +93,7 @@ def replay(
     windowed = from_ms is not None or to_ms is not None
     result = ReplayResult(coverage=Coverage(from_ms, to_ms))
     started = time.monotonic()
-    consumer = new_consumer(settings, max_poll_records=batch_size)
+    consumer = new_consumer(settings, max_poll_records=batch_size, **fetch_limits(settings.batch_max_bytes))
     ledger = Ledger.open(into, readonly=False, create=True, time_limits=settings.time_limits())
     try:
         ingestor = Ingestor(ledger, start_mid_chain=windowed)
@@ -124,8 +124,10 @@ def replay(
                 for tp in partitions:
                     if tp in end and consumer.position(tp) >= end[tp] and tp not in consumer.paused():
                         consumer.pause(tp)
-                if batch:
-                    _count(result, pipeline.submit(ingestor.prepare(batch), len(batch)))
+                while batch:  # in pieces within batch_max_bytes, as the writer does: memory stays bounded
+                    piece, _ = take_within(batch, len(batch), settings.batch_max_bytes)
+                    batch = batch[len(piece):]
+                    _count(result, pipeline.submit(ingestor.prepare(piece), len(piece)))
                 if fetched:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > timeout:

@@ -37,7 +37,13 @@ def parse_time(text: str | datetime, *, option: str = "time") -> datetime:
         raise ValidationError(
             option, f"{text!s} has no UTC offset; add one, e.g. {value.isoformat()}Z or +01:00"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC; 9999-12-31T23:59-14:00 after 9999
+        raise ValidationError(
+            option, f"{text!s} is outside the times the ledger can represent "
+                    "(0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z in UTC)"
+        ) from None
 
 
 def parse_as_of(text: str | datetime, *, option: str = "--as-of", now: datetime | None = None) -> datetime:

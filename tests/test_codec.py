@@ -28,9 +28,9 @@ CODES = st.from_regex(r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){1,3}", fullma
 OFFSETS = st.timedeltas(min_value=timedelta(hours=-14), max_value=timedelta(hours=14)).map(
     lambda d: timezone(timedelta(minutes=d // timedelta(minutes=1))))
 TIMES = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=OFFSETS)
-# Identifiers: any text but control characters (which the rules refuse).
-IDENTIFIERS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=[chr(c) for c in range(32)] + ["\x7f"]),
-                      min_size=1, max_size=12)
+# Identifiers: any text but control and format characters (Cc, Cf: the rules refuse them).
+IDENTIFIERS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf")), min_size=1, max_size=12)
+ID_FIELDS = ("source_service", "correlation_id", "trace_id", "recorded_by", "reviewed_by")
 SPECIAL = {  # fields whose rules Avro cannot express
     "subject_ids": st.lists(IDENTIFIERS, min_size=1, max_size=6, unique=True),
     "id": IDENTIFIERS,
@@ -40,19 +40,21 @@ SPECIAL = {  # fields whose rules Avro cannot express
     "country": st.sampled_from(["DE", "US", "FR", "IN", "BR"]),
     "document_sha256": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
     "record_count": st.integers(min_value=0, max_value=2**63 - 1),
+    **{name: IDENTIFIERS for name in ID_FIELDS},
 }
 
 
 # Values of the right Avro type that the rules may refuse or normalize (the typed path's hard cases).
 LOOSE = {
     "subject_ids": st.lists(st.sampled_from(["a", "b", "", "c", "d\x00"]), max_size=4),
-    "id": st.sampled_from(["x", "x\ny", ""]),
+    "id": st.sampled_from(["x", "x\ny", "x\u202ey", ""]),
     "data_categories": st.lists(st.sampled_from(["user.name", "User.Name", "user", ""]), max_size=3),
     "requested_categories": st.lists(st.sampled_from(["user.name", "user.x", "x"]), max_size=3),
     "purpose": st.sampled_from(["essential.billing", "Essential", ""]),
     "country": st.sampled_from(["de", "DE", "Germany", ""]),
     "document_sha256": st.sampled_from(["AB" * 32, "ab" * 32, "abc"]),
     "record_count": st.integers(min_value=-2, max_value=2),
+    **{name: st.sampled_from(["x", "x\u200by", "x\x9by", ""]) for name in ID_FIELDS},
 }
 LOOSE_UUIDS = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
                         st.sampled_from(["nope", "", "{0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4}"]))

@@ -130,7 +130,7 @@ def test_accounting_summarises_repeats_and_follows_the_configured_rules(ledger, 
     subject = workload.a_rich_subject()
     r = report(ledger, subject, "auditor")
     rules = AccountingRules()
-    accountable = [e for e in oracle.touching(seen, subject) if rules.accountable(json.loads(json.dumps(e, default=str)))]
+    accountable = [e for e in oracle.touching(seen, subject) if rules.accountable(json.loads(json.dumps(e, default=str)), subject)]
     assert r.accounting["disclosures"] == len(accountable) > 0
     for g in r.accounting["groups"]:
         assert not any(g["purpose"].startswith(p + ".") for p in rules.excluded_purposes)

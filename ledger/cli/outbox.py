@@ -7,6 +7,10 @@ import argparse
 from . import settings_from
 
 EPILOG = """\
+A file that is not an outbox made by ledger is refused before anything is
+written to it. drain moves a row it cannot read to the table
+outbox_quarantine, with its reason, and delivers the others (exit 1 then).
+
 example:
   ledger outbox drain /var/lib/billing/audit-outbox.db
   ledger outbox status /var/lib/billing/audit-outbox.db
@@ -28,18 +32,31 @@ def register(subparsers, common) -> None:
 
 
 def run_drain(args) -> int:
+    import sys
+
     from ..outbox import drain
 
-    delivered = drain(args.path, settings_from(args), timeout=args.timeout)
-    print(f"delivered {delivered} event(s) from {args.path}")
-    return 0
+    quarantined = []
+
+    def report(row_id: int, reason: str) -> None:
+        quarantined.append(row_id)
+        print(f"row {row_id}: quarantined: {reason}", file=sys.stderr)
+
+    delivered = drain(args.path, settings_from(args), timeout=args.timeout, on_quarantine=report)
+    print(f"delivered {delivered} event(s) from {args.path}"
+          + (f", quarantined {len(quarantined)} unreadable row(s) (table outbox_quarantine)" if quarantined else ""))
+    return 1 if quarantined else 0
 
 
 def run_status(args) -> int:
     import sqlite3
 
-    from ..errors import StoreError
+    from pathlib import Path
 
+    from ..errors import StoreError
+    from ..outbox import check_outbox_file
+
+    check_outbox_file(Path(args.path), must_exist=True)
     try:
         conn = sqlite3.connect(f"file:{args.path}?mode=ro", uri=True)
         pending = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]

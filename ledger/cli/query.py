@@ -188,6 +188,7 @@ def run_obligations(args) -> int:
 
     from ..obligations import judgement_time, obligations
     from ..report.columns import OBLIGATION_COLUMNS
+    from ..report.inert import json_inert, terminal_text
     from ..report.tabular import write_json_array, write_rows
     from ..timeparse import iso
 
@@ -200,13 +201,13 @@ def run_obligations(args) -> int:
             out.write(json.dumps({"judged_at": judged, "as_of": args.as_of, "time_zone": "UTC"})[:-1])
             out.write(', "notices": ')
             write_json_array(notices, out, lambda n: n.as_dict())
-            out.write(', "anomalies": ' + json.dumps(anomalies, ensure_ascii=False, sort_keys=True) + "}\n")
+            out.write(', "anomalies": ' + json_inert(json.dumps(anomalies, ensure_ascii=False, sort_keys=True)) + "}\n")
             return 0
         if args.format == "table":
             out.write(f"Notices owed, judged at {judged} (UTC)"
                       + (f", ledger as recorded by {args.as_of}" if args.as_of else "") + "\n\n")
         write_rows(notices, args.format, OBLIGATION_COLUMNS, out)
         for a in anomalies:
-            print(f"anomaly: {a['kind']}: {a['message']} (event {a['event_id']}, recorded {a['recorded_at']}; "
-                  f"customers {', '.join(a['subject_ids'])})", file=sys.stderr)
+            print(terminal_text(f"anomaly: {a['kind']}: {a['message']} (event {a['event_id']}, recorded "
+                                f"{a['recorded_at']}; customers {', '.join(a['subject_ids'])})"), file=sys.stderr)
     return 0

@@ -32,6 +32,10 @@ the ledger stood at recorded time T.
 example:
   ledger report cust-000042 --format html --output cust-000042.html
   ledger report cust-000042 --audience auditor --as-of 2026-03-01T00:00:00Z --format json
+
+--output refuses to write over the ledger file (by inode: a symlink or another
+path to it is the same file) or any SQLite file, and over an existing file
+unless --force is given.
 """
 
 
@@ -44,7 +48,9 @@ def register(subparsers, common) -> None:
     p.add_argument("--format", choices=("json", "html", "csv"), default="json", help="output format (default json)")
     p.add_argument("--audience", choices=("subject", "auditor"), default="subject",
                    help="who reads it (default subject: the customer)")
-    p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (never over the ledger or "
+                                                     "another SQLite file; an existing FILE only with --force)")
+    p.add_argument("--force", action="store_true", help="let --output replace an existing file")
     p.add_argument("--as-of", metavar="T", help="as the ledger stood at recorded time T")
     p.add_argument("--lookback-years", type=int, default=6, metavar="N",
                    help="how far back the accounting of disclosures looks (default 6)")
@@ -80,12 +86,59 @@ def run(args) -> int:
     rules = rules_from(args)
     with open_ledger(args) as ledger:
         report = build_report(ledger, args.subject, audience=args.audience, as_of=args.as_of, rules=rules)
+        ledger_path = ledger.path
     text = render(report, args.format)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_output(args.output, text.encode("utf-8"), ledger_path, force=args.force)
         print(f"wrote {args.output} ({len(report.timeline)} events, "
               f"{report.accounting['disclosures']} accountable disclosures)", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def write_output(target: str, data: bytes, ledger_path, *, force: bool) -> None:
+    """Write ``data`` to ``target``, never over the ledger, its WAL or any SQLite file.
+
+    The checks run on the opened descriptor (its inode and first bytes), not on
+    the name, so a symlink or a file swapped in between cannot slip past them;
+    nothing is truncated until they passed. Without ``force`` the file must not
+    exist (``O_EXCL``).
+    """
+    import os
+    import stat
+
+    from ..errors import ValidationError
+
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (0 if force else os.O_EXCL)
+    try:
+        fd = os.open(target, flags, 0o644)
+    except FileExistsError:
+        raise ValidationError("--output", f"{target} exists; pass --force to replace it") from None
+    except OSError as err:
+        raise ValidationError("--output", f"cannot write {target}: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                other = os.stat(f"{ledger_path}{suffix}")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino):
+                raise ValidationError("--output", f"{target} is the ledger file{suffix and ' ' + suffix[1:]} "
+                                      f"({ledger_path}{suffix}); refusing to overwrite it")
+        regular = stat.S_ISREG(st.st_mode)  # not /dev/stdout, a pipe or a terminal
+        if regular and os.pread(fd, len(SQLITE_HEADER), 0) == SQLITE_HEADER:
+            raise ValidationError("--output", f"{target} is an SQLite database; refusing to overwrite it")
+        if regular:
+            os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as err:
+        raise ValidationError("--output", f"cannot write {target}: {err.strerror}") from None
+    finally:
+        os.close(fd)

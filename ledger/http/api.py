@@ -178,7 +178,7 @@ def subject_filter(ledger, subject: str, as_of: str):
             book = load_cases(ledger, as_of=as_of, disclosure_ids=[row["event_id"]])
             if book.case(row["event_id"]).withheld_from(subject, judged):
                 return None
-        return subject_view(row)
+        return subject_view(row, subject)
 
     return keep
 

@@ -6,7 +6,9 @@
 
 Reading guide: ``model.py`` builds the report's data, ``audience.py`` is the
 filter for what a customer may see, ``render_html.py`` / ``render_csv.py``
-format it; ``tabular.py`` and ``columns.py`` serve the query commands.
+format it; ``tabular.py`` and ``columns.py`` serve the query commands;
+``inert.py`` makes stored text harmless on the way out (CSV formulas,
+terminal escapes, invisible characters).
 """
 
 from __future__ import annotations
@@ -30,4 +32,6 @@ def render(report: Report, fmt: str) -> str:
         from .render_csv import render_csv
 
         return render_csv(report)
-    return json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    from .inert import json_inert
+
+    return json_inert(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=False)) + "\n"

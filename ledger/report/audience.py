@@ -17,7 +17,10 @@ decides otherwise:
 * other customers' ids, ``justification.note``, ``attributes``, tracing and
   bookkeeping ids (``recorded_by``, ``reviewed_by``, ``trace_id``...) never
   appear;
-* people appear by role and organisation, never by name or id.
+* people appear by role and organisation, never by name or id;
+* an action is the customer's own ("you viewed...") only when its actor is
+  ``{type: SUBJECT, id: <this customer>}``: every view carries
+  ``own_action``; another customer acting is shown as another customer.
 
 The *auditor* audience sees whole events, with delayed disclosures and the
 events withheld with them marked, and the anomalies of the customer's cases.
@@ -45,10 +48,17 @@ def actor_for_subject(actor: dict) -> dict:
     return {"type": actor["type"], "role": actor.get("role"), "organization": actor.get("organization")}
 
 
-def subject_view(event: dict) -> dict:
+def is_own_action(event: dict, subject: str) -> bool:
+    """True when ``subject`` itself did this: the actor is a SUBJECT with exactly that id."""
+    actor = event["actor"]
+    return actor["type"] == "SUBJECT" and actor.get("id") == subject
+
+
+def subject_view(event: dict, subject: str) -> dict:
     """The fields of ``event`` (JSON form) a customer may read, plus labels."""
     view = {k: event[k] for k in _BY_TYPE.get(event["type"], _COMMON) if k in event}
     view["actor"] = actor_for_subject(event["actor"])
+    view["own_action"] = is_own_action(event, subject)
     j = event.get("justification")
     view["justification"] = None if j is None else {"reason_code": j["reason_code"]}
     if event.get("recipient"):
@@ -59,9 +69,10 @@ def subject_view(event: dict) -> dict:
     return view
 
 
-def auditor_view(event: dict) -> dict:
+def auditor_view(event: dict, subject: str) -> dict:
     """The whole event (JSON form) plus labels."""
     view = dict(event)
+    view["own_action"] = is_own_action(event, subject)
     add_labels(view)
     return view
 
@@ -76,5 +87,5 @@ def add_labels(view: dict) -> dict:
     return view
 
 
-def view_for(audience: str, event: dict) -> dict:
-    return subject_view(event) if audience == "subject" else auditor_view(event)
+def view_for(audience: str, event: dict, subject: str) -> dict:
+    return subject_view(event, subject) if audience == "subject" else auditor_view(event, subject)

@@ -55,8 +55,9 @@ class AccountingRules:
     ``essential.legal_obligation`` and ``essential.fraud_detection`` stay
     accountable, as ``legal.*`` and ``security.*`` were), disclosures made under
     the individual's authorisation (legal basis CONSENT) or at their own
-    request (actor type SUBJECT), and national-security requests are left
-    out. A purpose matches itself and its dotted children.
+    request (the actor is ``{type: SUBJECT, id: <that individual>}``: another
+    customer acting is not the individual's request), and national-security
+    requests are left out. A purpose matches itself and its dotted children.
     """
 
     excluded_purposes: tuple[str, ...] = ("essential.service", "essential.billing", "essential.account")
@@ -65,24 +66,32 @@ class AccountingRules:
     excluded_request_kinds: tuple[str, ...] = ("NATIONAL_SECURITY",)
     lookback_years: int = 6
 
-    def accountable(self, event: dict) -> bool:
+    def accountable(self, event: dict, subject: str | None = None) -> bool:
+        """Whether ``event`` belongs in ``subject``'s accounting of disclosures."""
         if event["type"] not in DISCLOSURE_TYPES:
             return False
         if _matches(event.get("purpose"), self.excluded_purposes):
             return False
         if event["recipient"]["kind"] in self.excluded_recipient_kinds:
             return False
-        if event.get("legal_basis") in self.excluded_legal_bases or event["actor"]["type"] == "SUBJECT":
+        if event.get("legal_basis") in self.excluded_legal_bases:
+            return False
+        actor = event["actor"]
+        if actor["type"] == "SUBJECT" and actor.get("id") == subject:
             return False
         request = event.get("request")
         return not (request and request["kind"] in self.excluded_request_kinds)
 
     def window_start(self, end: datetime) -> datetime:
         """``end`` minus the look-back in calendar years (29 February becomes the 28th)."""
+        year = end.year - self.lookback_years
+        if not 1 <= year <= 9999:
+            raise ValidationError("--lookback-years", f"{self.lookback_years} years back from {end.year} is "
+                                  f"year {year}, outside 1 to 9999; use at most {end.year - 1}")
         try:
-            return end.replace(year=end.year - self.lookback_years)
+            return end.replace(year=year)
         except ValueError:
-            return end.replace(year=end.year - self.lookback_years, day=28)
+            return end.replace(year=year, day=28)
 
 
 @dataclass
@@ -141,12 +150,12 @@ def build_report(
     for event in rows:
         if "contradicts" in event:
             if audience == "auditor":
-                timeline.append(view_for(audience, event))
+                timeline.append(view_for(audience, event, subject))
             continue
         because = event["event_id"] if event["event_id"] in withheld else _correlated(event, tied)
         if because and audience == "subject":
             continue
-        view = view_for(audience, event)
+        view = view_for(audience, event, subject)
         if audience == "auditor":
             if event["type"] == "LegalDisclosure" or because:
                 view["withheld_from_subject"] = bool(because)
@@ -164,7 +173,7 @@ def build_report(
     start = rules.window_start(judged)
     accountable = [
         (e, v) for e, v in shown
-        if rules.accountable(e) and start <= parse_time(e["occurred_at"]) <= judged
+        if rules.accountable(e, subject) and start <= parse_time(e["occurred_at"]) <= judged
     ]
     notices = anomalies = None
     if audience == "auditor":

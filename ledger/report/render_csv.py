@@ -5,7 +5,8 @@ heads as name/value rows), ``accounting`` (one row per group of disclosures),
 ``gdpr.purposes``, ``gdpr.data_categories``, ``gdpr.recipients``,
 ``gdpr.transfers``, ``gdpr.retention``, ``gdpr.sources``, ``notices`` and
 ``anomalies`` (auditor only) and ``timeline`` (one row per event, newest first). Times
-are UTC, written ``...Z``.
+are UTC, written ``...Z``. A cell a spreadsheet would run as a formula
+(``= + - @``, tab, CR first) gets a leading ``'`` (:func:`.inert.csv_cell`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import io
 import json
 
+from .inert import csv_cell
 from .model import Report
 
 COLUMNS = ("section", "name", "value", "time", "first", "last", "count", "type", "action", "actor",
@@ -30,12 +32,15 @@ def _row(section: str, **values) -> list[str]:
             v = "true" if v else "false"
         elif isinstance(v, (list, tuple)):
             v = "; ".join(str(x) for x in v)
-        out.append("" if v is None else str(v))
+        out.append("" if v is None else csv_cell(str(v)))
     return out
 
 
-def _actor(a: dict) -> str:
-    return " / ".join(str(x) for x in (a.get("id"), a["type"], a.get("role"), a.get("organization")) if x)
+def _actor(a: dict, own: bool = False) -> str:
+    kind = a["type"]
+    if kind == "SUBJECT":  # say whose action it was: the customer's own, or another customer's
+        kind = "SUBJECT (this customer)" if own else "SUBJECT (another customer)"
+    return " / ".join(str(x) for x in (a.get("id"), kind, a.get("role"), a.get("organization")) if x)
 
 
 def rows(report: Report):
@@ -83,7 +88,7 @@ def rows(report: Report):
         j = item.get("justification") or {}
         yield _row("timeline", time=item["occurred_at"], type=item["type"],
                    action=item.get("access_type") or (item.get("request") or {}).get("kind"),
-                   value=item.get("outcome"), actor=_actor(item["actor"]), recipient=r.get("name"),
+                   value=item.get("outcome"), actor=_actor(item["actor"], item.get("own_action", False)), recipient=r.get("name"),
                    recipient_address=r.get("address"), country=r.get("country"), purpose=item.get("purpose"),
                    purpose_label=(item.get("labels") or {}).get("purpose"),
                    basis=" ".join(x for x in (item.get("legal_basis"), j.get("reason_code")) if x),
@@ -103,5 +108,7 @@ def _notice(n: dict | None) -> dict:
 
 def render_csv(report: Report) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows(report))
+    # CRLF (RFC 4180) also makes the writer quote a cell holding a bare CR, which spreadsheets
+    # would otherwise take as a row break: a new row whose first cell is an unneutralised formula.
+    csv.writer(buf, lineterminator="\r\n").writerows(rows(report))
     return buf.getvalue()

@@ -85,10 +85,16 @@ def when(text: str | None, *, seconds: bool = False) -> str:
     return text[: 19 if seconds else 16].replace("T", " ") + " UTC"
 
 
-def who(actor: dict) -> str:
-    """An actor in words: role and organisation (the id too when the report shows it)."""
-    if actor["type"] == "SUBJECT":
-        text = "you"
+def who(actor: dict, own: bool = False, auditor: bool = False) -> str:
+    """An actor in words: role and organisation (the id too when the report shows it).
+
+    "you" ("the customer" for an auditor) only for the customer's own action (``own``: the
+    actor is a SUBJECT with this customer's id); a SUBJECT actor with another id is another customer.
+    """
+    if own:
+        text = "the customer" if auditor else "you"
+    elif actor["type"] == "SUBJECT":
+        text = "another customer"
     else:
         text = (actor.get("role") or actor["type"].lower()).replace("_", " ")
         if actor.get("organization"):
@@ -172,7 +178,7 @@ def _timeline(items: list[dict], auditor: bool) -> Iterable[str]:
             yield (f'<li class="{kind}{" withheld" if withheld else ""}">'
                    f'<span class="when">{e(item["occurred_at"][11:16])}</span>'
                    f'<span class="badge">{e(_KIND_LABEL[kind])}</span>{flag}'
-                   f'<div>{e(who(item["actor"]).capitalize())} {e(_what(item))}</div>'
+                   f'<div>{e(who(item["actor"], item.get("own_action", False), auditor).capitalize())} {e(_what(item))}</div>'
                    f'<div class="detail">{e(_why(item))} · via {e(item.get("source_service"))}</div>'
                    f'{notice}{extra}</li>')
         yield "</ol>"

@@ -8,6 +8,11 @@ closed; CSV goes row by row. The table buffers only its first page
 (:data:`PAGE` rows) to size the columns, then keeps those widths; a longer
 cell later on is cut with ``…`` (use json or csv for complete values). A
 column marked ``keep`` (event ids) is never cut.
+
+Every writer makes stored text inert for its reader (:mod:`.inert`): the
+table shows control and invisible formatting characters as escapes and cuts
+by grapheme; CSV cells that a spreadsheet would run as formulas get a
+leading ``'``; JSON escapes C1 and format characters.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import json
 from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Iterable, TextIO
+
+from .inert import csv_cell, fit, json_inert, terminal_text, width
 
 PAGE = 200
 MAX_WIDTH = 30
@@ -51,44 +58,39 @@ def write_json_array(rows: Iterable[dict], out: TextIO, to_dict: Callable[[objec
     out.write("[")
     for row in rows:
         out.write(",\n" if count else "\n")
-        out.write(json.dumps(to_dict(row) if to_dict else row, ensure_ascii=False, sort_keys=True))
+        out.write(json_inert(json.dumps(to_dict(row) if to_dict else row, ensure_ascii=False, sort_keys=True)))
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
 
 
 def write_csv(rows: Iterable, columns: list[Column], out: TextIO) -> int:
-    """CSV with a header line, streamed; returns the number of rows."""
-    writer = csv.writer(out, lineterminator="\n")
+    """CSV with a header line, streamed, formula-like cells neutralised; returns the number of rows."""
+    # CRLF (RFC 4180): with it the writer quotes a cell holding a bare CR, which a spreadsheet would
+    # otherwise take as a row break (a new row starting with an unneutralised formula).
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.name for c in columns])
     count = 0
     for row in rows:
-        writer.writerow([cell((c.full or c.get)(row), for_csv=True) for c in columns])
+        writer.writerow([csv_cell(cell((c.full or c.get)(row), for_csv=True)) for c in columns])
         count += 1
     return count
-
-
-def _fit(text: str, width: int, keep: bool) -> str:
-    text = text.replace("\n", " ")
-    if len(text) > width and not keep:
-        text = text[: width - 1] + "…"
-    return text.ljust(width)
 
 
 def write_table(rows: Iterable, columns: list[Column], out: TextIO, *, empty: str = "(no rows)") -> int:
     """An aligned text table sized on the first page of rows; returns the number of rows."""
     it = iter(rows)
-    first = [[cell(c.get(row)) for c in columns] for row in islice(it, PAGE)]
+    first = [[terminal_text(cell(c.get(row))) for c in columns] for row in islice(it, PAGE)]
     if not first:
         out.write(empty + "\n")
         return 0
     widths = []
     for i, c in enumerate(columns):
-        widest = max([len(c.header)] + [len(r[i]) for r in first])
+        widest = max([len(c.header)] + [width(r[i]) for r in first])
         widths.append(widest if c.keep else min(widest, max(MAX_WIDTH, len(c.header))))
 
     def line(cells: list[str]) -> str:
-        return "  ".join(_fit(text, w, c.keep) for text, w, c in zip(cells, widths, columns)).rstrip() + "\n"
+        return "  ".join(fit(text, w, keep=c.keep) for text, w, c in zip(cells, widths, columns)).rstrip() + "\n"
 
     out.write(line([c.header for c in columns]))
     out.write("  ".join("-" * w for w in widths) + "\n")
@@ -97,7 +99,7 @@ def write_table(rows: Iterable, columns: list[Column], out: TextIO, *, empty: st
         out.write(line(cells))
         count += 1
     for row in it:
-        out.write(line([cell(c.get(row)) for c in columns]))
+        out.write(line([terminal_text(cell(c.get(row))) for c in columns]))
         count += 1
     return count
 

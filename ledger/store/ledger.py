@@ -79,7 +79,7 @@ class Ledger:
         self.conn = conn
         self.readonly = readonly
         self._bucket_bits: int | None = None
-        self._lock = WriterLock(f"{path}.lock")
+        self._lock = WriterLock(path)  # attaches to the file's inode; the lock is taken by lock_for_writing
         self._depth = 0
         self._reader: "Ledger | None" = None
         self._bulk = False  # begin_bulk(): stage index rows, build the indexes at the end
@@ -109,7 +109,7 @@ class Ledger:
         exists = path.exists()
         if not exists and not create:
             raise StoreError(f"no ledger file at {path}; run `ledger consume` to create one, or check --db")
-        conn = None
+        conn = ledger = None
         try:
             if readonly:
                 conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
@@ -132,6 +132,8 @@ class Ledger:
         except (sqlite3.Error, StoreError) as err:
             if conn is not None:
                 conn.close()
+            if ledger is not None:
+                ledger._lock.close()
             if isinstance(err, StoreError):
                 raise
             raise StoreError(f"cannot open ledger {path}: {err}") from err
@@ -159,7 +161,7 @@ class Ledger:
             self._reader.close()
             self._reader = None
         self.conn.close()
-        self.unlock()
+        self._lock.close()  # after the connection: see store/lock.py on POSIX locks and close()
 
     def reader(self) -> "Ledger":
         """A read-only companion on the same file, closed with this one.
@@ -179,7 +181,7 @@ class Ledger:
 
     # -- the writer lock ------------------------------------------------------------
     def lock_for_writing(self) -> "Ledger":
-        """Take the exclusive writer lock ``<path>.lock``; raise LedgerLockedError if held elsewhere."""
+        """Take the exclusive writer lock on the file (by inode); raise LedgerLockedError if held elsewhere."""
         if self.readonly:
             raise StoreError("a read-only ledger cannot be locked for writing")
         self._lock.acquire()

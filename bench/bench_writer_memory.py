@@ -1,0 +1,113 @@
+"""Peak memory of the real writer on large records: garbage and valid, 1 MB each.
+
+    python bench/bench_writer_memory.py [--records 300] [--size 1000000] [--batch-max-bytes N] [--kinds garbage,valid]
+
+Produces ``--records`` records of ``--size`` bytes of random garbage (each is
+kept as ``rejected`` and copied to the dead-letter topic), then as many valid
+events whose free text makes them about as large (plain text, then control
+characters, which the stored JSON form writes as six bytes each), to fresh
+topics, and events whose attributes map has ~140,000 tiny entries (the most
+Python objects per wire byte); then runs
+``ledger consume --until-idle`` (a fresh process, the real writer) on each set
+into an empty ledger and prints the process's peak RSS (``wait4`` ru_maxrss).
+Before issue 12 a batch was bounded by records only: 300 garbage records took
+the writer from 136 MB to 1.04 GB. Batches are now bounded by bytes too
+(``LEDGER_BATCH_MAX_BYTES``, default 16 MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import bench_settings, machine
+
+from ledger.codec import default_codec
+from ledger.producer import new_kafka_producer, wire_record
+from ledger.topics import topic_for
+
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "err = p.stderr.read()\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "sys.stderr.buffer.write(err)\n"
+    "print(usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def peak_rss_mib(argv: list[str], env: dict) -> tuple[float, float]:
+    """Peak resident memory (MiB) and seconds of one run of ``argv``."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise SystemExit(f"{argv} failed with {out.returncode}: {out.stderr}")
+    return int(out.stdout) / 1024, time.perf_counter() - started
+
+
+def valid_event(i: int, size: int, hostile: bool = False) -> dict:
+    # Free text is kept as sent; control characters take six bytes each in the stored JSON form
+    # ("\u0001"), the worst expansion a producer can cause.
+    note = ("\x01" * size) if hostile else ("x" * 64 + "\n") * (size // 65)
+    if hostile == "map":  # ~200,000 tiny map entries: the most Python objects per wire byte
+        return {**valid_event(i, 1000), "attributes": {f"{n:x}": "" for n in range(size // 7)}}
+    return {"type": "DataAccessed", "occurred_at": "2026-03-01T00:00:00Z", "source_service": "bench",
+            "actor": {"id": f"emp-{i % 50}", "type": "EMPLOYEE"}, "subject_ids": [f"cust-{i:06d}"],
+            "data_categories": ["user.contact.email"], "purpose": "essential.service.support",
+            "access_type": "VIEW", "outcome": "GRANTED",
+            "justification": {"reason_code": "bench", "note": note[: size - 400]}}
+
+
+def produce(settings, records: int, size: int, kind: str) -> None:
+    producer = new_kafka_producer(settings)
+    topic = topic_for("DataAccessed", settings.topic_prefix)
+    codec = default_codec()
+    try:
+        for i in range(records):
+            if kind == "garbage":
+                producer.send(topic, value=os.urandom(size), key=f"k{i}".encode(), partition=i % settings.partitions)
+            else:
+                hostile = {"valid, control-char text": True, "valid, tiny-entry map": "map"}.get(kind, False)
+                wire = wire_record(valid_event(i, size, hostile), codec, settings.topic_prefix)
+                producer.send(wire.topic, value=wire.value, key=wire.key, headers=wire.headers)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=300)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--batch-max-bytes", type=int, default=None)
+    parser.add_argument("--kinds", default="garbage,valid,control,map",
+                        help="which record sets, comma-separated (default all four)")
+    args = parser.parse_args()
+    names = {"garbage": "garbage", "valid": "valid", "control": "valid, control-char text",
+             "map": "valid, tiny-entry map"}
+    kinds = [names[k.strip()] for k in args.kinds.split(",")]
+    print(machine())
+    print(f"{args.records} records of {args.size:,} bytes, batch_max_bytes "
+          f"{args.batch_max_bytes or 'default (16 MiB)'}")
+    for kind in kinds:
+        with tempfile.TemporaryDirectory() as tmp, bench_settings(partitions=3, db=str(Path(tmp) / "l.db")) as s:
+            produce(s, args.records, args.size, kind)
+            env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": s.bootstrap_servers,
+                   "LEDGER_TOPIC_PREFIX": s.topic_prefix, "LEDGER_DB": s.db,
+                   "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+            if args.batch_max_bytes:
+                env["LEDGER_BATCH_MAX_BYTES"] = str(args.batch_max_bytes)
+            mib, seconds = peak_rss_mib([sys.executable, "-m", "ledger", "consume", "--until-idle", "--quiet"], env)
+            idle, _ = peak_rss_mib([sys.executable, "-m", "ledger", "consume", "--until-idle", "--quiet"], env)
+            print(f"{kind:25s} writer peak RSS {mib:7.1f} MiB  ({seconds:5.1f} s); "
+                  f"a writer with nothing to do: {idle:6.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
