@@ -24,7 +24,7 @@ import json
 import sqlite3
 from base64 import b64decode, b64encode
 
-FORMAT_VERSION = "2"  # 2: side tables keyed by bucket first
+FORMAT_VERSION = "3"  # 2: side tables keyed by bucket first; 3: contradictions, earlier_copies, time-flag limits
 
 #: Entries per side-table bucket, as a power of two: 65,536 (bench_index_layout.py measured this
 #: size). A ledger records its own in meta ``bucket_bits``; tests make small buckets to cross many.
