@@ -223,7 +223,7 @@ def test_a_ledger_of_another_format_is_refused_with_what_to_do(tmp_path):
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match=r"has ledger format '1'; this version reads format '2'\. Rebuild it"):
+    with pytest.raises(StoreError, match=r"has ledger format '1'; this version reads format '3'\. Rebuild it"):
         Ledger.open(path)
 
 
