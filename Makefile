@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m ledger.demo
+	$(PY) -m ledger.dev.demo
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest

@@ -26,9 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import machine  # noqa: E402
 
-from ledger.findings import Evaluator, Retraction, evaluate  # noqa: E402
-from ledger.policy import load  # noqa: E402
-from ledger.simulate import simulate  # noqa: E402
+from ledger.audit.findings import (
+    Evaluator,
+    Retraction,
+    evaluate,  # noqa: E402
+)
+from ledger.dev.simulate import simulate  # noqa: E402
+from ledger.model.policy import load  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
 

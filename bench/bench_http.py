@@ -48,7 +48,7 @@ def one_customer_ledger(path: Path, events: int) -> None:
     """A ledger where cust-000000 has ``events`` events (the report page figure)."""
     from fill import ingest_records, to_records  # the tests' writer path, without Kafka
 
-    from ledger.codec import default_codec
+    from ledger.wire.codec import default_codec
 
     rng = random.Random(3)
     evs = [make_event(rng, i, events, 1) for i in range(events)]

@@ -28,13 +28,12 @@ import time
 from bench_store import synthetic_event
 from common import bench_settings, machine, median
 
-from consumers.ledger_writer import LedgerWriter
-from ledger.codec import default_codec
-from ledger.events import validate
-from ledger.producer import new_kafka_producer, wire_record
-from ledger.simulate import simulate
-from ledger.topics import event_topics
-
+from ledger.dev.simulate import simulate
+from ledger.ingest.writer import LedgerWriter
+from ledger.kafka.topics import event_topics
+from ledger.model.events import validate
+from ledger.produce.producer import new_kafka_producer, wire_record
+from ledger.wire.codec import default_codec
 
 MIXES = ("simulated", "reference")
 

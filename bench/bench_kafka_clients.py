@@ -20,9 +20,9 @@ import time
 from bench_ingest import MIXES, workload_chunk
 from common import bench_settings, machine, median
 
-from ledger.codec import default_codec
 from ledger.kafka import BEGINNING, event_partitions, open_consumer, open_producer
-from ledger.producer import wire_record
+from ledger.produce.producer import wire_record
+from ledger.wire.codec import default_codec
 
 CLIENTS = ("kafka-python", "confluent")
 

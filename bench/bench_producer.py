@@ -20,8 +20,8 @@ from pathlib import Path
 from bench_ingest import MIXES, workload_chunk
 from common import bench_settings, machine, median
 
-from ledger.codec import default_codec
-from ledger.producer import PRODUCER_CONFIG, AuditProducer, new_kafka_producer, wire_record
+from ledger.produce.producer import PRODUCER_CONFIG, AuditProducer, new_kafka_producer, wire_record
+from ledger.wire.codec import default_codec
 
 
 def run_sdk(settings, events) -> float:

@@ -83,11 +83,11 @@ def make_event(rng: random.Random, i: int, n: int, subjects: int) -> dict:
 
 
 def build(path: Path, n: int, subjects: int, batch: int = 10_000) -> None:
-    from ledger.codec import default_codec
-    from ledger.ingest import Ingestor
-    from ledger.record import Record
+    from ledger.ingest.pipeline import Ingestor
+    from ledger.kafka.topics import topic_for
     from ledger.store import Ledger
-    from ledger.topics import topic_for
+    from ledger.wire.codec import default_codec
+    from ledger.wire.record import Record
 
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -130,7 +130,7 @@ def line(name: str, ms: list[float], extra: str = "") -> None:
 
 
 def in_process(path: Path, subjects: int, samples: int) -> None:
-    from ledger import query
+    from ledger.audit import query
     from ledger.store import Ledger
 
     rng = random.Random(7)

@@ -21,7 +21,7 @@ import tempfile
 from bench_ingest import MIXES, produce
 from common import bench_settings, machine
 
-from ledger.replay import replay
+from ledger.ingest.replay import replay
 
 
 def main() -> None:

@@ -21,11 +21,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ledger.codec import default_codec
-from ledger.events import validate
-from ledger.ingest import Ingestor
-from ledger.record import Record
+from ledger.ingest.pipeline import Ingestor
+from ledger.model.events import validate
 from ledger.store import Ledger
+from ledger.wire.codec import default_codec
+from ledger.wire.record import Record
 
 TOPICS = {"DataAccessed": "access", "DataShared": "sharing", "LegalDisclosure": "disclosure",
           "ConsentChanged": "consent"}
@@ -106,7 +106,7 @@ def run(n: int, batch: int, report_every: int, verify: bool) -> None:
         print(f"ingest: {n:,} events in {elapsed:.1f} s = {n / elapsed:,.0f} events/s "
               f"(batches of {batch:,}; file {size / 2**20:,.0f} MiB)")
         if verify:
-            from ledger.verify import verify_ledger
+            from ledger.audit.verify import verify_ledger
 
             with Ledger.open(path) as reader:
                 started = time.perf_counter()

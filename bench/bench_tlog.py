@@ -117,13 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     show(f"consistency proof to {n:,}, cold reader", wall, cpu)
 
     import tlog_fixtures as fx
-    from ledger.codec import default_codec
-    from ledger.simulate import simulate
+
+    from ledger.dev.simulate import simulate
+    from ledger.wire.codec import default_codec
 
     codec = default_codec()
     event = codec.validate(simulate(seed=1, events=1).events[0])
-    from ledger.chain import leaf_bytes
-    from ledger.record import Record
+    from ledger.tlog.chain import leaf_bytes
+    from ledger.wire.record import Record
 
     at = n * 3 // 7  # an entry in the middle: a full-length proof
     record = Record("ledger.access", 0, at, 1_767_225_600_000, b"cust-000001", codec.encode(event))

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from common import bench_settings, machine
 
-from ledger.codec import default_codec
-from ledger.producer import new_kafka_producer, wire_record
-from ledger.topics import topic_for
+from ledger.kafka.topics import topic_for
+from ledger.produce.producer import new_kafka_producer, wire_record
+from ledger.wire.codec import default_codec
 
 _LAUNCHER = (
     "import os, subprocess, sys\n"

@@ -30,12 +30,12 @@ def machine() -> str:
 @contextmanager
 def bench_settings(partitions: int = 6, db: str | None = None):
     """Settings on LEDGER_BENCH_BOOTSTRAP, or on a throw-away local broker; fresh topics."""
-    from ledger.topics import create_topics
+    from ledger.kafka.topics import create_topics
 
     bootstrap = os.environ.get("LEDGER_BENCH_BOOTSTRAP")
     broker = None
     if bootstrap is None:
-        from ledger.broker import LocalBroker
+        from ledger.dev.broker import LocalBroker
 
         broker = LocalBroker(port=0)
         broker.start()

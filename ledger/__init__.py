@@ -24,19 +24,19 @@ from .errors import (
 )
 
 _LAZY = {
-    "AuditProducer": "ledger.producer",
-    "Delivery": "ledger.producer",
-    "Codec": "ledger.codec",
+    "AuditProducer": "ledger.produce.producer",
+    "Delivery": "ledger.produce.producer",
+    "Codec": "ledger.wire.codec",
     "Ledger": "ledger.store",
-    "who_saw": "ledger.query",
-    "disclosures": "ledger.query",
-    "accesses": "ledger.query",
-    "obligations": "ledger.obligations",
-    "build_report": "ledger.report",
-    "verify_ledger": "ledger.verify",
-    "replay": "ledger.replay",
-    "diff_ledgers": "ledger.diff",
-    "simulate": "ledger.simulate",
+    "who_saw": "ledger.audit.query",
+    "disclosures": "ledger.audit.query",
+    "accesses": "ledger.audit.query",
+    "obligations": "ledger.audit.obligations",
+    "build_report": "ledger.audit.report",
+    "verify_ledger": "ledger.audit.verify",
+    "replay": "ledger.ingest.replay",
+    "diff_ledgers": "ledger.audit.diff",
+    "simulate": "ledger.dev.simulate",
 }
 
 __all__ = [

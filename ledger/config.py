@@ -122,12 +122,6 @@ class Settings:
             raise ConfigError("bootstrap_servers must not be empty")
         return settings
 
-    def time_limits(self):
-        """The record-time limits a new ledger is created with (ledger.timecheck.TimeLimits)."""
-        from .timecheck import TimeLimits
-
-        return TimeLimits(self.max_clock_skew_s, self.max_record_lag_s)
-
     def kafka_options(self) -> dict[str, Any]:
         """Connection options for any kafka-python client."""
         return {"bootstrap_servers": self.bootstrap_servers.split(","), **dict(self.security)}

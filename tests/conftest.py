@@ -22,15 +22,23 @@ costs about half of ``session_timeout_ms``: prefer ``assign()`` in tests.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 import warnings
 from dataclasses import dataclass
 from uuid import uuid4
 
 import pytest
 
-from ledger.broker import LocalBroker
+# Tiers live in folders (tests/README.md); the shared builders in tests/support/ import by bare module name.
+_HERE = Path(__file__).resolve().parent
+for _folder in ("support", "unit", "integration"):
+    if str(_HERE / _folder) not in sys.path:
+        sys.path.insert(0, str(_HERE / _folder))
+
 from ledger.config import Settings
-from ledger.topics import create_topics
+from ledger.dev.broker import LocalBroker
+from ledger.kafka.topics import create_topics
 
 BROKER_FIXTURES = {"kafka", "settings", "durable_broker", "client_settings"}
 

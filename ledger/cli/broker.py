@@ -36,7 +36,7 @@ def register(subparsers, common) -> None:
 
 
 def run(args) -> int:
-    from ..broker import LocalBroker
+    from ledger.dev.broker import LocalBroker
 
     broker = LocalBroker(port=args.port, storage="s3" if args.durable else "memory",
                          s3_port=args.s3_port, log_path=args.log)
@@ -57,7 +57,7 @@ def run(args) -> int:
 
 
 def _create_topics(args, bootstrap: str) -> None:
-    from ..topics import create_topics
+    from ledger.kafka.topics import create_topics
 
     settings = settings_from(args).with_(bootstrap_servers=bootstrap)
     statuses = create_topics(settings)

@@ -29,7 +29,7 @@ def register(subparsers, common) -> None:
 
 
 def run(args) -> int:
-    from consumers.ledger_writer import LedgerWriter
+    from ledger.ingest.writer import LedgerWriter
 
     writer = LedgerWriter(settings_from(args), batch_size=args.batch_size, group_id=args.group_id,
                           progress=not args.quiet)

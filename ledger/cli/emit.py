@@ -88,10 +88,11 @@ def parse(lines: list[bytes | str], *, codec=None, prefix: str = "ledger."):
 
     Valid means it would be sent as it is: validated, encoded, and small enough for one request.
     """
-    from ..codec import default_codec
+    from ledger.model.events import derive_event_id
+    from ledger.produce.producer import wire_record
+    from ledger.wire.codec import default_codec
+
     from ..errors import ValidationError
-    from ..events import derive_event_id
-    from ..producer import wire_record
 
     codec = codec or default_codec()
     valid, rejected = [], []
@@ -116,8 +117,9 @@ def parse(lines: list[bytes | str], *, codec=None, prefix: str = "ledger."):
 
 
 def run(args) -> int:
+    from ledger.produce.producer import AuditProducer
+
     from ..errors import BrokerError
-    from ..producer import AuditProducer
 
     settings = settings_from(args)
     valid, rejected = parse(read_lines(args), prefix=settings.topic_prefix)

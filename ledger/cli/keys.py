@@ -95,7 +95,7 @@ def run_verify_receipt(args) -> int:
     witnesses = [load_verifier(p) for p in args.witness_vkey]
     codec = None
     if args.schemas:
-        from ..codec import Codec
+        from ledger.wire.codec import Codec
 
         codec = Codec.load(args.schemas)
     facts = verify_receipt(_read(args.file), logs, witnesses, args.min_witnesses, codec=codec)

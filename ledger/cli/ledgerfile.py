@@ -85,7 +85,7 @@ def register(subparsers, common) -> None:
 
 
 def _codec(args):
-    from ..codec import Codec
+    from ledger.wire.codec import Codec
 
     return Codec.load(args.schemas)
 
@@ -108,9 +108,9 @@ def run_head(args) -> int:
 def run_verify(args) -> int:
     from pathlib import Path
 
-    from ..store import Ledger
-    from ..store import read_heads
-    from ..verify import verify_ledger
+    from ledger.audit.verify import verify_ledger
+
+    from ..store import Ledger, read_heads
 
     heads = read_heads(Path(args.from_head)) if args.from_head else None
     codec = _codec(args)
@@ -156,7 +156,8 @@ def run_export(args) -> int:
 
 
 def run_reprocess(args) -> int:
-    from ..ingest import reprocess
+    from ledger.ingest.pipeline import reprocess
+
     from ..store import Ledger
 
     codec = _codec(args)
@@ -169,8 +170,9 @@ def run_reprocess(args) -> int:
 
 
 def run_export_flat(args) -> int:
+    from ledger.audit.flat_export import export_flat
+
     from ..errors import ConfigError
-    from ..flat_export import export_flat
     from ..http.recording import ReadRecorder
     from ..http.tokens import Principal, make_holder
     from ..store import Ledger

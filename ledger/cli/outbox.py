@@ -34,7 +34,7 @@ def register(subparsers, common) -> None:
 def run_drain(args) -> int:
     import sys
 
-    from ..outbox import drain
+    from ledger.produce.outbox import drain
 
     quarantined = []
 
@@ -50,11 +50,11 @@ def run_drain(args) -> int:
 
 def run_status(args) -> int:
     import sqlite3
-
     from pathlib import Path
 
+    from ledger.produce.outbox import check_outbox_file
+
     from ..errors import StoreError
-    from ..outbox import check_outbox_file
 
     check_outbox_file(Path(args.path), must_exist=True)
     try:

@@ -34,8 +34,9 @@ def register(subparsers, common) -> None:
 
 
 def _load(path: str):
+    from ledger.model.policy import load
+
     from ..errors import PolicyError
-    from ..policy import load
 
     try:
         return load(path)
@@ -57,7 +58,7 @@ def run_check(args) -> int:
 
 
 def run_show(args) -> int:
-    from ..policy import describe
+    from ledger.model.policy import describe
 
     policy = _load(args.file)
     if policy is None:

@@ -99,17 +99,10 @@ def register(subparsers, common) -> None:
     p.set_defaults(func=run_obligations)
 
 
-#: Page cache of a one-shot reader (KiB). The store's 256 MiB suits the long-lived writer; a command
-#: that streams a million rows would fill it for nothing, and its memory must not grow with the answer.
-READER_CACHE_KIB = 16_384
-
-
 def open_ledger(args):
-    from ..store import Ledger
+    from ..store import READER_CACHE_KIB, Ledger
 
-    ledger = Ledger.open(settings_from(args).db, readonly=True)
-    ledger.conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
-    return ledger
+    return Ledger.open(settings_from(args).db, readonly=True, cache_kib=READER_CACHE_KIB)
 
 
 def quiet_broken_pipe(run):
@@ -132,9 +125,9 @@ def quiet_broken_pipe(run):
 
 @quiet_broken_pipe
 def run_who_saw(args) -> int:
-    from ..query import who_saw
-    from ..report.columns import EVENT_CSV, WHO_SAW_TABLE
-    from ..report.tabular import write_rows
+    from ledger.audit.query import who_saw
+    from ledger.audit.report.columns import EVENT_CSV, WHO_SAW_TABLE
+    from ledger.audit.report.tabular import write_rows
 
     with open_ledger(args) as ledger:
         rows = who_saw(ledger, args.subject, since=args.since, until=args.until, types=args.types,
@@ -145,9 +138,9 @@ def run_who_saw(args) -> int:
 
 @quiet_broken_pipe
 def run_disclosures(args) -> int:
-    from ..query import disclosures, summarize_disclosures
-    from ..report.columns import DISCLOSURES_TABLE, EVENT_CSV, SUMMARY_COLUMNS
-    from ..report.tabular import write_rows
+    from ledger.audit.query import disclosures, summarize_disclosures
+    from ledger.audit.report.columns import DISCLOSURES_TABLE, EVENT_CSV, SUMMARY_COLUMNS
+    from ledger.audit.report.tabular import write_rows
 
     with open_ledger(args) as ledger:
         rows = disclosures(ledger, recipient=args.recipient, kind=args.kind, since=args.since,
@@ -161,9 +154,9 @@ def run_disclosures(args) -> int:
 
 @quiet_broken_pipe
 def run_accesses(args) -> int:
-    from ..query import accesses
-    from ..report.columns import ACCESSES_TABLE, EVENT_CSV
-    from ..report.tabular import write_rows
+    from ledger.audit.query import accesses
+    from ledger.audit.report.columns import ACCESSES_TABLE, EVENT_CSV
+    from ledger.audit.report.tabular import write_rows
 
     with open_ledger(args) as ledger:
         rows = accesses(ledger, args.actor, since=args.since, until=args.until, types=args.types, as_of=args.as_of)
@@ -173,9 +166,9 @@ def run_accesses(args) -> int:
 
 @quiet_broken_pipe
 def run_conflicts(args) -> int:
-    from ..query import contradictions
-    from ..report.columns import CONFLICT_COLUMNS
-    from ..report.tabular import write_rows
+    from ledger.audit.query import contradictions
+    from ledger.audit.report.columns import CONFLICT_COLUMNS
+    from ledger.audit.report.tabular import write_rows
 
     with open_ledger(args) as ledger:
         write_rows(contradictions(ledger, as_of=args.as_of), args.format, CONFLICT_COLUMNS, sys.stdout)
@@ -186,11 +179,11 @@ def run_conflicts(args) -> int:
 def run_obligations(args) -> int:
     import json
 
-    from ..obligations import judgement_time, obligations
-    from ..report.columns import OBLIGATION_COLUMNS
-    from ..report.inert import json_inert, terminal_text
-    from ..report.tabular import write_json_array, write_rows
-    from ..timeparse import iso
+    from ledger.audit.obligations import judgement_time, obligations
+    from ledger.audit.report.columns import OBLIGATION_COLUMNS
+    from ledger.audit.report.inert import json_inert, terminal_text
+    from ledger.audit.report.tabular import write_json_array, write_rows
+    from ledger.model.times import iso
 
     with open_ledger(args) as ledger:
         notices, anomalies = obligations(ledger, as_of=args.as_of, overdue_only=args.overdue)

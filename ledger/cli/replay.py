@@ -51,8 +51,8 @@ def register(subparsers, common) -> None:
 
 
 def run_replay(args) -> int:
-    from ..replay import Progress, replay
-    from ..timeparse import parse_time, to_millis
+    from ledger.ingest.replay import Progress, replay
+    from ledger.model.times import parse_time, to_millis
 
     from_ms = to_millis(parse_time(args.from_, option="--from")) if args.from_ else None
     to_ms = to_millis(parse_time(args.to, option="--to")) if args.to else None
@@ -67,7 +67,7 @@ def run_replay(args) -> int:
 
 
 def run_diff(args) -> int:
-    from ..diff import diff_ledgers
+    from ledger.audit.diff import diff_ledgers
 
     result = diff_ledgers(args.a, args.b, common_range=args.common_range)
     if args.format == "json":

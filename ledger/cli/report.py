@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 EPILOG = """\
 The report has an accounting of disclosures (45 CFR 164.528: date, recipient
 and address, data, purpose or legal request; repeated disclosures to one
@@ -65,22 +64,15 @@ def register(subparsers, common) -> None:
 
 
 def rules_from(args):
-    from ..errors import ValidationError
-    from ..report import AccountingRules
+    from ledger.audit.report import AccountingRules
 
-    if args.lookback_years < 1:
-        raise ValidationError("--lookback-years", "must be at least 1")
-    defaults = AccountingRules()
-    return AccountingRules(
-        excluded_purposes=tuple(args.exclude_purpose) if args.exclude_purpose else defaults.excluded_purposes,
-        excluded_recipient_kinds=tuple(args.exclude_recipient_kind or ()),
-        excluded_legal_bases=() if args.include_consented else defaults.excluded_legal_bases,
-        lookback_years=args.lookback_years,
-    )
+    return AccountingRules.from_options(args.exclude_purpose, args.exclude_recipient_kind, args.include_consented,
+                                        args.lookback_years)
 
 
 def run(args) -> int:
-    from ..report import build_report, render
+    from ledger.audit.report import build_report, render
+
     from .query import open_ledger
 
     rules = rules_from(args)

@@ -43,15 +43,15 @@ def _print_versions(versions) -> None:
 
 
 def run_list(args) -> int:
-    from ..codec import load_versions
+    from ledger.wire.codec import load_versions
 
     _print_versions(load_versions(args.dir))
     return 0
 
 
 def run_check(args) -> int:
-    from ..codec import load_versions
-    from ..schema_check import find_problems
+    from ledger.wire.codec import load_versions
+    from ledger.wire.schema_check import find_problems
 
     _print_versions(load_versions(args.dir))
     problems = find_problems(args.dir)

@@ -107,9 +107,9 @@ def run_issue(args) -> int:
 
 
 def run_serve(args) -> int:
-    from . import settings_from
     from ..errors import ConfigError
     from ..http.server import ServeConfig, serve
+    from . import settings_from
 
     if bool(args.certfile) != bool(args.keyfile):
         raise ConfigError("--certfile and --keyfile go together")

@@ -32,8 +32,8 @@ def register(subparsers, common) -> None:
 
 
 def run(args) -> int:
-    from ..producer import AuditProducer
-    from ..simulate import simulate
+    from ledger.dev.simulate import simulate
+    from ledger.produce.producer import AuditProducer
 
     workload = simulate(seed=args.seed, events=args.events, subjects=args.subjects)
     started = time.monotonic()

@@ -43,7 +43,7 @@ def register(subparsers, common) -> None:
 
 
 def run_create(args) -> int:
-    from ..topics import create_topics
+    from ledger.kafka.topics import create_topics
 
     settings = settings_from(args)
     statuses = create_topics(settings, partitions=args.partitions)
@@ -58,7 +58,7 @@ def run_create(args) -> int:
 
 
 def run_list(args) -> int:
-    from ..topics import all_topics, list_topics
+    from ledger.kafka.topics import all_topics, list_topics
 
     settings = settings_from(args)
     found = list_topics(settings)

@@ -167,9 +167,9 @@ def page_response(page, p: Principal, request: Request, limit: int, **extra) -> 
 
 def subject_filter(ledger, subject: str, as_of: str):
     """``keep`` for paginate: the subject audience of ``ledger.report`` applied to one row at a time."""
-    from ..obligations import load_cases
-    from ..report.audience import subject_view
-    from ..timeparse import parse_time
+    from ledger.audit.obligations import load_cases
+    from ledger.audit.report.audience import subject_view
+    from ledger.model.times import parse_time
 
     judged = parse_time(as_of)
 
@@ -200,7 +200,7 @@ def who_saw_route(
     limit: int | None = Query(None, ge=1, le=MAX_PAGE), cursor: str | None = Query(None, max_length=1024),
     justification: str | None = Query(None, description="for the console's forms; else X-Justification"),
 ):
-    from ..query import who_saw
+    from ledger.audit.query import who_saw
 
     check_params(request, ("since", "until", "as_of", "type", "actor", "purpose", "limit", "cursor", "justification"))
     p = reader_of_subject(request, subject_id)
@@ -235,8 +235,7 @@ def report_route(
     exclude_purpose: list[str] | None = Query(None), exclude_recipient_kind: list[str] | None = Query(None),
     include_consented: bool = Query(False), justification: str | None = Query(None),
 ):
-    from ..cli.report import rules_from
-    from ..report import build_report, render
+    from ledger.audit.report import AccountingRules, build_report, render
 
     check_params(request, ("format", "audience", "as_of", "lookback_years", "exclude_purpose",
                            "exclude_recipient_kind", "include_consented", "justification"))
@@ -246,9 +245,7 @@ def report_route(
     why = justification_of(request, p)
     audience = audience or "subject"
     as_of_t = time_param(as_of, "as_of")
-    rules = rules_from(SimpleNamespace(lookback_years=lookback_years, exclude_purpose=exclude_purpose,
-                                       exclude_recipient_kind=exclude_recipient_kind,
-                                       include_consented=include_consented))
+    rules = AccountingRules.from_options(exclude_purpose, exclude_recipient_kind, include_consented, lookback_years)
     report = build_report(state(request).ledger(), subject_id, audience=audience, as_of=as_of_t, rules=rules)
     subjects, categories = _subjects_and_categories(report.timeline)
     record(request, p, {subject_id} if audience == "subject" else subjects | {subject_id}, categories,
@@ -274,7 +271,7 @@ def accesses_route(
     type: list[str] | None = Query(None), limit: int | None = Query(None, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(None, max_length=1024), justification: str | None = Query(None),
 ):
-    from ..query import accesses
+    from ledger.audit.query import accesses
 
     check_params(request, ("since", "until", "as_of", "type", "limit", "cursor", "justification"))
     p = auditor(request)
@@ -292,7 +289,7 @@ def accesses_route(
 
 
 def _disclosure_rows(request, recipient, kind, since, until, type, as_of, after=None, pinned=None):
-    from ..query import disclosures
+    from ledger.audit.query import disclosures
 
     since_t, until_t = time_param(since, "since"), time_param(until, "until")
     pinned = pinned or pinned_as_of(time_param(as_of, "as_of"))
@@ -326,7 +323,7 @@ def disclosures_summary_route(
     type: list[str] | None = Query(None), since: str | None = Query(None), until: str | None = Query(None),
     as_of: str | None = Query(None), justification: str | None = Query(None),
 ):
-    from ..query import summarize_disclosures
+    from ledger.audit.query import summarize_disclosures
 
     check_params(request, ("recipient", "kind", "type", "since", "until", "as_of", "justification"))
     p = auditor(request)
@@ -344,7 +341,7 @@ def obligations_route(
     overdue: bool = Query(False), limit: int | None = Query(None, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(None, max_length=1024), justification: str | None = Query(None),
 ):
-    from ..obligations import obligations
+    from ledger.audit.obligations import obligations
 
     check_params(request, ("as_of", "overdue", "limit", "cursor", "justification"))
     p = auditor(request)
@@ -384,7 +381,7 @@ _verify_lock = threading.Lock()
 
 @router.get("/verify", summary="recompute every hash (ledger verify); admin only", responses=_ERRORS)
 def verify_route(request: Request, max_problems: int = Query(100, ge=0, le=1000)):
-    from ..verify import verify_ledger
+    from ledger.audit.verify import verify_ledger
 
     check_params(request, ("max_problems",))
     admin(request)

@@ -48,11 +48,9 @@ class ServerState:
         """This thread's read-only Ledger (opened once per worker thread, like the CLI's reader)."""
         led = getattr(self._local, "ledger", None)
         if led is None:
-            from ..cli.query import READER_CACHE_KIB
-            from ..store import Ledger
+            from ..store import READER_CACHE_KIB, Ledger
 
-            led = Ledger.open(self.ledger_path, readonly=True)
-            led.conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+            led = Ledger.open(self.ledger_path, readonly=True, cache_kib=READER_CACHE_KIB)
             self._local.ledger = led
         return led
 

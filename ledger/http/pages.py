@@ -256,7 +256,7 @@ def _types(type: str) -> list[str] | None:
 @router.get("/console/subject", response_class=HTMLResponse)
 def console_subject(request: Request, id: str, type: str = "", purpose: str = "", since: str = "", until: str = "",
                     as_of: str = "", limit: int | None = None, cursor: str | None = None, justification: str = ""):
-    from ..query import who_saw
+    from ledger.audit.query import who_saw
 
     p, login_page = _page_principal(request, audit=True)
     if login_page:
@@ -275,7 +275,7 @@ def console_subject(request: Request, id: str, type: str = "", purpose: str = ""
 @router.get("/console/actor", response_class=HTMLResponse)
 def console_actor(request: Request, id: str, type: str = "", since: str = "", until: str = "", as_of: str = "",
                   limit: int | None = None, cursor: str | None = None, justification: str = ""):
-    from ..query import accesses
+    from ledger.audit.query import accesses
 
     p, login_page = _page_principal(request, audit=True)
     if login_page:
@@ -294,7 +294,7 @@ def console_actor(request: Request, id: str, type: str = "", since: str = "", un
 @router.get("/console/recipient", response_class=HTMLResponse)
 def console_recipient(request: Request, id: str, type: str = "", since: str = "", until: str = "", as_of: str = "",
                       limit: int | None = None, cursor: str | None = None, justification: str = ""):
-    from ..query import disclosures
+    from ledger.audit.query import disclosures
 
     p, login_page = _page_principal(request, audit=True)
     if login_page:
@@ -312,7 +312,7 @@ def console_recipient(request: Request, id: str, type: str = "", since: str = ""
 
 @router.get("/console/recipients", response_class=HTMLResponse)
 def console_recipients(request: Request, since: str = "", until: str = "", justification: str = ""):
-    from ..query import disclosures, summarize_disclosures
+    from ledger.audit.query import disclosures, summarize_disclosures
 
     p, login_page = _page_principal(request, audit=True)
     if login_page:
@@ -326,8 +326,9 @@ def console_recipients(request: Request, since: str = "", until: str = "", justi
 
 @router.get("/console/obligations", response_class=HTMLResponse)
 def console_obligations(request: Request, overdue: str = "1", justification: str = ""):
+    from ledger.audit.obligations import obligations
+
     from . import api
-    from ..obligations import obligations
 
     p, login_page = _page_principal(request, audit=True)
     if login_page:
@@ -346,8 +347,9 @@ def console_obligations(request: Request, overdue: str = "1", justification: str
 # -- the customer portal ----------------------------------------------------------------------------
 @router.get("/portal", response_class=HTMLResponse)
 def portal(request: Request):
+    from ledger.audit.report import build_report
+
     from . import api
-    from ..report import build_report
 
     p, login_page = _page_principal(request, audit=False)
     if login_page:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator
 
-from ..timeparse import UTC, iso, parse_time, to_micros
+from ledger.model.times import UTC, iso, parse_time, to_micros
+
 from .problems import ApiError
 
 DEFAULT_PAGE = 100

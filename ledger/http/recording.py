@@ -16,7 +16,7 @@ held, split into events of at most 1,000 sharing a ``correlation_id``;
 ``data_categories`` = the categories of the events returned plus
 ``user.account.identifiers`` (every answer carries customer ids);
 ``purpose`` = ``legal.obligation`` ("Compliance with a legal obligation",
-from ledger.taxonomy) with legal basis LEGAL_OBLIGATION, for audits and for
+from ledger.model.taxonomy) with legal basis LEGAL_OBLIGATION, for audits and for
 a customer's own access request alike (GDPR Art. 15 is the operator's legal
 obligation); ``justification`` = the auditor's ``X-Justification`` (reason
 ``audit_read``) or ``subject_access_request``; ``access_type`` QUERY, or
@@ -52,7 +52,7 @@ class ReadRecorder:
     """Records reads through one durable AuditProducer (thread-safe: the outbox serialises writes)."""
 
     def __init__(self, outbox: str | Path, settings: Settings, *, source_service: str = "ledger-api"):
-        from ..producer import AuditProducer
+        from ledger.produce.producer import AuditProducer
 
         self.outbox = Path(outbox)
         self.source_service = source_service

@@ -48,9 +48,10 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple, Protocol
 
+from ledger.wire.record import Record
+
 from ..config import Settings
 from ..errors import BrokerError, ConfigError
-from ..record import Record
 
 __all__ = [
     "BEGINNING", "Acked", "Admin", "Choice", "Consumer", "Partition", "Producer", "SendFuture",
@@ -246,7 +247,7 @@ def admin(settings: Settings, *, timeout: float = 30.0):
 
 def event_partitions(consumer: Consumer, prefix: str, topics: Iterable[str] | None = None) -> list[Partition]:
     """Every partition of the given topics (default: the four event topics); a missing topic is an error."""
-    from ..topics import event_topics
+    from .topics import event_topics
 
     wanted = list(topics) if topics is not None else event_topics(prefix)
     existing = consumer.topics()

@@ -41,9 +41,10 @@ from confluent_kafka import Producer as _Producer
 from confluent_kafka import TopicPartition as CTP
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from ledger.wire.record import Record
+
 from ..config import Settings
 from ..errors import BrokerError, ConfigError, OffsetOutOfRangeError
-from ..record import Record
 from . import BEGINNING, Acked, Partition
 from .security import librdkafka_options
 

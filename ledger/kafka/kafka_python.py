@@ -16,15 +16,18 @@ from kafka.errors import (
     KafkaConfigurationError,
     KafkaError,
     KafkaTimeoutError,
-    OffsetOutOfRangeError as KafkaOffsetOutOfRange,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
     for_code,
 )
+from kafka.errors import (
+    OffsetOutOfRangeError as KafkaOffsetOutOfRange,
+)
+
+from ledger.wire.record import Record
 
 from ..config import Settings
 from ..errors import BrokerError, ConfigError, OffsetOutOfRangeError
-from ..record import Record
 from . import BEGINNING, Acked, Partition
 from .security import kafka_python_options
 

@@ -4,11 +4,12 @@ Start at :class:`Ledger` (ledger.py); the tables are described in schema.py.
 """
 
 from .heads import Head, read_heads
-from .ledger import AppendBatch, FirstSeen, Ledger, Tip
+from .ledger import READER_CACHE_KIB, AppendBatch, FirstSeen, Ledger, Tip
 from .read import Entry, iter_entries, iter_side_rows
 from .schema import ENTRY_COLUMNS, EVIDENCE_COLUMNS, SIDE_TABLES
 
 __all__ = [
+    "READER_CACHE_KIB",
     "Ledger",
     "AppendBatch",
     "Head",

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
+from ledger.model.timecheck import TimeLimits
+
 from ..errors import StoreError
-from ..timecheck import TimeLimits
 from . import schema
-from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
 from .heads import Head
+from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
 from .lock import WriterLock
 
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
@@ -71,6 +72,11 @@ def _explain(err: sqlite3.Error) -> str:
     return str(err)
 
 
+#: Page cache of a one-shot reader (KiB). The store's 256 MiB suits the long-lived writer; a command
+#: that streams a million rows would fill it for nothing, and its memory must not grow with the answer.
+READER_CACHE_KIB = 16_384
+
+
 class Ledger:
     """One ledger file. Use :meth:`open`; close it (or use ``with``) when done."""
 
@@ -91,6 +97,7 @@ class Ledger:
         path: str | os.PathLike,
         *,
         readonly: bool = True,
+        cache_kib: int | None = None,
         create: bool = False,
         bucket_bits: int = schema.BUCKET_BITS,
         time_limits: TimeLimits | None = None,
@@ -100,6 +107,8 @@ class Ledger:
         ``bucket_bits`` applies to a new file only: its side tables' bucket size (schema.py);
         so does ``time_limits`` (default ``TimeLimits()``): which record times ingest flags
         (ledger.timecheck), recorded in meta so verify and replay judge alike.
+        ``cache_kib`` sets the connection's page cache (default 256 MiB, for the writer; one-shot
+        readers pass :data:`READER_CACHE_KIB`).
         """
         path = Path(path)
         if readonly and create:
@@ -117,6 +126,8 @@ class Ledger:
             else:
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             schema.apply_pragmas(conn, readonly=readonly)
+            if cache_kib is not None:
+                conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
             has_meta = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
             ).fetchone()

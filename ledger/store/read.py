@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..record import Record
+from ledger.wire.record import Record
+
 from .schema import ENTRY_COLUMNS, SIDE_TABLES, headers_from_json
 
 _FETCH = 2000

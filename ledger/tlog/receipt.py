@@ -29,8 +29,8 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, parse_size
 from ..errors import LedgerError
+from .checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, parse_size
 from .errors import FormatError, ProofError, ReceiptError, SignatureError
 from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from .note import COSIGNATURE_V1, ED25519, Verifier, b64, b64decode_strict, parse_verifier_key, verified_signatures
@@ -282,7 +282,7 @@ def _record(extra: bytes, checkpoint: Checkpoint, codec) -> tuple[LeafRecord, di
         raise ReceiptError("record", f"the entry is from {record.topic}[{record.partition}] but the checkpoint "
                            f"is for {checkpoint.origin!r}")
     if codec is None:
-        from ..codec import default_codec
+        from ledger.wire.codec import default_codec
 
         codec = default_codec()
     try:

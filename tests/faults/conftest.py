@@ -12,10 +12,10 @@ from __future__ import annotations
 from uuid import uuid4
 
 import pytest
-
 from faultkit import MODE, ROWS, TABLE_PATH, table_text
+
 from ledger.config import Settings
-from ledger.topics import create_topics
+from ledger.kafka.topics import create_topics
 
 
 def pytest_collection_modifyitems(config, items):

@@ -266,8 +266,8 @@ def check(settings, expected: Expected, *, verify: bool = True, codec=None, brok
 
 
 def _verify(db: str, codec, out: Outcome) -> None:
+    from ledger.audit.verify import verify_ledger
     from ledger.store import Ledger
-    from ledger.verify import verify_ledger
 
     with Ledger.open(db) as ledger:
         report = verify_ledger(ledger, codec=codec)

@@ -12,8 +12,8 @@ import sys
 import time
 
 from ledger.config import Settings
-from ledger.producer import AuditProducer
-from ledger.simulate import simulate
+from ledger.dev.simulate import simulate
+from ledger.produce.producer import AuditProducer
 
 outbox, seed, count, subjects = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 producer = AuditProducer(Settings.load(), durable=outbox)

@@ -8,9 +8,10 @@ import shutil
 
 from faultcheck import Expected, check
 from faultkit import REPO, catch_up, ledger_cli, record, scale
-from ledger.codec import Codec
-from ledger.simulate import simulate
 from traffic import EVENT_TYPE_OF_TOPIC, bad_values, emit_acknowledged, raw_producer, schemas_with_v2, wire_record
+
+from ledger.dev.simulate import simulate
+from ledger.wire.codec import Codec
 
 
 def test_bad_records_everywhere_rejected_once_then_reprocessed_after_installing_the_schema(settings, tmp_path):

@@ -7,15 +7,15 @@ import threading
 import time
 
 import pytest
-
 from faultcheck import Expected, check
 from faultkit import WriterProcess, catch_up, record, scale
-from ledger.broker import LocalBroker
-from ledger.config import Settings
-from ledger.producer import AuditProducer
-from ledger.simulate import simulate
-from ledger.topics import create_topics
 from traffic import acknowledged, emit_acknowledged
+
+from ledger.config import Settings
+from ledger.dev.broker import LocalBroker
+from ledger.dev.simulate import simulate
+from ledger.kafka.topics import create_topics
+from ledger.produce.producer import AuditProducer
 
 
 class PacedProducer(threading.Thread):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from faultcheck import Expected, check
 from faultkit import WriterProcess, catch_up, record, scale
-from ledger.simulate import simulate
 from traffic import emit_acknowledged
+
+from ledger.dev.simulate import simulate
 
 
 class SmallDisk:

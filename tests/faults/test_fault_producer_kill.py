@@ -7,7 +7,8 @@ import re
 
 from faultcheck import Expected, check
 from faultkit import ProducerProcess, catch_up, ledger_cli, record, scale
-from ledger.simulate import simulate
+
+from ledger.dev.simulate import simulate
 
 
 def test_durable_producers_sigkilled_then_drained_lose_and_repeat_nothing(settings, tmp_path):

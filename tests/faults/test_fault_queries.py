@@ -8,12 +8,13 @@ from pathlib import Path
 
 from faultcheck import Expected, check
 from faultkit import WriterProcess, record, scale
-from ledger.errors import StoreError
-from ledger.query import disclosures, who_saw
-from ledger.simulate import simulate
-from ledger.store import Ledger
-from ledger.verify import verify_ledger
 from traffic import emit_acknowledged
+
+from ledger.audit.query import disclosures, who_saw
+from ledger.audit.verify import verify_ledger
+from ledger.dev.simulate import simulate
+from ledger.errors import StoreError
+from ledger.store import Ledger
 
 
 def _open_when_ready(path: str, writer: WriterProcess, timeout: float = 60) -> Ledger:

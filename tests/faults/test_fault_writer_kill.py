@@ -7,9 +7,10 @@ import time
 
 from faultcheck import Expected, check
 from faultkit import WriterProcess, catch_up, record, scale
-from ledger.codec import default_codec
-from ledger.simulate import simulate
 from traffic import emit_acknowledged, send_bad
+
+from ledger.dev.simulate import simulate
+from ledger.wire.codec import default_codec
 
 
 def test_writer_sigkilled_at_random_moments_loses_and_repeats_nothing(settings):

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-
 from uuid import uuid4
 
 import pytest
-
 from faultcheck import Expected, check, event_topics, read_topics
 from faultkit import catch_up
-from ledger.codec import default_codec
-from ledger.config import Settings
-from ledger.simulate import simulate
-from ledger.topics import create_topics
 from traffic import emit_acknowledged, send_bad
+
+from ledger.config import Settings
+from ledger.dev.simulate import simulate
+from ledger.kafka.topics import create_topics
+from ledger.wire.codec import default_codec
 
 
 @pytest.fixture(scope="module")

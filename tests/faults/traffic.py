@@ -15,8 +15,8 @@ from pathlib import Path
 from fastavro import schemaless_writer
 
 from ledger.errors import BrokerError
-from ledger.producer import AuditProducer, new_kafka_producer, wire_record
-from ledger.topics import topic_for
+from ledger.kafka.topics import topic_for
+from ledger.produce.producer import AuditProducer, new_kafka_producer, wire_record
 
 BAD_KINDS = ("not-avro", "unknown-fingerprint", "truncated", "invalid-event", "oversized", "null-value")
 EVENT_TYPE_OF_TOPIC = {"access": "DataAccessed", "sharing": "DataShared", "disclosure": "LegalDisclosure",

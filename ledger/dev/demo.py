@@ -1,0 +1,117 @@
+"""`make demo`: the main job end to end on the embedded default.
+
+Starts a local Kafka-compatible broker (memory storage), creates the topics,
+emits a realistic simulated workload through the producer SDK, runs the
+ledger writer until it has caught up, verifies the ledger, and answers the
+auditor's question for one customer: who saw their data, and why. Leaves the
+ledger file and an HTML report in ``demo-out/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ledger.config import Settings
+from ledger.errors import LedgerError
+from ledger.kafka.topics import create_topics
+from ledger.produce.producer import AuditProducer
+
+from .broker import LocalBroker
+from .simulate import simulate
+
+OUT = Path("demo-out")
+
+
+def step(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def show(cli, args: list[str], lines: int = 25) -> int:
+    """Run a CLI command in-process and print the head of what it wrote."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = cli(args)
+    text = out.getvalue().splitlines()
+    print("\n".join(text[:lines]))
+    if len(text) > lines:
+        print(f"... {len(text) - lines:,} more lines: ledger {' '.join(args)}")
+    return code
+
+
+def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
+    from ledger.cli import main as cli
+    from ledger.ingest.writer import LedgerWriter
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    db = OUT / "ledger.db"
+    with LocalBroker(port=0) as broker:
+        settings = Settings.load(env={}, bootstrap_servers=broker.bootstrap, db=str(db))
+        step(f"local broker at {broker.bootstrap}; creating topics")
+        for status in create_topics(settings):
+            print(f"  {status.name}: {status.partitions} partitions")
+
+        step(f"emitting {events:,} simulated events (seed {seed}, {subjects} customers)")
+        workload = simulate(seed=seed, events=events, subjects=subjects)
+        started = time.monotonic()
+        with AuditProducer(settings) as producer:
+            for event in workload.events:
+                producer.emit(event)
+            producer.flush()
+        print(f"  sent in {time.monotonic() - started:.1f}s")
+
+        step(f"writing the ledger {db}")
+        stats = LedgerWriter(settings, group_id=None).run(until_idle=True, install_signals=False)
+        print(f"  {stats.records:,} records at {stats.rate:,.0f}/s: "
+              + ", ".join(f"{k} {v:,}" for k, v in sorted(stats.by_status.items()) if v))
+
+    common = ["--db", str(db)]
+    step("verifying every hash, offset and index row")
+    if cli(["verify", *common]) != 0:
+        return 1
+    step("chain heads (what an auditor writes down)")
+    cli(["head", *common])
+
+    subject = workload.a_rich_subject()
+    step(f"who saw {subject}'s data, and why (newest first)")
+    show(cli, ["who-saw", subject, *common])
+
+    step("legal-disclosure notices owed to customers and overdue today")
+    show(cli, ["obligations", "--overdue", *common], lines=12)
+
+    report = OUT / f"report-{subject}.html"
+    show(cli, ["report", subject, "--format", "html", "--audience", "subject", "--output", str(report), *common])
+    step("done")
+    print(f"  ledger:  {db}")
+    print(f"  report:  {report.resolve()}  (what {subject} may see; --audience auditor shows everything)")
+    serve_hint(db, subject)
+    return 0
+
+
+def serve_hint(db: Path, subject: str) -> None:
+    """The commands that open the console, and a customer token for the portal (needs the http extra)."""
+    try:
+        from ledger.http.tokens import issue_token, write_keypair
+    except ImportError:
+        return
+    key = OUT / "api.key"
+    try:
+        if not key.exists():
+            write_keypair(key)
+        customer = issue_token(key, scope=f"subject:{subject}", ttl="1h")
+    except LedgerError:
+        return
+    print(f"  console: ledger serve --db {db} --listen 127.0.0.1:8080 --token-key {key}.pub")
+    print(f"           then open http://127.0.0.1:8080/login and paste an auditor token:")
+    print(f"           ledger tokens issue --key {key} --scope audit:read --holder you --ttl 1h")
+    print(f"  portal:  the same page, with {subject}'s token (valid 1 hour):")
+    print(f"           {customer}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

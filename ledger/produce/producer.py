@@ -1,0 +1,236 @@
+"""AuditProducer: record what a service did with customer data, one call per event.
+
+    from ledger import AuditProducer
+
+    with AuditProducer() as audit:
+        audit.data_accessed(
+            occurred_at=datetime.now(UTC), source_service="support-desk",
+            actor={"id": "emp-17", "type": "EMPLOYEE", "role": "support_agent"},
+            subject_ids=["cust-000042"], data_categories=["user.contact.email"],
+            purpose="essential.service.support", access_type="VIEW", outcome="GRANTED",
+            justification={"reason_code": "TICKET", "ticket": "SUP-1234"},
+        )
+
+Every call validates first and raises :class:`ValidationError` naming the field;
+nothing invalid reaches Kafka. Delivery is at-least-once (``acks=all``, retries,
+one request in flight per connection so per-key order holds); the ledger removes
+duplicates by ``event_id``, so correctness never rests on producer idempotence.
+
+``durable=PATH`` turns on the transactional-outbox mode (see ``outbox.py``):
+the call returns only once the event is committed to a local SQLite file.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ledger.config import Settings
+from ledger.errors import BrokerError, LedgerError, ValidationError
+from ledger.kafka.topics import topic_for
+from ledger.model.events import event_key
+from ledger.wire.codec import Codec, default_codec
+
+EVENT_TYPE_HEADER = "event_type"
+
+#: The largest produce request the client sends (kafka-python's ``max_request_size`` default, set
+#: explicitly below). The broker's default ``message.max.bytes`` is 1048588, the ledger keeps values
+#: up to ``codec.MAX_RECORD_BYTES`` (1 MiB): a record that fits this limit fits all three.
+MAX_REQUEST_BYTES = 1_048_576
+# What a record batch of one record adds to key, value and headers: the v2 batch header (61 bytes)
+# plus the record's attributes, varint lengths and deltas (at most 5 bytes each), and per header two
+# varint lengths. Conservative: a record this estimate admits is never refused by the client.
+_BATCH_OVERHEAD = 61 + 6 * 5
+_HEADER_OVERHEAD = 2 * 5
+
+# Producer settings shared by the SDK, the outbox relay and the benchmark's bare
+# producer, so that the comparison is like for like.
+PRODUCER_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "retries": 2**31 - 1,
+    # One request in flight keeps per-partition order through retries without
+    # relying on idempotence, which brokers can get wrong after a crash.
+    "max_in_flight_requests_per_connection": 1,
+    "enable_idempotence": False,
+    "linger_ms": 5,
+    "batch_size": 256 * 1024,
+    "delivery_timeout_ms": 120_000,
+    "request_timeout_ms": 30_000,
+    "max_request_size": MAX_REQUEST_BYTES,
+}
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where an event landed in Kafka."""
+
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class Delivery:
+    """The outcome of one emitted event; ``result()`` waits for the broker's ack."""
+
+    def __init__(self, event_id: str, topic: str, future: Future | Any):
+        self.event_id = event_id
+        self.topic = topic
+        self._future = future
+
+    def result(self, timeout: float | None = None) -> Delivered:
+        try:
+            meta = self._future.get(timeout) if hasattr(self._future, "get") else self._future.result(timeout)
+        except LedgerError:  # the outbox's own reasons (relay stopped, row quarantined) say it best
+            raise
+        except Exception as err:  # kafka errors and timeouts alike
+            raise BrokerError(f"event {self.event_id} was not acknowledged by Kafka: {err}") from err
+        return Delivered(self.event_id, meta.topic, meta.partition, meta.offset)
+
+    def done(self) -> bool:
+        fut = self._future
+        return fut.is_done if hasattr(fut, "is_done") else fut.done()
+
+
+@dataclass(frozen=True)
+class WireRecord:
+    """An event as it goes on the wire."""
+
+    event_id: str
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def wire_size(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> int:
+    """An upper bound on the bytes one record takes in a produce request."""
+    return (_BATCH_OVERHEAD + len(key) + len(value)
+            + sum(_HEADER_OVERHEAD + len(name.encode()) + len(v) for name, v in headers))
+
+
+def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
+    """Validate an event and encode it for Kafka; ValidationError if invalid or too large to send."""
+    normalized = codec.validate(event)
+    etype = normalized["type"]
+    record = WireRecord(
+        event_id=normalized["event_id"],
+        topic=topic_for(etype, prefix),
+        key=event_key(normalized),
+        value=codec.encode(normalized),
+        headers=[(EVENT_TYPE_HEADER, etype.encode())],
+    )
+    size = wire_size(record.key, record.value, record.headers)
+    if size > MAX_REQUEST_BYTES or len(record.value) > codec.max_record_bytes:
+        # Checked before anything is sent: the client would refuse it (max_request_size), the broker
+        # too (message.max.bytes), and the ledger keeps values above 1 MiB only as rejected.
+        raise ValidationError("(event)", f"too large: {size:,} bytes on the wire, the limit is "
+                              f"{MAX_REQUEST_BYTES:,} (one Kafka request); shorten free text or split the event",
+                              etype)
+    return record
+
+
+def new_kafka_producer(settings: Settings, **overrides: Any):
+    """A kafka-python producer with the ledger's delivery settings (blocks until bootstrapped)."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaProducer(**settings.kafka_options(), **{**PRODUCER_CONFIG, **overrides})
+    except KafkaError as err:
+        raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {err}") from err
+
+
+class AuditProducer:
+    """Validates, encodes and sends audit events; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        durable: str | Path | None = None,
+        codec: Codec | None = None,
+        **overrides: Any,
+    ):
+        self.settings = settings if settings is not None else Settings.load(**overrides)
+        self.codec = codec or default_codec()
+        self._client = None  # created on first send: constructing never blocks on a missing broker
+        self._outbox = None
+        if durable is not None:
+            from .outbox import Outbox
+
+            self._outbox = Outbox(durable, self.settings)
+
+    # -- one method per event type -------------------------------------------------
+    def data_accessed(self, **fields: Any) -> Delivery:
+        return self.emit({"type": "DataAccessed", **fields})
+
+    def data_shared(self, **fields: Any) -> Delivery:
+        return self.emit({"type": "DataShared", **fields})
+
+    def legal_disclosure(self, **fields: Any) -> Delivery:
+        return self.emit({"type": "LegalDisclosure", **fields})
+
+    def notification_status_changed(self, **fields: Any) -> Delivery:
+        return self.emit({"type": "NotificationStatusChanged", **fields})
+
+    def subject_notified(self, **fields: Any) -> Delivery:
+        return self.emit({"type": "SubjectNotified", **fields})
+
+    def consent_changed(self, **fields: Any) -> Delivery:
+        return self.emit({"type": "ConsentChanged", **fields})
+
+    # -- generic --------------------------------------------------------------------
+    def emit(self, event: Mapping[str, Any]) -> Delivery:
+        """Validate and send one event (a mapping with ``"type"``); raises before sending if invalid."""
+        wire = wire_record(event, self.codec, self.settings.topic_prefix)
+        if self._outbox is not None:
+            return Delivery(wire.event_id, wire.topic, self._outbox.put(wire))
+        from kafka.errors import KafkaError
+
+        try:
+            future = self._kafka().send(wire.topic, value=wire.value, key=wire.key, headers=wire.headers)
+        except KafkaError as err:
+            raise BrokerError(f"could not send event {wire.event_id} to {wire.topic}: {err}") from err
+        return Delivery(wire.event_id, wire.topic, future)
+
+    def accessing(self, **fields: Any):
+        """Record a DataAccessed event around a block or function; see ``ledger.access``."""
+        from .access import AccessRecorder
+
+        return AccessRecorder(self, fields)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every event emitted so far is acknowledged (durable: relayed)."""
+        if self._outbox is not None:
+            self._outbox.flush(timeout)
+        elif self._client is not None:
+            from kafka.errors import KafkaError
+
+            try:
+                self._client.flush(timeout)
+            except KafkaError as err:
+                raise BrokerError(f"flush failed: {err}") from err
+
+    def close(self, timeout: float | None = None) -> None:
+        try:
+            self.flush(timeout)
+        finally:
+            if self._outbox is not None:
+                self._outbox.close()
+            if self._client is not None:
+                self._client.close(timeout=0 if timeout is None else timeout)
+                self._client = None
+
+    def __enter__(self) -> "AuditProducer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _kafka(self):
+        if self._client is None:
+            self._client = new_kafka_producer(self.settings)
+        return self._client

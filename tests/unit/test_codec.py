@@ -1,0 +1,440 @@
+"""Single-object encoding: fingerprints, encode/decode round trips, schema resolution, decode errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import fastavro
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.errors import DecodeError, SchemaError
+from ledger.model import events
+from ledger.wire import codec as codec_module
+from ledger.wire.codec import HEADER_SIZE, MAGIC, Codec, crc64_avro, default_codec, schema_fingerprint
+
+SCHEMAS = Path(codec_module.__file__).resolve().parent.parent.parent / "schemas"
+UTC = timezone.utc
+
+
+# --- a strategy for valid events, derived from the newest schemas --------------------
+
+CODES = st.from_regex(r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){1,3}", fullmatch=True)
+OFFSETS = st.timedeltas(min_value=timedelta(hours=-14), max_value=timedelta(hours=14)).map(
+    lambda d: timezone(timedelta(minutes=d // timedelta(minutes=1))))
+TIMES = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=OFFSETS)
+# Identifiers: any text but control and format characters (Cc, Cf: the rules refuse them).
+IDENTIFIERS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf")), min_size=1, max_size=12)
+ID_FIELDS = ("source_service", "correlation_id", "trace_id", "recorded_by", "reviewed_by")
+SPECIAL = {  # fields whose rules Avro cannot express
+    "subject_ids": st.lists(IDENTIFIERS, min_size=1, max_size=6, unique=True),
+    "id": IDENTIFIERS,
+    "data_categories": st.lists(CODES, min_size=1, max_size=4, unique=True),
+    "requested_categories": st.lists(CODES, min_size=1, max_size=4, unique=True),
+    "purpose": CODES,
+    "country": st.sampled_from(["DE", "US", "FR", "IN", "BR"]),
+    "document_sha256": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    "record_count": st.integers(min_value=0, max_value=2**63 - 1),
+    **{name: IDENTIFIERS for name in ID_FIELDS},
+}
+
+
+# Values of the right Avro type that the rules may refuse or normalize (the typed path's hard cases).
+LOOSE = {
+    "subject_ids": st.lists(st.sampled_from(["a", "b", "", "c", "d\x00"]), max_size=4),
+    "id": st.sampled_from(["x", "x\ny", "x\u202ey", ""]),
+    "data_categories": st.lists(st.sampled_from(["user.name", "User.Name", "user", ""]), max_size=3),
+    "requested_categories": st.lists(st.sampled_from(["user.name", "user.x", "x"]), max_size=3),
+    "purpose": st.sampled_from(["essential.billing", "Essential", ""]),
+    "country": st.sampled_from(["de", "DE", "Germany", ""]),
+    "document_sha256": st.sampled_from(["AB" * 32, "ab" * 32, "abc"]),
+    "record_count": st.integers(min_value=-2, max_value=2),
+    **{name: st.sampled_from(["x", "x\u200by", "x\x9by", ""]) for name in ID_FIELDS},
+}
+LOOSE_UUIDS = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
+                        st.sampled_from(["nope", "", "{0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4}"]))
+
+
+def _sometimes(valid, loose):
+    """Mostly ``valid``, one time in eight ``loose``: a record then breaks one or two rules, not all."""
+    return st.one_of(*[valid] * 7, loose)
+
+
+def _strategy(t, named: dict, field: str = "", loose: bool = False):
+    if isinstance(t, list):
+        return st.one_of(st.none(), _strategy(next(b for b in t if b != "null"), named, field, loose))
+    if field in SPECIAL:
+        return _sometimes(SPECIAL[field], LOOSE[field]) if loose else SPECIAL[field]
+    if isinstance(t, str):
+        text = st.text(min_size=1, max_size=20)
+        simple = {"string": _sometimes(text, st.just("")) if loose else text, "boolean": st.booleans(),
+                  "long": st.integers(min_value=-2**63, max_value=2**63 - 1)}
+        return simple[t] if t in simple else named[t if "." in t else f"ledger.events.{t}"]
+    if t.get("logicalType") == "uuid":
+        return _sometimes(st.uuids().map(str), LOOSE_UUIDS) if loose else st.uuids().map(str)
+    if t.get("logicalType") == "timestamp-micros":
+        return TIMES
+    if t["type"] == "enum":
+        strategy = named[f"ledger.events.{t['name']}"] = st.sampled_from(t["symbols"])
+        return strategy
+    if t["type"] == "array":
+        return st.lists(_strategy(t["items"], named, "", loose), min_size=1, max_size=3)
+    if t["type"] == "map":
+        return st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3)
+    if t["type"] == "record":
+        fields = {f["name"]: _strategy(f["type"], named, f["name"], loose) for f in t["fields"]}
+        strategy = st.fixed_dictionaries(fields)
+        strategy = _sometimes(strategy.map(_repair), strategy) if loose else strategy.map(_repair)
+        named[f"ledger.events.{t['name']}"] = strategy
+        return strategy
+    return _strategy(t["type"], named, field, loose)
+
+
+def _repair(record: dict) -> dict:
+    """Apply the notification rules to a generated record that has a status."""
+    if "status" in record and "order_ref" in record:
+        if record["status"] == "DELAYED_BY_ORDER" and record["order_ref"] is None:
+            record["order_ref"] = "ORD-1"
+        if record["status"] not in events.DELAYED:
+            record["delay_until"] = None
+    return record
+
+
+def valid_events(event_type: str):
+    schema = events.default_validator().schemas[event_type]
+    return _strategy(schema, {}).map(lambda obj: {"type": event_type, **obj})
+
+
+def typed_events(event_type: str):
+    """Records of the newest schema's Avro types whose values the rules may refuse or normalize."""
+    schema = events.default_validator().schemas[event_type]
+    return _strategy(schema, {}, loose=True).map(lambda obj: {"type": event_type, **obj})
+
+
+ANY_EVENT = st.sampled_from(events.EVENT_TYPES).flatmap(valid_events)
+ANY_TYPED = st.sampled_from(events.EVENT_TYPES).flatmap(typed_events)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- fingerprints ---------------------------------------------------------------------
+
+def test_crc64_matches_the_spec_constants_and_fastavro():
+    """Our CRC-64-AVRO equals fastavro's, which carries the fingerprint little-endian too."""
+    assert crc64_avro(b"") == codec_module.CRC64_EMPTY
+    for text in ("", '"int"', '"string"', "a" * 1000, "ünïcode"):
+        ours = crc64_avro(text.encode()).to_bytes(8, "little")
+        assert ours == bytes.fromhex(fastavro.schema.fingerprint(text, "CRC-64-AVRO"))
+
+
+@pytest.mark.parametrize("event_type", events.EVENT_TYPES)
+def test_schema_fingerprints_match_fastavro(event_type):
+    """Each loaded version's fingerprint is CRC-64-AVRO of its Parsing Canonical Form, little-endian."""
+    for sv in default_codec().versions(event_type):
+        assert sv.canonical_form == fastavro.schema.to_parsing_canonical_form(sv.parsed)
+        assert sv.fingerprint == bytes.fromhex(fastavro.schema.fingerprint(sv.canonical_form, "CRC-64-AVRO"))
+        assert sv.fingerprint == schema_fingerprint(sv.canonical_form)
+        assert (sv.event_type, sv.label, sv.path.name) == (event_type, f"v{sv.version}", f"v{sv.version}.avsc")
+
+
+# --- round trips ------------------------------------------------------------------------
+
+@FAST
+@given(ANY_EVENT)
+def test_round_trip_of_any_valid_event(obj):
+    """decode(encode(validate(x))) == validate(x) for generated valid events of every type."""
+    codec = default_codec()
+    event = events.validate(obj)
+    data = codec.encode(event)
+    assert data[:2] == MAGIC and Codec.fingerprint(data) == codec.newest(event["type"]).fingerprint
+    assert codec.decode(data) == event
+
+
+@FAST
+@given(ANY_EVENT)
+def test_encoder_writes_the_same_bytes_as_fastavro(obj):
+    """The compiled encoder is byte-for-byte the reference fastavro schemaless_writer."""
+    codec = default_codec()
+    event = events.validate(obj)
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, codec.newest(event["type"]).parsed, event)
+    assert codec.encode(event)[10:] == reference.getvalue()
+
+
+def _outcome(decode, data):
+    try:
+        return decode(data)
+    except DecodeError as err:
+        return ("DecodeError", err.reason)
+
+
+@FAST
+@given(ANY_EVENT)
+def test_compiled_reader_returns_what_the_fastavro_path_returns(obj):
+    """For valid events the compiled reader's result equals the fastavro path's, types and key order included."""
+    codec = default_codec()
+    data = codec.encode(events.validate(obj))
+    fast, reference = codec.decode(data), codec.decode_with_fastavro(data)
+    assert fast == reference and list(fast) == list(reference)
+    assert repr(fast) == repr(reference)  # the same types too: str ids, aware UTC datetimes
+
+
+@settings(FAST, max_examples=300)
+@given(ANY_TYPED)
+def test_rules_refuse_or_normalize_decoded_values_as_validate_does(record):
+    """Values of the right Avro type that break a rule are refused (naming the field) or normalized like validate."""
+    codec = default_codec()
+    data = codec.encode(record)  # the compiled writer writes whatever has the right types
+    assert _outcome(codec.decode, data) == _outcome(codec.decode_with_fastavro, data)
+    try:
+        expected = events.validate(record)
+    except events.ValidationError as err:
+        with pytest.raises(DecodeError) as info:
+            codec.decode(data)
+        assert f"{err.field}: {err.reason}" in info.value.reason
+    else:
+        assert codec.decode(data) == expected
+
+
+@FAST
+@given(ANY_EVENT, st.data())
+def test_truncated_or_garbled_bytes_raise_decode_error(obj, data):
+    """Cut or overwritten bodies raise DecodeError (never another type) on both paths, or decode alike on both."""
+    codec = default_codec()
+    raw = bytearray(codec.encode(events.validate(obj)))
+    for _ in range(data.draw(st.integers(0, 3))):
+        raw[data.draw(st.integers(10, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(10, len(raw)))
+    damaged = bytes(raw[:cut] + raw[len(raw):] if data.draw(st.booleans()) else raw)
+    try:
+        event = codec.decode(damaged)
+    except DecodeError as err:
+        assert err.raw == damaged
+        with pytest.raises(DecodeError):  # the fastavro path is guarded too (an enum index of -1: issue 11)
+            codec.decode_with_fastavro(damaged)
+        return
+    assert codec.decode_with_fastavro(damaged) == event
+
+
+def test_every_prefix_of_a_record_is_refused():
+    """Each strict prefix of a valid record's body raises DecodeError, and so do trailing bytes."""
+    codec = default_codec()
+    data = _valid_bytes()
+    for cut in range(HEADER_SIZE, len(data)):
+        with pytest.raises(DecodeError, match="unreadable Avro body|past the end"):
+            codec.decode(data[:cut])
+    with pytest.raises(DecodeError, match="2 trailing byte"):
+        codec.decode(data + b"\x00\x00")
+
+
+def test_bulk_events_and_other_byte_types_decode():
+    """A 1,000-subject event decodes; a bytearray or memoryview decodes like bytes."""
+    codec = default_codec()
+    event = events.validate({**events.validate(_sample()), "subject_ids": [f"c-{i}" for i in range(1000)]})
+    data = codec.encode(event)
+    assert codec.decode(data) == event == codec.decode(bytearray(data)) == codec.decode(memoryview(data))
+
+
+def test_encode_of_an_unvalidated_event_names_the_problem():
+    """Encoding something validate would refuse raises ValidationError, not a KeyError deep inside."""
+    with pytest.raises(events.ValidationError, match="validate"):
+        default_codec().encode({"type": "DataAccessed", "event_id": "x"})
+    with pytest.raises(events.ValidationError, match="type"):
+        default_codec().encode({"type": "Nope"})
+
+
+# --- schema evolution -------------------------------------------------------------------
+
+def _copy_schemas(tmp_path: Path) -> Path:
+    root = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, root)
+    return root
+
+
+def _add_version(root: Path, event_type: str, change) -> Path:
+    """Write the next version of ``event_type``: the newest file's JSON changed by ``change``."""
+    versions = sorted(root.joinpath(event_type).glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+    schema = json.loads(versions[-1].read_text())
+    change(schema)
+    path = root / event_type / f"v{len(versions) + 1}.avsc"
+    path.write_text(json.dumps(schema, indent=2))
+    return path
+
+
+def _with_field(field: dict):
+    return lambda schema: schema["fields"].append(field)
+
+
+def test_v1_data_is_read_with_v2_defaults(tmp_path):
+    """A record written with v1 decodes through a codec whose newest version adds a defaulted field."""
+    root = _copy_schemas(tmp_path)
+    _add_version(root, "DataAccessed", _with_field(
+        {"name": "session_id", "type": "string", "default": "unknown", "doc": "Session."}))
+    _add_version(root, "DataAccessed", _with_field(
+        {"name": "screen", "type": ["null", "string"], "default": None, "doc": "Screen."}))
+    v1_codec, v3_codec = default_codec(), Codec.load(root)
+    event = events.validate({"type": "DataAccessed", "occurred_at": "2026-01-01T00:00:00Z",
+                             "source_service": "crm", "actor": {"id": "a", "type": "SYSTEM"},
+                             "subject_ids": ["c1"], "data_categories": ["user.name"],
+                             "purpose": "essential.billing", "access_type": "QUERY", "outcome": "DENIED"})
+    decoded = v3_codec.decode(v1_codec.encode(event))
+    assert decoded == {**event, "session_id": "unknown", "screen": None}
+    assert [sv.label for sv in v3_codec.versions("DataAccessed")] == ["v1", "v2", "v3"]
+    newer = v3_codec.encode(v3_codec.validate({**event, "session_id": "s-9"}))
+    assert Codec.fingerprint(newer) == v3_codec.newest("DataAccessed").fingerprint
+    assert v3_codec.decode(newer)["session_id"] == "s-9"
+
+
+def test_decode_with_an_older_reader(tmp_path):
+    """decode(reader=vN) reads with that version (the writer's own, a newer or an older one), never another type's."""
+    root = _copy_schemas(tmp_path)
+    _add_version(root, "DataAccessed", _with_field(
+        {"name": "session_id", "type": "string", "default": "unknown", "doc": "Session."}))
+    _add_version(root, "DataAccessed", _with_field(
+        {"name": "screen", "type": ["null", "string"], "default": None, "doc": "Screen."}))
+    codec = Codec.load(root)
+    v1, v2, v3 = codec.versions("DataAccessed")
+    event = events.validate(_sample())
+    data = default_codec().encode(event)
+    assert codec.decode(data, reader=v1) == event == codec.decode_with_fastavro(data, reader=v1)
+    assert codec.decode(data, reader=v2) == {**event, "session_id": "unknown"}
+    assert codec.decode(data, reader=v3) == codec.decode(data) == {**event, "session_id": "unknown", "screen": None}
+    newer = codec.encode(codec.validate({**event, "session_id": "s"}))
+    assert codec.decode(newer, reader=v1) == event  # a reader older than the writer drops the new fields
+    with pytest.raises(DecodeError, match="cannot be read with ConsentChanged v1"):
+        codec.decode(data, reader=codec.versions("ConsentChanged")[0])
+    bad = default_codec().encode({**event, "subject_ids": []})
+    with pytest.raises(DecodeError, match=r"DataAccessed \(v1\) is invalid: subject_ids"):
+        codec.decode(bad, reader=v1)
+    with pytest.raises(DecodeError, match=r"DataAccessed \(v1 read as v2\) is invalid: subject_ids"):
+        codec.decode(bad, reader=v2)
+
+
+def test_env_variable_selects_the_schema_directory(tmp_path, monkeypatch):
+    """Codec.load() without arguments uses LEDGER_SCHEMAS_DIR when it is set."""
+    root = _copy_schemas(tmp_path)
+    _add_version(root, "ConsentChanged", _with_field({"name": "x", "type": "long", "default": 0, "doc": "x"}))
+    monkeypatch.setenv("LEDGER_SCHEMAS_DIR", str(root))
+    assert Codec.load().newest("ConsentChanged").version == 2
+    assert Codec.load(SCHEMAS).newest("ConsentChanged").version == 1
+
+
+@pytest.mark.parametrize(("mutate", "words"), [
+    (lambda root: _add_version(root, "DataShared", lambda s: s["fields"][-1].update(default=None)), "share the fingerprint"),
+    (lambda root: _add_version(root, "DataShared", lambda s: s["fields"][1]["type"].pop("logicalType")), "share the fingerprint"),
+    (lambda root: _add_version(root, "DataShared", lambda s: s.update(name="Shared")), "record name"),
+    (lambda root: (root / "DataShared" / "v2.avsc").write_text("{not json"), "cannot read schema"),
+    (lambda root: (root / "DataShared" / "v3.avsc").write_text("{}"), "without gaps"),
+    (lambda root: (root / "DataShared" / "latest.avsc").write_text("{}"), "v1.avsc, v2.avsc"),
+    (lambda root: (root / "DataLeaked").mkdir(), "not an event type"),
+    (lambda root: _add_version(root, "DataShared", _with_field(
+        {"name": "x", "type": ["null", "string", "long"], "default": None, "doc": "x"})), "unions are supported"),
+    (lambda root: shutil.rmtree(root / "ConsentChanged"), "no schema version for ConsentChanged"),
+])
+def test_load_refuses_an_inconsistent_directory(tmp_path, mutate, words):
+    """Collisions, wrong record names, malformed JSON, gaps and stray files are refused naming the file."""
+    root = _copy_schemas(tmp_path)
+    mutate(root)
+    with pytest.raises(SchemaError) as info:
+        Codec.load(root)
+    assert words in str(info.value)
+    if "fingerprint" in words:
+        assert "DataShared v1" in str(info.value) and "DataShared v2" in str(info.value)
+
+
+# --- decode errors ----------------------------------------------------------------------
+
+def _sample() -> dict:
+    return {"type": "DataAccessed", "occurred_at": "2026-01-01T00:00:00Z", "source_service": "crm",
+            "actor": {"id": "a", "type": "SYSTEM"}, "subject_ids": ["c1"], "data_categories": ["user.name"],
+            "purpose": "essential.billing", "access_type": "QUERY", "outcome": "DENIED"}
+
+
+def _valid_bytes() -> bytes:
+    obj = {"type": "SubjectNotified", "occurred_at": "2026-01-01T00:00:00Z", "source_service": "notify",
+           "actor": {"id": "svc", "type": "SERVICE"}, "subject_ids": ["c1"],
+           "disclosure_event_id": "0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4",
+           "notified_at": "2026-01-01T00:00:00Z", "channel": "email"}
+    return default_codec().encode(events.validate(obj))
+
+
+def _written_by_fastavro(record: dict) -> bytes:
+    sv = default_codec().newest("SubjectNotified")
+    out = io.BytesIO(MAGIC + sv.fingerprint)
+    out.seek(0, io.SEEK_END)
+    fastavro.schemaless_writer(out, sv.parsed, record)
+    return out.getvalue()
+
+
+def _bad_record(**changes) -> dict:
+    record = default_codec().decode(_valid_bytes())
+    record.update(changes)
+    return record
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda ok: None, "no value"),
+    (lambda ok: b"", "not Avro single-object"),
+    (lambda ok: ok[:9], "not Avro single-object"),
+    (lambda ok: b"\xc3\x02" + ok[2:], "not Avro single-object"),
+    (lambda ok: b"{\"type\": \"DataAccessed\"}", "not Avro single-object"),
+    (lambda ok: MAGIC + bytes.fromhex("0011223344556677") + ok[10:], "unknown writer schema fingerprint 0011223344556677"),
+    (lambda ok: ok[:-5], "unreadable Avro body for SubjectNotified v1"),
+    (lambda ok: ok + b"\x00", "1 trailing byte(s)"),
+    (lambda ok: ok[:10] + b"\xff" * 12, "unreadable"),
+    (lambda ok: _written_by_fastavro(_bad_record(subject_ids=[])), "subject_ids"),
+    (lambda ok: _written_by_fastavro(_bad_record(subject_ids=["a", "a"])), "subject_ids[1]"),
+    (lambda ok: _written_by_fastavro(_bad_record(disclosure_event_id="nope")), "disclosure_event_id"),
+    (lambda ok: _written_by_fastavro(_bad_record(channel="")), "channel"),
+])
+def test_decode_errors_keep_the_raw_bytes_and_say_why(make, words):
+    """Every undecodable input raises DecodeError with a reason naming the problem and the raw bytes."""
+    data = make(_valid_bytes())
+    with pytest.raises(DecodeError) as info:
+        default_codec().decode(data)
+    assert words in info.value.reason and info.value.raw == data
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda e: {**e, "event_id": e["event_id"].upper()}, "event_id"),
+    (lambda e: {**e, "recipient": {**e["recipient"], "country": "de"}}, "recipient.country"),
+    (lambda e: {**e, "request": {**e["request"], "document_sha256": "AB" * 32}}, "request.document_sha256"),
+])
+def test_non_canonical_values_on_the_wire_are_refused_not_rewritten(change, field):
+    """An upper-case UUID, a lower-case country or an upper-case digest in a raw record is refused naming the
+    field, by the compiled and the fastavro path alike (issue 11, defect 2: they used to come back rewritten)."""
+    codec = default_codec()
+    disclosure = {"type": "LegalDisclosure", "occurred_at": "2026-01-01T00:00:00Z", "source_service": "legal",
+                  "actor": {"id": "l-1", "type": "EMPLOYEE"}, "subject_ids": ["c1"],
+                  "data_categories": ["user.name"], "purpose": "legal.obligation", "reviewed_by": "l-2",
+                  "request": {"id": "R-1", "kind": "SUBPOENA", "authority": "Court",
+                              "received_at": "2026-01-01T00:00:00Z", "document_sha256": "ab" * 32},
+                  "requested_categories": ["user.name"],
+                  "recipient": {"id": "court", "name": "Court", "kind": "REGULATOR", "country": "DE"},
+                  "notification": {"status": "PENDING"}}
+    event = events.validate(disclosure)
+    assert codec.decode(codec.encode(event)) == event
+    data = codec.encode(change(event))
+    for decode in (codec.decode, codec.decode_with_fastavro, codec.decode_as_written):
+        with pytest.raises(DecodeError, match=f"is invalid: {field}: ") as info:
+            decode(data)
+        assert info.value.raw == data
+
+
+def test_decode_refuses_oversized_records():
+    """Records above the configured size limit are refused before parsing."""
+    data = _valid_bytes()
+    small = Codec.load(max_record_bytes=len(data) - 1)
+    with pytest.raises(DecodeError, match="above the"):
+        small.decode(data)
+    assert default_codec().max_record_bytes == 1 << 20
+    assert Codec.fingerprint(data) == data[2:10] and Codec.fingerprint(b"xx") is None
+
+
+def test_default_codec_is_cached():
+    """default_codec() loads the schemas once per process."""
+    assert default_codec() is default_codec()
