@@ -119,7 +119,7 @@ def run_verify(args) -> int:
     for note in report.notes:
         print(f"note: {note}")
     if report.flagged_count:
-        # Not problems: records kept as entries whose times are implausible (ledger/timecheck.py). A
+        # Not problems: records kept as entries whose times are implausible (ledger/model/timecheck.py). A
         # back-filled history flags thousands, so a few examples (VerifyReport.flagged has more).
         shown = report.flagged[:FLAGGED_SHOWN]
         print(f"flagged: {report.flagged_count} record(s) with implausible times (kept as entries), e.g.:")

@@ -9,7 +9,7 @@ The field list of each event comes from the newest ``schemas/<Event>/vN.avsc``
 (one source of truth for the wire and for validation); the checks Avro cannot
 express (UUIDs, UTC offsets, 1 to 1,000 unique subjects, dotted category codes,
 an order reference for DELAYED_BY_ORDER...) are the rules in
-``ledger/validator.py``, where :class:`Validator` is compiled once per schema
+``ledger/model/validator.py``, where :class:`Validator` is compiled once per schema
 set into closures, so a call does no schema walking.
 """
 

@@ -6,7 +6,7 @@ size, from stored hashes only) and the verifier functions at the end of the modu
 
 Hashing is RFC 6962 section 2.1 with SHA-256::
 
-    leaf hash = SHA-256(00 ‖ leaf data)        (ledger/chain.py's leaf hash already is this)
+    leaf hash = SHA-256(00 ‖ leaf data)        (ledger/tlog/chain.py's leaf hash already is this)
     node hash = SHA-256(01 ‖ left ‖ right)
     empty tree = SHA-256("")
 

@@ -9,7 +9,7 @@ A receipt is::
     <empty line>
     <the signed checkpoint, verbatim, with its cosignatures>
 
-The ``extra`` data is the leaf encoding of ledger/chain.py after its ``00`` prefix::
+The ``extra`` data is the leaf encoding of ledger/tlog/chain.py after its ``00`` prefix::
 
     bytes(topic) ‖ i32 partition ‖ i64 offset ‖ i64 timestamp_ms ‖ bytes(key)
     ‖ u32 header_count ‖ (bytes(name) ‖ bytes(value))* ‖ bytes(value)       bytes(x) = u32 len ‖ x
@@ -108,7 +108,7 @@ def parse_receipt(text: bytes | str) -> Receipt:
 
 @dataclass(frozen=True)
 class LeafRecord:
-    """The Kafka record a leaf commits to (ledger/chain.py's leaf encoding)."""
+    """The Kafka record a leaf commits to (ledger/tlog/chain.py's leaf encoding)."""
 
     topic: str
     partition: int

@@ -19,7 +19,7 @@ the event is then checked with :func:`ledger.events.validate` rules.
 
 When the writer is the reader (the common case: the producer has the newest
 schema) the body is read by a reader compiled for that schema
-(ledger/avro_binary.py, ~4x faster than fastavro) and only the validation
+(ledger/wire/avro_binary.py, ~4x faster than fastavro) and only the validation
 rules run, not the type checks; otherwise fastavro resolves the two schemas,
 after the compiled reader of the writer schema has checked the body (fastavro
 would read an enum or union index of -1 as the last symbol or branch).

@@ -1,7 +1,7 @@
 """Regenerate fideslang-<version>.json from a fideslang wheel (run by hand, never imported).
 
     pip download --no-deps fideslang==3.1.4 && unzip fideslang-3.1.4-*.whl -d /tmp/fideslang
-    python ledger/vocabulary_data/vendor.py /tmp/fideslang 3.1.4
+    python ledger/model/vocabulary_data/vendor.py /tmp/fideslang 3.1.4
 
 Reads the default taxonomy's Python source with ``ast`` (no pydantic needed),
 so the data is taken verbatim: key, name, description, parent, replaced_by.
