@@ -45,6 +45,7 @@ class Settings:
     topic_prefix: str = "ledger."
     db: str = "./ledger.db"
     partitions: int = 6
+    schemas_dir: str = ""  # an override of the schemas shipped in the package (ledger/wire/schemas)
     # Record times ingest flags as implausible (ledger.timecheck); recorded in a new ledger's meta.
     max_clock_skew_s: int = 300  # occurred_at this far after its Kafka timestamp: 5 minutes
     max_record_lag_s: int = 2_592_000  # occurred_at this far before it: 30 days

@@ -16,7 +16,6 @@ import re
 import threading
 import time
 import uuid
-from types import SimpleNamespace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request

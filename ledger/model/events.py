@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -52,10 +51,16 @@ _VERSION_FILE = re.compile(r"v([1-9][0-9]*)\.avsc")
 
 # --- where the schemas live --------------------------------------------------
 
+#: The schemas shipped in the package; the checkout's top-level ``schemas/`` links here.
+PACKAGED_SCHEMAS = Path(__file__).resolve().parent.parent / "wire" / "schemas"
+
+
 def schemas_dir(directory: str | Path | None = None) -> Path:
-    """``directory``, else env ``LEDGER_SCHEMAS_DIR``, else the repository's ``schemas/``."""
+    """``directory``, else the setting ``schemas_dir`` (env ``LEDGER_SCHEMAS_DIR``), else the packaged schemas."""
     if directory is None:
-        directory = os.environ.get("LEDGER_SCHEMAS_DIR") or Path(__file__).resolve().parent.parent / "wire" / "schemas"
+        from ..config import Settings
+
+        directory = Settings.load().schemas_dir or PACKAGED_SCHEMAS
     return Path(directory)
 
 
