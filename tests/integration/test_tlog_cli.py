@@ -94,11 +94,11 @@ def test_verify_receipt_prints_what_the_entry_says(capsys):
     assert main(_verify_args("good.tlog-proof")) == 0
     out = capsys.readouterr().out
     assert out.startswith("ok: receipt verified: entry 3 of ledger.example.com/audit/ledger.access/0")
-    for part in ("DataAccessed", "svc-fulfilment (SERVICE, order_fulfilment)", "cust-000036",
-                 "essential.service.delivery", "ledger.access[0]@3", "witness.example.org/w1"):
+    for part in ("DataAccessed", "emp-1012 (EMPLOYEE, support_agent)", "cust-000005",
+                 "essential.service.operations.support", "ledger.access[0]@3", "witness.example.org/w1"):
         assert part in out
     assert main(_verify_args("good.tlog-proof") + ["--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["subject_ids"] == ["cust-000036"]
+    assert json.loads(capsys.readouterr().out)["subject_ids"] == ["cust-000005"]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["step"]], ids=lambda c: c["file"])
