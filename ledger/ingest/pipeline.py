@@ -32,7 +32,7 @@ from typing import Sequence
 
 from ledger.errors import DecodeError, LedgerError, StoreError, ValidationError
 from ledger.model.timecheck import TimeLimits, time_flag
-from ledger.store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
+from ledger.store import AppendBatch, FirstSeen, Ledger, Tip, iter_rejected_records
 from ledger.store.index import entry_columns, index_row
 from ledger.store.schema import (
     COL_EVENT_ID, COL_JSON, COL_OCCURRED_AT, COL_OFFSET, COL_PARTITION, COL_REASON, COL_SEQ, COL_STATUS, COL_TIMESTAMP,
@@ -404,7 +404,7 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
     ledger.lock_for_writing()
     codec = codec if codec is not None else default_codec()
     limits = TimeLimits.from_meta(ledger.meta())
-    rejected = list(iter_entries(ledger, where="status = 'rejected' AND kind = 'record'"))
+    rejected = list(iter_rejected_records(ledger))
     after_seq = ledger.next_seq() - 1
     decoded = []
     for entry in rejected:

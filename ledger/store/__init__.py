@@ -7,7 +7,7 @@ stage reads goes through reads.py (the only SQL on the ledger's tables is in thi
 from . import reads
 from .heads import Head, read_heads
 from .ledger import READER_CACHE_KIB, AppendBatch, FirstSeen, Ledger, Tip
-from .read import Entry, iter_entries, iter_side_rows
+from .read import Entry, iter_entries, iter_rejected_records, iter_side_rows
 from .schema import ENTRY_COLUMNS, EVIDENCE_COLUMNS, SIDE_TABLES
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Entry",
     "iter_entries",
     "iter_side_rows",
+    "iter_rejected_records",
     "ENTRY_COLUMNS",
     "EVIDENCE_COLUMNS",
     "SIDE_TABLES",

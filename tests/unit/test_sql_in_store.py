@@ -66,6 +66,8 @@ def offences(path: Path) -> list[str]:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
                 and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value == "conn"):
             found.append(f"{where}:{node.lineno}: getattr(..., 'conn')")
+        if isinstance(node, ast.keyword) and node.arg == "where" and _literal_text(node.value) is not None:
+            found.append(f"{where}:{node.value.lineno}: an SQL condition passed as where= (ask the store for a named selection)")
     return found
 
 
@@ -92,6 +94,7 @@ def test_the_exceptions_exist(module):
     ('q = "SELECT 1 FROM earlier_copies LIMIT 1"\n', "SQL"),
     ("def f(ledger):\n    return ledger.conn\n", ".conn"),
     ('def f(s):\n    return getattr(s, "conn", s)\n', "getattr"),
+    ('def f(s):\n    return iter_entries(s, where="status = \'rejected\'")\n', "where="),
 ])
 def test_the_scan_catches_offences(tmp_path, monkeypatch, source, expected):
     """The scan names SQL strings, f-string SQL and connection access (it must fail when one is added)."""
