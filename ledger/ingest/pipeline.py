@@ -35,8 +35,18 @@ from ledger.model.timecheck import TimeLimits, time_flag
 from ledger.store import AppendBatch, FirstSeen, Ledger, Tip, iter_rejected_records
 from ledger.store.index import entry_columns, index_row
 from ledger.store.schema import (
-    COL_EVENT_ID, COL_JSON, COL_OCCURRED_AT, COL_OFFSET, COL_PARTITION, COL_REASON, COL_SEQ, COL_STATUS, COL_TIMESTAMP,
-    COL_TOPIC, gap_row, headers_to_json,
+    COL_EVENT_ID,
+    COL_JSON,
+    COL_OCCURRED_AT,
+    COL_OFFSET,
+    COL_PARTITION,
+    COL_REASON,
+    COL_SEQ,
+    COL_STATUS,
+    COL_TIMESTAMP,
+    COL_TOPIC,
+    gap_row,
+    headers_to_json,
 )
 from ledger.tlog.chain import gap_hash, leaf_hash, link
 from ledger.wire.record import Record
