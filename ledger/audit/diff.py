@@ -22,23 +22,15 @@ side, so a tampered timestamp cannot move a row out of the comparison.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ledger.errors import StoreError
-from ledger.store.coverage import Coverage, read_coverage
+from ledger.store import reads
+from ledger.store.coverage import Coverage
 from ledger.store.schema import headers_from_json
 from ledger.tlog.chain import leaf_hash
 from ledger.wire.record import Record
-
-_ROWS = (
-    "SELECT topic, partition, offset, timestamp, event_id, leaf_hash, CAST(key AS BLOB), headers, "
-    "CAST(value AS BLOB), json FROM entries "
-    "WHERE kind = 'record' ORDER BY topic, partition, offset"
-)
-
 
 @dataclass(frozen=True)
 class Difference:
@@ -68,33 +60,19 @@ class DiffResult:
         return not self.differences
 
 
-def _open(path: str | Path) -> sqlite3.Connection:
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"no ledger file at {path}")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.execute("SELECT 1 FROM entries LIMIT 1")
-    except sqlite3.Error as err:
-        raise StoreError(f"{path} is not a readable ledger: {err}") from err
-    return conn
-
-
-def _rows(conn: sqlite3.Connection) -> Iterator[tuple]:
+def _rows(conn) -> Iterator[tuple]:
     """(topic, partition, offset, timestamp, event_id, leaf, json) with leaf = the recomputed hash, or None if
     the stored hash does not match the row's own evidence."""
-    cursor = conn.execute(_ROWS)
-    while chunk := cursor.fetchmany(5000):
-        for topic, partition, offset, timestamp, event_id, stored, key, headers, value, text in chunk:
-            leaf = leaf_hash(Record(topic, partition, offset, timestamp, key, value, headers_from_json(headers)))
-            yield topic, partition, offset, timestamp, event_id, leaf if leaf == stored else None, text
+    for topic, partition, offset, timestamp, event_id, stored, key, headers, value, text in reads.raw_record_rows(conn):
+        leaf = leaf_hash(Record(topic, partition, offset, timestamp, key, value, headers_from_json(headers)))
+        yield topic, partition, offset, timestamp, event_id, leaf if leaf == stored else None, text
 
 
 def diff_ledgers(a: str | Path, b: str | Path, *, common_range: bool = False) -> DiffResult:
     """Records in one ledger and not the other, and records whose leaf hashes or readable forms differ."""
-    conn_a, conn_b = _open(a), _open(b)
+    conn_a, conn_b = reads.open_raw(a), reads.open_raw(b)
     try:
-        cov_a, cov_b = read_coverage(conn_a), read_coverage(conn_b)
+        cov_a, cov_b = reads.read_coverage(conn_a), reads.read_coverage(conn_b)
         keep = _common_filter(cov_a, cov_b) if common_range else (lambda row: True)
         result = DiffResult()
         rows_a, rows_b = _rows(conn_a), _rows(conn_b)

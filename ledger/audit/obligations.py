@@ -49,11 +49,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, NamedTuple
 
-from ledger.errors import StoreError
 from ledger.kafka.topics import TOPIC_SUFFIX
 from ledger.model.times import iso, parse_as_of, parse_time, to_millis
+from ledger.store import reads
 
-from .query import connection, iso_millis
+from .query import iso_millis
 
 NOTICE_TYPES = ("LegalDisclosure", "NotificationStatusChanged", "SubjectNotified")
 DELAYED = ("DELAYED_BY_ORDER", "DELAYED_FRAUD_INVESTIGATION")
@@ -427,31 +427,14 @@ def load_cases(source, *, as_of=None, disclosure_ids: Iterable[str] | None = Non
     types, so no scan of the entries themselves. ``disclosure_ids`` keeps only
     those cases (the per-customer report uses it).
     """
-    import sqlite3
-
     wanted = None if disclosure_ids is None else set(disclosure_ids)
-    sql = (
-        "SELECT e.json, e.timestamp, e.topic, e.partition, e.offset FROM actors AS a "
-        "JOIN entries AS e ON e.seq = a.seq "
-        "JOIN event_ids AS i ON i.event_id = e.event_id AND i.seq = e.seq "
-        f"WHERE e.status = 'entry' AND a.type IN ({', '.join('?' * len(NOTICE_TYPES))})"
-    )
-    params: list = list(NOTICE_TYPES)
-    if as_of is not None:
-        # Recorded by then: the entry, or a same-content copy recorded before it (ledger.repeats).
-        sql += " AND (e.timestamp <= ? OR e.seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))"
-        params += [to_millis(parse_as_of(as_of))] * 2
+    as_of_ms = None if as_of is None else to_millis(parse_as_of(as_of))
     book = CaseBook(authorities)
-    try:
-        cur = connection(source).execute(sql, params)
-        while rows := cur.fetchmany(1000):
-            for text, *where in rows:
-                event = json.loads(text)
-                key = event["event_id"] if event["type"] == "LegalDisclosure" else event["disclosure_event_id"]
-                if wanted is None or key in wanted:
-                    book.add(event, Recorded(*where))
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read the ledger: {err}") from err
+    for row in reads.notice_entries(source, NOTICE_TYPES, as_of_ms):
+        event = json.loads(row.json)
+        key = event["event_id"] if event["type"] == "LegalDisclosure" else event["disclosure_event_id"]
+        if wanted is None or key in wanted:
+            book.add(event, Recorded(*row[1:]))
     return book
 
 

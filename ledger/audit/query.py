@@ -32,15 +32,15 @@ from its own timestamp (it is a different claim).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import datetime
 from typing import Iterable, Iterator
 
-from ledger.errors import StoreError, ValidationError
+from ledger.errors import ValidationError
 from ledger.ingest.repeats import contradicted_fields
 from ledger.model.taxonomy import category_label, purpose_label
 from ledger.model.times import parse_as_of, parse_time, to_micros, to_millis
+from ledger.store import reads
 
 EVENT_TYPES = (
     "DataAccessed", "DataShared", "LegalDisclosure",
@@ -55,12 +55,6 @@ RECIPIENT_KINDS = (
     "PARTNER", "AUDITOR", "REGULATOR", "ACQUIRER", "OTHER",
 )
 _FETCH = 500
-_IN_MAX = 5000  # variables per IN (...); SQLite allows 32766
-
-
-def connection(source) -> sqlite3.Connection:
-    """The sqlite3 connection of a Ledger (or the connection itself)."""
-    return getattr(source, "conn", source)
 
 
 def check_types(types: Iterable[str] | None, allowed: tuple[str, ...], option: str = "--type") -> tuple[str, ...]:
@@ -97,137 +91,26 @@ def side_rows(
     ``recorded_ms`` is the earliest Kafka timestamp of the event's same-content
     copies; ``status`` is ``entry`` or ``contradiction``; ``marks`` is None or
     ``{"contradicted_by": [...]}`` / ``{"contradicts": {...}}`` to add to the row.
-
-    Two steps, so that memory stays small however many rows come out:
-    SQLite sorts only ``(occurred_at, seq)`` pairs of the side table (one
-    probe of ``(bucket, key)`` per bucket; with ``key=None`` the whole
-    table), then the entries are fetched ``fetch`` seqs at a time and ties on
-    occurred_at put in event_id order (seq differs between a live and a
-    replayed ledger; event_id does not).
+    The store reads the rows (store.reads.side_rows); this parses the time
+    options and turns the store's references into the rows' JSON form.
+    ``key_column`` names ``table``'s key (kept for callers; the store knows it).
     """
-    params: list = []
-    where = [f"s.type IN ({', '.join('?' * len(types))})"]
-    params += types
-    conn = connection(source)
-    if key is not None:
-        # Every bucket from the newest down, counted in the same statement (so in the same snapshot).
-        buckets = (f"WITH RECURSIVE b(n) AS (SELECT max(bucket) FROM {table} "
-                   "UNION ALL SELECT n - 1 FROM b WHERE n > 0) SELECT n FROM b")
-        where[:0] = [f"s.bucket IN ({buckets})", f"s.{key_column} = ?"]
-        params.insert(0, key)
     since_us, until_us = _micros(since, "--since"), _micros(until, "--until")
-    if since_us is not None:
-        where.append("s.occurred_at >= ?")
-        params.append(since_us)
-    if until_us is not None:
-        where.append("s.occurred_at < ?")
-        params.append(until_us)
-    entry_filter, entry_params = "", []
     as_of_ms = None if as_of is None else to_millis(parse_as_of(as_of))
-    try:
-        repeats = _Repeats(conn, as_of_ms)
-        if as_of_ms is not None:
-            # Recorded by T: the entry itself, or a same-content copy recorded before it (a handful of rows).
-            entry_filter = " AND (timestamp <= ?"
-            entry_filter += " OR seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))" if repeats.copies else ")"
-            entry_params += [as_of_ms, as_of_ms] if repeats.copies else [as_of_ms]
-        order = conn.execute(
-            f"SELECT s.occurred_at, s.seq FROM {table} AS s WHERE {' AND '.join(where)} ORDER BY s.occurred_at DESC",
-            params,
-        )
-        previous = None
-        for chunk in _tie_complete_chunks(order, fetch):
-            found = {}
-            for i in range(0, len(chunk), _IN_MAX):  # a long run of equal times makes a long chunk
-                seqs = [seq for _, seq in chunk[i : i + _IN_MAX]]
-                found.update((row[0], row) for row in conn.execute(
-                    f"SELECT seq, json, timestamp, type, event_id, status FROM entries WHERE seq IN "
-                    f"({', '.join('?' * len(seqs))}) AND status IN ('entry', 'contradiction'){entry_filter}",
-                    [*seqs, *entry_params]))
-            rows = [(*found[seq][:4], occurred_at, *found[seq][4:]) for occurred_at, seq in chunk if seq in found]
-            # An entry before the records contradicting it; the JSON text orders equal-time contradictions.
-            rows.sort(key=lambda row: (row[4], row[5], row[6] == "entry", row[1]), reverse=True)
-            earliest, marks = repeats.lookup(rows)
-            for row in rows:
-                if row[6] == "entry":
-                    # Ingest indexes only an event_id's first entry; should two rows ever carry one
-                    # event_id they would share occurred_at and sit side by side in this order.
-                    if row[5] == previous:
-                        continue
-                    previous = row[5]
-                seq = row[0]
-                yield (seq, row[1], earliest.get(seq, row[2]), *row[3:7], marks.get(seq))
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read the ledger: {err}") from err
+    for row in reads.side_rows(source, table, key, types, since_us=since_us, until_us=until_us,
+                               as_of_ms=as_of_ms, fetch=fetch):
+        marks = row.marks
+        if marks is not None:
+            marks = ({"contradicts": _ref(marks["contradicts"])} if "contradicts" in marks
+                     else {"contradicted_by": [_ref(r) for r in marks["contradicted_by"]]})
+        yield (*row[:7], marks)
 
 
-class _Repeats:
-    """Per chunk of rows: earliest recorded times (earlier_copies) and contradiction marks (conflicts).
-
-    Both tables are small (repeats are rare); a ledger without rows in them costs one probe per query.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, as_of_ms: int | None):
-        self.conn, self.as_of_ms = conn, as_of_ms
-        self.copies, self.conflicts = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM earlier_copies), EXISTS (SELECT 1 FROM conflicts)").fetchone()
-
-    def lookup(self, rows: list[tuple]) -> tuple[dict[int, int], dict[int, dict]]:
-        earliest: dict[int, int] = {}
-        marks: dict[int, dict] = {}
-        entries = [row[0] for row in rows if row[6] == "entry"]
-        if self.copies and entries:
-            for chunk in _chunks(entries):
-                earliest.update(self.conn.execute(
-                    f"SELECT entry_seq, min(timestamp) FROM earlier_copies WHERE entry_seq IN ({_marks(chunk)}) "
-                    "GROUP BY entry_seq", chunk))
-        if not self.conflicts:
-            return earliest, marks
-        for chunk in _chunks(entries):
-            for first_seq, *ref in self.conn.execute(
-                f"SELECT c.first_seq, {_REF_COLUMNS}, e.reason FROM conflicts AS c JOIN entries AS e ON e.seq = c.seq "
-                f"WHERE c.first_seq IN ({_marks(chunk)}) AND e.status = 'contradiction' "
-                "ORDER BY e.topic, e.partition, e.offset", chunk):
-                if self.as_of_ms is None or ref[5] <= self.as_of_ms:
-                    marks.setdefault(first_seq, {"contradicted_by": []})["contradicted_by"].append(_ref(*ref))
-        contradictions = [row[0] for row in rows if row[6] == "contradiction"]
-        for chunk in _chunks(contradictions):
-            for seq, *ref in self.conn.execute(
-                f"SELECT c.seq, {_REF_COLUMNS}, (SELECT reason FROM entries WHERE seq = c.seq) FROM conflicts AS c "
-                f"JOIN entries AS e ON e.seq = c.first_seq WHERE c.seq IN ({_marks(chunk)})", chunk):
-                marks[seq] = {"contradicts": _ref(*ref)}
-        return earliest, marks
-
-
-_REF_COLUMNS = "e.seq, e.topic, e.partition, e.offset, e.type, e.timestamp"
-
-
-def _ref(seq, topic, partition, offset, etype, timestamp, reason) -> dict:
+def _ref(ref: reads.Ref) -> dict:
     """A reference to another record of the same event_id; ``fields``: what the contradiction changes."""
-    return {"seq": seq, "topic": topic, "partition": partition, "offset": offset, "type": etype,
-            "recorded_at": None if timestamp is None else iso_millis(timestamp), "fields": contradicted_fields(reason)}
-
-
-def _chunks(values: list) -> Iterator[list]:
-    for i in range(0, len(values), _IN_MAX):
-        yield values[i : i + _IN_MAX]
-
-
-def _marks(values: list) -> str:
-    return ", ".join("?" * len(values))
-
-
-def _tie_complete_chunks(cursor, size: int) -> Iterator[list[tuple[int, int]]]:
-    """``(occurred_at, seq)`` rows in lists of about ``size``, never splitting equal occurred_at."""
-    chunk: list[tuple[int, int]] = []
-    while rows := cursor.fetchmany(size):
-        for row in rows:
-            if len(chunk) >= size and row[0] != chunk[-1][0]:
-                yield chunk
-                chunk = []
-            chunk.append(row)
-    if chunk:
-        yield chunk
+    return {"seq": ref.seq, "topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "type": ref.type,
+            "recorded_at": None if ref.timestamp is None else iso_millis(ref.timestamp),
+            "fields": contradicted_fields(ref.reason)}
 
 
 _decode = json.JSONDecoder().raw_decode  # the stored text is compact JSON: skip loads' whitespace handling
@@ -340,27 +223,10 @@ def contradictions(source, *, as_of: datetime | str | None = None) -> Iterator[d
     whose both records were recorded by then (the entry: by its earliest
     same-content copy).
     """
-    sql = (f"SELECT c.event_id, e.reason, {_PAIR_COLUMNS.format(t='f')}, {_PAIR_COLUMNS.format(t='e')} "
-           "FROM conflicts AS c JOIN entries AS e ON e.seq = c.seq JOIN entries AS f ON f.seq = c.first_seq "
-           "WHERE e.status = 'contradiction'")
-    params: list = []
-    if as_of is not None:
-        ms = to_millis(parse_time(as_of, option="--as-of"))
-        sql += (" AND e.timestamp <= ? AND (f.timestamp <= ? OR f.seq IN "
-                "(SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))")
-        params += [ms, ms, ms]
-    sql += " ORDER BY f.occurred_at DESC, c.event_id, e.topic, e.partition, e.offset"
-    try:
-        cur = connection(source).execute(sql, params)
-        while rows := cur.fetchmany(_FETCH):
-            for event_id, reason, *both in rows:
-                yield {"event_id": event_id, "fields": contradicted_fields(reason),
-                       "entry": _pair_side(both[:7]), "contradiction": _pair_side(both[7:])}
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read the ledger: {err}") from err
-
-
-_PAIR_COLUMNS = "{t}.seq, {t}.topic, {t}.partition, {t}.offset, {t}.type, {t}.occurred_at, {t}.timestamp"
+    as_of_ms = None if as_of is None else to_millis(parse_time(as_of, option="--as-of"))
+    for pair in reads.contradiction_pairs(source, as_of_ms):
+        yield {"event_id": pair.event_id, "fields": contradicted_fields(pair.reason),
+               "entry": _pair_side(pair.entry), "contradiction": _pair_side(pair.contradiction)}
 
 
 def _pair_side(values) -> dict:

@@ -50,7 +50,7 @@ from ledger.ingest.repeats import classify_repeat, recorded_earlier, split_reaso
 from ledger.ingest.routing import PREFIX as ROUTING_PREFIX
 from ledger.ingest.routing import routing_problem
 from ledger.model.timecheck import TimeLimits, time_flag
-from ledger.store import Entry, FirstSeen, Head, Ledger, iter_entries, iter_side_rows
+from ledger.store import Entry, FirstSeen, Head, Ledger, iter_entries, iter_side_rows, reads
 from ledger.store.index import SIDE_TABLE_NAMES, entry_columns, side_rows
 from ledger.store.schema import BUCKET_BITS
 from ledger.tlog.chain import gap_hash, leaf_hash, link
@@ -99,29 +99,26 @@ class VerifyReport:
 class _Verifier:
     def __init__(self, ledger: Ledger, codec, max_problems: int):
         self.ledger = ledger
-        self.conn = ledger.conn
         self.codec = codec
         self.max_problems = max_problems
         self.report = VerifyReport()
         self.chains: dict[tuple[str, int], tuple[bytes | None, int, str]] = {}  # prev hash, next offset, kind
         self.last_entry: dict[tuple[str, int], Entry] = {}
         self.decoded_fingerprints: dict[bytes, int] = {}  # writer schema -> first seq that decoded
-        self.reprocessed = {seq: (after, rid, status) for rid, seq, after, status in self.conn.execute(
-            "SELECT id, seq, after_seq, new_status FROM reprocess_log")}
+        self.reprocessed = reads.reprocess_log(ledger)
         self.pending: list[tuple[Entry, str]] = []  # decoded entries whose status awaits a lookup
         self.mid_chain = ledger.meta().get(CHAIN_START_KEY) == "mid"  # a replayed window
         self.entry_count = 0
         self.contradiction_count = 0
         self.conflict_count = 0  # entries that need a conflicts row: conflict and contradiction
-        self.earlier = {seq: (entry_seq, ts) for entry_seq, seq, ts in self.conn.execute(
-            "SELECT entry_seq, seq, timestamp FROM earlier_copies")}  # a few rows: repeats recorded before their entry
+        self.earlier = reads.earlier_copies(ledger)  # a few rows: repeats recorded before their entry
         self.waiting_reprocess = 0
         try:
             self.bucket_bits = ledger.bucket_bits
         except StoreError as err:
             self.problem(str(err))
             self.bucket_bits = BUCKET_BITS  # the default: every row then shows where it should be
-        self.side = {t: _Peekable(iter_side_rows(self.conn, t), self.bucket_bits) for t in SIDE_TABLE_NAMES}
+        self.side = {t: _Peekable(iter_side_rows(ledger, t), self.bucket_bits) for t in SIDE_TABLE_NAMES}
         try:
             self.time_limits = TimeLimits.from_meta(ledger.meta())
         except StoreError as err:
@@ -140,7 +137,7 @@ class _Verifier:
     # -- the pass over entries ---------------------------------------------------------------
     def run(self) -> VerifyReport:
         expected_seq = 1
-        for entry in iter_entries(self.conn):
+        for entry in iter_entries(self.ledger):
             if entry.seq != expected_seq:
                 self.problem(f"seq {expected_seq}..{entry.seq - 1} missing (entries deleted?)", entry)
             expected_seq = entry.seq + 1
@@ -314,18 +311,9 @@ class _Verifier:
         if not pending:
             return
         ids = sorted({event_id for _, event_id, _ in pending})
-        first = {}
-        for i in range(0, len(ids), 900):
-            chunk = ids[i : i + 900]
-            first.update((r[0], r[1:]) for r in self.conn.execute(
-                f"SELECT event_id, seq, topic, partition FROM event_ids WHERE event_id IN ({','.join('?' * len(chunk))})",
-                chunk))
-        seqs = [e.seq for e, _, _ in pending if e.status in ("conflict", "contradiction")]
-        conflicts = {}
-        for i in range(0, len(seqs), 900):
-            chunk = seqs[i : i + 900]
-            conflicts.update((r[0], r[1:]) for r in self.conn.execute(
-                f"SELECT seq, event_id, first_seq FROM conflicts WHERE seq IN ({','.join('?' * len(chunk))})", chunk))
+        first = self.ledger.first_seen(ids)
+        conflicts = reads.conflict_rows(
+            self.ledger, (e.seq for e, _, _ in pending if e.status in ("conflict", "contradiction")))
         # The entries repeats are compared with, decoded again with this codec (as ingest does).
         winners = {first[event_id] for e, event_id, _ in pending if e.status != "entry" and event_id in first}
         stored = self.ledger.first_details(w[0] for w in winners) if winners else {}
@@ -370,28 +358,22 @@ class _Verifier:
 
     # -- whole-table checks ------------------------------------------------------------------------
     def check_tables(self) -> None:
-        count = self.conn.execute("SELECT count(*) FROM event_ids").fetchone()[0]
+        count = reads.table_count(self.ledger, "event_ids")
         if count != self.entry_count:
             self.problem(f"event_ids has {count} rows for {self.entry_count} entries of status 'entry'")
-        count = self.conn.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+        count = reads.table_count(self.ledger, "conflicts")
         if count != self.conflict_count:
             self.problem(f"conflicts has {count} rows for {self.conflict_count} entries of status 'conflict' "
                          "or 'contradiction'")
         for seq, (entry_seq, _) in sorted(self.earlier.items()):  # rows no checked entry claimed
             self.problem(f"earlier_copies row (entry_seq {entry_seq}, seq {seq}) belongs to no decoded repeat")
         self.report.contradictions = self.contradiction_count
-        for seq, after_seq in self.conn.execute(
-            "SELECT r.seq, r.after_seq FROM reprocess_log r LEFT JOIN entries e ON e.seq = r.seq "
-            "WHERE e.seq IS NULL OR e.kind != 'record' OR e.status != r.new_status OR r.after_seq < r.seq"
-        ):
+        for seq, after_seq in reads.reprocess_mismatches(self.ledger):
             self.problem(f"reprocess_log row for seq {seq} (after_seq {after_seq}) does not match its entry")
 
     def check_offsets(self) -> None:
         positions: dict[tuple[str, int], tuple[int, int]] = {}
-        for topic, partition, next_offset, last_seq, chain in self.conn.execute(
-            "SELECT topic, partition, next_offset, last_seq, chain_hash FROM offsets "
-            "ORDER BY topic, partition, next_offset"
-        ):
+        for topic, partition, next_offset, last_seq, chain in reads.offsets_rows(self.ledger):
             where = (topic, partition)
             entry = self.ledger.entry_at(topic, partition, next_offset - 1)
             label = f"offsets row {topic}[{partition}] next_offset {next_offset}"
@@ -472,17 +454,9 @@ def verify_ledger(ledger: Ledger, *, codec=None, expected_heads: list[Head] | No
     """Check the whole ledger (see the module docstring); never raises for a finding."""
     codec = codec if codec is not None else default_codec()
     # Tampered text may not be UTF-8: read it anyway (and report it) rather than stop.
-    text_factory, ledger.conn.text_factory = ledger.conn.text_factory, _lenient_text
-    try:
-        with ledger.snapshot(), no_cyclic_gc():  # one consistent state, even while the writer appends
-            verifier = _Verifier(ledger, codec, max_problems)
-            report = verifier.run()
-            if expected_heads:
-                verifier.check_heads(expected_heads)
-    finally:
-        ledger.conn.text_factory = text_factory
+    with reads.lenient_text(ledger), ledger.snapshot(), no_cyclic_gc():  # one state, even while the writer appends
+        verifier = _Verifier(ledger, codec, max_problems)
+        report = verifier.run()
+        if expected_heads:
+            verifier.check_heads(expected_heads)
     return report
-
-
-def _lenient_text(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")

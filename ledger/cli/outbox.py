@@ -49,18 +49,8 @@ def run_drain(args) -> int:
 
 
 def run_status(args) -> int:
-    import sqlite3
-    from pathlib import Path
+    from ledger.produce.outbox import pending_count
 
-    from ledger.produce.outbox import check_outbox_file
-
-    from ..errors import StoreError
-
-    check_outbox_file(Path(args.path), must_exist=True)
-    try:
-        conn = sqlite3.connect(f"file:{args.path}?mode=ro", uri=True)
-        pending = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read outbox {args.path}: {err}") from err
+    pending = pending_count(args.path)
     print(f"{pending} event(s) waiting in {args.path}")
     return 0

@@ -23,6 +23,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ledger.store import reads
+
 from .cursor import CursorSigner
 from .problems import error_response, install
 
@@ -119,10 +121,9 @@ def create_app(state: ServerState) -> FastAPI:
         try:
             led = state.ledger()
             heads = led.heads()
-            newest = led.conn.execute("SELECT timestamp FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            newest_ms = reads.newest_timestamp(led)
         except Exception as err:  # any failure to read means not ready
             return error_response(503, "not_ready", f"the ledger cannot be read: {type(err).__name__}")
-        newest_ms = newest[0] if newest else None
         behind = None if newest_ms is None else max(0.0, time.time() - newest_ms / 1000)
         return JSONResponse({
             "status": "ready", "partitions": len(heads),

@@ -32,9 +32,22 @@ from typing import Sequence
 
 from ledger.errors import DecodeError, LedgerError, StoreError, ValidationError
 from ledger.model.timecheck import TimeLimits, time_flag
-from ledger.store import AppendBatch, FirstSeen, Ledger, Tip, iter_entries
+from ledger.store import AppendBatch, FirstSeen, Ledger, Tip, iter_rejected_records
 from ledger.store.index import entry_columns, index_row
-from ledger.store.schema import headers_to_json
+from ledger.store.schema import (
+    COL_EVENT_ID,
+    COL_JSON,
+    COL_OCCURRED_AT,
+    COL_OFFSET,
+    COL_PARTITION,
+    COL_REASON,
+    COL_SEQ,
+    COL_STATUS,
+    COL_TIMESTAMP,
+    COL_TOPIC,
+    gap_row,
+    headers_to_json,
+)
 from ledger.tlog.chain import gap_hash, leaf_hash, link
 from ledger.wire.record import Record
 
@@ -45,8 +58,6 @@ EVENT_TYPE_HEADER = "event_type"
 CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
 STATUSES = ("entry", "duplicate", "conflict", "contradiction", "rejected", "gap")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# Column positions in an entries row (schema.ENTRY_COLUMNS).
-_STATUS, _REASON, _EVENT_ID = 11, 12, 13
 
 
 @dataclass
@@ -235,8 +246,7 @@ class Ingestor:
             if rec.offset > expected:
                 leaf = gap_hash(rec.topic, rec.partition, expected, rec.offset)
                 prev = link(prev, leaf)
-                entries.append([seq, rec.topic, rec.partition, expected, "gap", rec.offset, None, None,
-                                None, None, None, "gap", None, None, None, None, None, leaf, prev])
+                entries.append(gap_row(seq, rec.topic, rec.partition, expected, rec.offset, leaf, prev))
                 counts["gap"] += 1
                 seq += 1
             leaf = leaf_hash(rec)
@@ -247,6 +257,7 @@ class Ingestor:
             event, reason = decode_value(codec, value)
             if event is not None and (reason := routing_problem(rec, event)) is not None:
                 event = None  # misrouted: kept as rejected, never an event (routing.py)
+            # An entries row in ENTRY_COLUMNS order, built in two halves: evidence, then what the value decoded to.
             row = [seq, rec.topic, rec.partition, rec.offset, "record", None, rec.timestamp, rec.key,
                    headers_to_json(rec.headers), value, None if value is None else fingerprint(value)]
             if event is None:
@@ -278,7 +289,7 @@ class Ingestor:
 
     def _classify(self, decoded: list[tuple[list, dict]], rows: AppendBatch, counts: dict[str, int]) -> None:
         """Set each decoded row's status (first occurrence wins; repeats.py) and collect index rows."""
-        ids = {row[_EVENT_ID] for row, _ in decoded}
+        ids = {row[COL_EVENT_ID] for row, _ in decoded}
         with self._lock:  # pending first: a commit finishing meanwhile is then seen in the file
             first = {i: self._pending_ids[i] for i in ids if i in self._pending_ids}
             origin = {i: self._pending_rows[i] for i in first}  # event_id -> the first occurrence's row
@@ -291,34 +302,35 @@ class Ingestor:
         details = {event_id: first_occurrence(self.codec, seen, stored[seen.seq])
                    for event_id, seen in in_file.items()}
         for row, event in decoded:
-            event_id = row[_EVENT_ID]
+            event_id = row[COL_EVENT_ID]
             seen = first.get(event_id)
-            seq, topic, partition = row[0], row[1], row[2]
+            seq, topic, partition = row[COL_SEQ], row[COL_TOPIC], row[COL_PARTITION]
             if seen is None:
-                row[_STATUS] = "entry"
+                row[COL_STATUS] = "entry"
                 first[event_id] = FirstSeen(seq, topic, partition)
                 origin[event_id] = row
                 rows.event_ids.append((event_id, seq, topic, partition))
-                rows.index.append(index_row(seq, event, row[15]))
+                rows.index.append(index_row(seq, event, row[COL_OCCURRED_AT]))
                 counts["entry"] += 1
                 continue
             occurrence = details.get(event_id)
             if occurrence is None:
                 occurrence = details[event_id] = occurrence_of_row(origin[event_id])
-            status, reason = classify_repeat(occurrence, row[16], topic, partition)
-            row[_STATUS], row[_REASON] = status, join_reasons(reason, row[_REASON])
+            status, reason = classify_repeat(occurrence, row[COL_JSON], topic, partition)
+            row[COL_STATUS], row[COL_REASON] = status, join_reasons(reason, row[COL_REASON])
             if status != "duplicate":
                 rows.conflicts.append((seq, event_id, seen.seq))
             if status == "contradiction":
-                rows.index.append(index_row(seq, event, row[15]))
-            elif recorded_earlier(status, row[6], occurrence):
-                rows.earlier.append((seen.seq, seq, row[6]))
+                rows.index.append(index_row(seq, event, row[COL_OCCURRED_AT]))
+            elif recorded_earlier(status, row[COL_TIMESTAMP], occurrence):
+                rows.earlier.append((seen.seq, seq, row[COL_TIMESTAMP]))
             counts[status] += 1
 
 
 def occurrence_of_row(row: list) -> FirstOccurrence:
     """The first occurrence held in an entries row of this session (decoded with this codec)."""
-    return FirstOccurrence(row[0], row[1], row[2], row[3], row[6], row[16])
+    return FirstOccurrence(row[COL_SEQ], row[COL_TOPIC], row[COL_PARTITION], row[COL_OFFSET], row[COL_TIMESTAMP],
+                           row[COL_JSON])
 
 
 def first_occurrence(codec, seen: FirstSeen, stored: tuple) -> FirstOccurrence:
@@ -402,7 +414,7 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
     ledger.lock_for_writing()
     codec = codec if codec is not None else default_codec()
     limits = TimeLimits.from_meta(ledger.meta())
-    rejected = list(iter_entries(ledger, where="status = 'rejected' AND kind = 'record'"))
+    rejected = list(iter_rejected_records(ledger))
     after_seq = ledger.next_seq() - 1
     decoded = []
     for entry in rejected:

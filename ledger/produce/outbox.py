@@ -82,6 +82,20 @@ CREATE TABLE IF NOT EXISTS outbox_quarantine (
 """
 
 
+def pending_count(path: str | Path) -> int:
+    """Events waiting in the outbox at ``path`` (checked first: refuses a file that is not an outbox)."""
+    path = Path(path)
+    check_outbox_file(path, must_exist=True)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read outbox {path}: {err}") from err
+
+
 def check_outbox_file(path: Path, *, must_exist: bool) -> bool:
     """Refuse (StoreError) a file that is not an outbox made by this package; True if it is one, False if new.
 

@@ -239,7 +239,13 @@ class Ledger:
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same state, whatever a writer does."""
+        """A read transaction: every query inside sees the same state, whatever a writer does.
+
+        Inside a transaction already (a nested snapshot) it adds nothing: the outer one holds the state.
+        """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
         self.conn.execute("BEGIN")
         try:
             yield self.conn

@@ -55,9 +55,10 @@ class Entry:
 
 
 def iter_entries(source, *, start_seq: int = 1, where: str = "", params: tuple = ()) -> Iterator[Entry]:
-    """Entries with ``seq >= start_seq`` (and an optional SQL condition), in seq order.
+    """Entries with ``seq >= start_seq`` (and an optional SQL condition, for this package only), in seq order.
 
-    ``source`` is a Ledger or an sqlite3 connection.
+    ``source`` is a Ledger or an sqlite3 connection. Callers outside the store use the
+    named selections (:func:`iter_rejected_records`) rather than ``where``.
     """
     cur = getattr(source, "conn", source).execute(
         f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq >= ? {'AND ' + where if where else ''} "
@@ -67,6 +68,11 @@ def iter_entries(source, *, start_seq: int = 1, where: str = "", params: tuple =
     while rows := cur.fetchmany(_FETCH):
         for row in rows:
             yield Entry(*row)
+
+
+def iter_rejected_records(source) -> Iterator[Entry]:
+    """Record entries of status ``rejected`` (what ``ledger reprocess`` retries), in seq order."""
+    return iter_entries(source, where="status = 'rejected' AND kind = 'record'")
 
 
 def iter_side_rows(source, table: str) -> Iterator[tuple]:

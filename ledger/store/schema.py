@@ -10,7 +10,7 @@ keyed by customer alone, each of a batch's ~100,000 customer references
 dirtied its own page anywhere in the file, and SQLite wrote every dirty page
 to the WAL and again at the checkpoint, so the ingest rate fell as the ledger
 grew (bench/bench_index_layout.py). Within a bucket one key's rows are a
-contiguous range in time order; a query probes each bucket (query.side_rows).
+contiguous range in time order; a query probes each bucket (reads.side_rows).
 
 Triggers refuse every UPDATE and DELETE, with one exception: ``ledger
 reprocess`` may move an entry from ``rejected`` to a decoded status, filling
@@ -37,6 +37,24 @@ ENTRY_COLUMNS = (
     "headers", "value", "fingerprint", "status", "reason", "event_id", "type",
     "occurred_at", "json", "leaf_hash", "chain_hash",
 )
+# Positions in an entries row, for the one writer that builds rows as mutable lists (ingest: a
+# decoded row's status is set only after the whole batch is decoded and classified). Derived from
+# ENTRY_COLUMNS so they cannot drift; plain ints, so the hot path indexes a list as fast as a literal
+# (a NamedTuple or dataclass row would need a copy per row to mutate or to bind; see the report of issue 13).
+_POSITION = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
+COL_SEQ, COL_TOPIC, COL_PARTITION, COL_OFFSET = (_POSITION[c] for c in ("seq", "topic", "partition", "offset"))
+COL_TIMESTAMP, COL_STATUS, COL_REASON = (_POSITION[c] for c in ("timestamp", "status", "reason"))
+COL_EVENT_ID, COL_OCCURRED_AT, COL_JSON = (_POSITION[c] for c in ("event_id", "occurred_at", "json"))
+
+
+def gap_row(seq: int, topic: str, partition: int, first: int, end: int, leaf: bytes, chain: bytes) -> list:
+    """The entries row (ENTRY_COLUMNS order) of a gap: offsets ``[first, end)`` missing on a partition."""
+    row = dict.fromkeys(ENTRY_COLUMNS)
+    row.update(seq=seq, topic=topic, partition=partition, offset=first, kind="gap", gap_end=end, status="gap",
+               leaf_hash=leaf, chain_hash=chain)
+    return list(row.values())
+
+
 # What Kafka held and the hashes over it: never changed once written.
 EVIDENCE_COLUMNS = (
     "seq", "topic", "partition", "offset", "kind", "gap_end", "timestamp", "key",

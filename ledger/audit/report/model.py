@@ -29,9 +29,10 @@ from datetime import datetime, timezone
 
 from ledger.audit.obligations import NOTHING_OWED, CaseBook, load_cases
 from ledger.audit.query import DISCLOSURE_TYPES, who_saw
-from ledger.errors import StoreError, ValidationError
+from ledger.errors import ValidationError
 from ledger.model.taxonomy import category_label, purpose_label
 from ledger.model.times import iso, parse_as_of, parse_time
+from ledger.store import reads
 
 from .audience import AUDIENCES, view_for
 
@@ -144,7 +145,17 @@ def build_report(
     rules: AccountingRules | None = None,
     generated_at: datetime | None = None,
 ) -> Report:
-    """Everything a report on ``subject`` shows, for ``audience`` (``subject`` or ``auditor``)."""
+    """Everything a report on ``subject`` shows, for ``audience`` (``subject`` or ``auditor``).
+
+    Events, notice cases, time flags and chain heads are read in one read transaction, so the
+    heads printed cover exactly the entries shown, however a writer appends meanwhile.
+    """
+    with reads.snapshot(source):
+        return _build_report(source, subject, audience=audience, as_of=as_of, rules=rules, generated_at=generated_at)
+
+
+def _build_report(source, subject: str, *, audience: str, as_of, rules: AccountingRules | None,
+                  generated_at: datetime | None) -> Report:
     if audience not in AUDIENCES:
         raise ValidationError("--audience", f"must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     rules = rules or AccountingRules()
@@ -241,22 +252,7 @@ def _correlated(event: dict, tied: dict[str, str]) -> str | None:
 
 def time_flags(source, event_ids: list[str]) -> list[dict]:
     """Entries among ``event_ids`` whose times ingest flagged as implausible (``entries.reason`` "time: ...")."""
-    import sqlite3
-
-    from ledger.audit.query import connection
-
-    found = []
-    try:
-        conn = connection(source)
-        for i in range(0, len(event_ids), 900):
-            chunk = event_ids[i : i + 900]
-            found += conn.execute(
-                "SELECT e.event_id, e.type, e.reason, e.topic, e.partition, e.offset FROM event_ids AS i "
-                "JOIN entries AS e ON e.seq = i.seq "
-                f"WHERE i.event_id IN ({', '.join('?' * len(chunk))}) AND e.reason LIKE 'time: %'", chunk,
-            ).fetchall()
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read the ledger: {err}") from err
+    found = reads.time_flagged(source, event_ids)
     return [{"kind": "implausible_time", "event_id": event_id, "type": etype,
              "message": f"{etype} {event_id} at {topic}[{partition}]@{offset}: {reason}"}
             for event_id, etype, reason, topic, partition, offset in sorted(found, key=lambda r: r[3:])]
