@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 2000
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
+#: Default wait of ``put`` for another process's write lock on the outbox file.
+WRITE_TIMEOUT_SECONDS = 30.0
 
 #: ``PRAGMA application_id`` of every outbox file ("LDOB").
 APPLICATION_ID = 0x4C444F42
@@ -145,10 +147,15 @@ def _open_lock(path: Path):
 class Outbox:
     """A local SQLite outbox with a background relay to Kafka."""
 
-    def __init__(self, path: str | Path, settings: Settings, *, relay: bool = True):
+    def __init__(self, path: str | Path, settings: Settings, *, relay: bool = True,
+                 write_timeout: float = WRITE_TIMEOUT_SECONDS):
         self.path = Path(path)
         self.settings = settings
         self._conn = _connect(self.path)
+        # How long ``put`` waits for another writer of the file before it fails (this connection only
+        # writes puts; the relay has its own). A server that must answer within a request timeout
+        # passes less than that, so a locked outbox refuses the request instead of stalling it.
+        self._conn.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
         self._write_lock = threading.Lock()
         self._futures: dict[int, Future] = {}
         self._futures_lock = threading.Condition()

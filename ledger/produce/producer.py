@@ -151,6 +151,7 @@ class AuditProducer:
         settings: Settings | None = None,
         *,
         durable: str | Path | None = None,
+        durable_write_timeout: float | None = None,
         codec: Codec | None = None,
         **overrides: Any,
     ):
@@ -161,7 +162,8 @@ class AuditProducer:
         if durable is not None:
             from .outbox import Outbox
 
-            self._outbox = Outbox(durable, self.settings)
+            wait = {} if durable_write_timeout is None else {"write_timeout": durable_write_timeout}
+            self._outbox = Outbox(durable, self.settings, **wait)
 
     # -- one method per event type -------------------------------------------------
     def data_accessed(self, **fields: Any) -> Delivery:
