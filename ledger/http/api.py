@@ -166,21 +166,11 @@ def page_response(page, p: Principal, request: Request, limit: int, **extra) -> 
 
 
 def subject_filter(ledger, subject: str, as_of: str):
-    """``keep`` for paginate: the subject audience of ``ledger.report`` applied to one row at a time."""
-    from ledger.audit.obligations import load_cases
-    from ledger.audit.report.audience import subject_view
+    """``keep`` for paginate: the subject audience of ``ledger.report`` (its SubjectRules), one row at a time."""
+    from ledger.audit.report.audience import SubjectRules
     from ledger.model.times import parse_time
 
-    judged = parse_time(as_of)
-
-    def keep(row: dict) -> dict | None:
-        if row["type"] == "LegalDisclosure":
-            book = load_cases(ledger, as_of=as_of, disclosure_ids=[row["event_id"]])
-            if book.case(row["event_id"]).withheld_from(subject, judged):
-                return None
-        return subject_view(row, subject)
-
-    return keep
+    return SubjectRules.load(ledger, subject, as_of=as_of, judged=parse_time(as_of)).view
 
 
 def _deadline(request: Request) -> float:

@@ -33,7 +33,7 @@ from ledger.errors import StoreError, ValidationError
 from ledger.model.taxonomy import category_label, purpose_label
 from ledger.model.times import iso, parse_as_of, parse_time
 
-from .audience import AUDIENCES, view_for
+from .audience import AUDIENCES, SubjectRules, view_for
 
 #: EU member states plus Iceland, Liechtenstein and Norway: anything else is a third country.
 EEA = frozenset(
@@ -158,7 +158,7 @@ def build_report(
     events = [e for e in rows if "contradicts" not in e]
     legal_ids = [e["event_id"] for e in events if e["type"] == "LegalDisclosure"]
     book = load_cases(source, as_of=as_of_time, disclosure_ids=legal_ids) if legal_ids else CaseBook()
-    withheld, tied = withheld_cases(book, legal_ids, subject, judged)
+    withholding = SubjectRules(book, legal_ids, subject, judged)
 
     shown: list[tuple[dict, dict]] = []  # (event, view) pairs that pass the audience's filter
     timeline: list[dict] = []
@@ -167,7 +167,7 @@ def build_report(
             if audience == "auditor":
                 timeline.append(view_for(audience, event, subject))
             continue
-        because = event["event_id"] if event["event_id"] in withheld else _correlated(event, tied)
+        because = withholding.withheld_with(event)
         if because and audience == "subject":
             continue
         view = view_for(audience, event, subject)
@@ -207,36 +207,6 @@ def build_report(
         accounting=accounting(accountable, audience), gdpr=gdpr_view(shown, audience), notices=notices,
         anomalies=anomalies,
     )
-
-
-def withheld_cases(book: CaseBook, legal_ids: list[str], subject: str,
-                   judged: datetime) -> tuple[set[str], dict[str, str]]:
-    """``(withheld, tied)``: the disclosures withheld from ``subject``, and their case keys -> disclosure.
-
-    A delayed disclosure takes with it every event tied to the same legal
-    case (:func:`_correlated`): its keys are the disclosure's
-    ``correlation_id`` and its legal request id.
-    """
-    withheld: set[str] = set()
-    tied: dict[str, str] = {}
-    for i in legal_ids:
-        case = book.case(i)
-        if case.withheld_from(subject, judged):
-            withheld.add(i)
-            for key in sorted(case.correlation_keys()):
-                tied.setdefault(key, i)
-    return withheld, tied
-
-
-def _correlated(event: dict, tied: dict[str, str]) -> str | None:
-    """The withheld disclosure ``event`` belongs with: its correlation_id or justification ticket is a case key."""
-    if not tied:
-        return None
-    ticket = (event.get("justification") or {}).get("ticket")
-    for key in (event.get("correlation_id"), ticket):
-        if key and key in tied:
-            return tied[key]
-    return None
 
 
 def time_flags(source, event_ids: list[str]) -> list[dict]:
