@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from ledger.audit.obligations import NOTHING_OWED, CaseBook, load_cases
 from ledger.audit.query import DISCLOSURE_TYPES, who_saw
 from ledger.errors import StoreError, ValidationError
-from ledger.model.taxonomy import category_label, purpose_label
+from ledger.model.taxonomy import category_label, purpose_label, within
 from ledger.model.times import iso, parse_as_of, parse_time
 
 from .audience import AUDIENCES, SubjectRules, view_for
@@ -42,7 +42,7 @@ EEA = frozenset(
 
 
 def _matches(code: str | None, prefixes: tuple[str, ...]) -> bool:
-    return code is not None and any(code == p or code.startswith(p + ".") for p in prefixes)
+    return any(within(code, p) for p in prefixes)
 
 
 @dataclass(frozen=True)
