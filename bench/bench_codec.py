@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
               ("decode", codec.decode, encoded), ("entry_columns", entry_columns, validated)]
     if reference is not None:
         stages.append(("decode, fastavro path", reference, encoded))
+    stages.append(("encode, fastavro writer", fastavro_encoder(codec), validated))
     stages.append(("entry_columns, C encoder", entry_columns_before, validated))
     upgraded = _upgraded_codec()
     stages += [("v1 read as v2 (resolving)", upgraded.decode, encoded),
@@ -106,6 +107,27 @@ def main(argv: list[str] | None = None) -> int:
         mix = sum(best[stage, t] * len(ix) for t, ix in by_type.items()) / len(validated)
         print(f"{stage:<26}{mix:>8.2f}" + "".join(f"{best[stage, col]:>8.2f}" for col in columns))
     return 0
+
+
+def fastavro_encoder(codec: Codec):
+    """codec.encode done by fastavro's schemaless_writer (the reference for the compiled writer)."""
+    import io
+
+    from fastavro import schemaless_writer
+
+    from ledger.wire.codec import MAGIC
+
+    newest = {t: codec.versions(t)[-1] for t in events.EVENT_TYPES}
+    plan = {t: (MAGIC + sv.fingerprint, sv.parsed) for t, sv in newest.items()}
+
+    def encode(event: dict) -> bytes:
+        header, parsed = plan[event["type"]]
+        out = io.BytesIO()
+        out.write(header)
+        schemaless_writer(out, parsed, event)
+        return out.getvalue()
+
+    return encode
 
 
 def _upgraded_codec() -> Codec:

@@ -32,20 +32,16 @@ from its own timestamp (it is a different claim).
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from typing import Iterable, Iterator
 
 from ledger.errors import ValidationError
 from ledger.ingest.repeats import contradicted_fields
-from ledger.model.taxonomy import category_label, purpose_label
-from ledger.model.times import parse_as_of, parse_time, to_micros, to_millis
+from ledger.model.events import EVENT_TYPES  # the one list (re-exported for flat_export)
+from ledger.model.taxonomy import category_label, purpose_label, within
+from ledger.model.times import iso_micros, iso_millis, parse_as_of, parse_time, to_micros, to_millis
 from ledger.store import reads
 
-EVENT_TYPES = (
-    "DataAccessed", "DataShared", "LegalDisclosure",
-    "NotificationStatusChanged", "SubjectNotified", "ConsentChanged",
-)
 #: What touched a customer's data: accesses, sharing and legal disclosures.
 WHO_SAW_TYPES = ("DataAccessed", "DataShared", "LegalDisclosure")
 #: Data that left the operator: to third parties and to authorities.
@@ -116,10 +112,6 @@ def _ref(ref: reads.Ref) -> dict:
 _decode = json.JSONDecoder().raw_decode  # the stored text is compact JSON: skip loads' whitespace handling
 
 
-def iso_millis(ms: int) -> str:
-    """``2026-01-02T03:04:05.123000Z`` for Kafka milliseconds (the JSON form of the ledger's times)."""
-    seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}000Z"
 
 
 def to_row(json_text: str, timestamp: int | None, event_type: str | None = None, marks: dict | None = None) -> dict:
@@ -137,11 +129,6 @@ def to_row(json_text: str, timestamp: int | None, event_type: str | None = None,
     if marks:
         row.update(marks)
     return row
-
-
-def _purpose_matches(purpose: str | None, wanted: str) -> bool:
-    """``wanted`` matches itself and its dotted children (``marketing`` matches ``marketing.email``)."""
-    return purpose is not None and (purpose == wanted or purpose.startswith(wanted + "."))
 
 
 def who_saw(
@@ -166,7 +153,7 @@ def who_saw(
         row = to_row(text, ts, etype, marks)
         if actor is not None and row["actor"]["id"] != actor:
             continue
-        if purpose is not None and not _purpose_matches(row.get("purpose"), purpose):
+        if purpose is not None and not within(row.get("purpose"), purpose):
             continue
         yield row
 
@@ -236,10 +223,6 @@ def _pair_side(values) -> dict:
             "recorded_at": None if timestamp is None else iso_millis(timestamp)}
 
 
-def iso_micros(us: int) -> str:
-    """``2026-01-02T03:04:05.123456Z`` for µs since the epoch (entries.occurred_at)."""
-    seconds, micros = divmod(us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
 
 
 def summarize_disclosures(rows: Iterable[dict]) -> list[dict]:

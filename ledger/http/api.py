@@ -27,7 +27,6 @@ from .auth import admin, any_reader, auditor, reader_of_subject
 from .cursor import binding
 from .params import (
     MAX_PAGE,
-    neutralise_csv,
     page_size,
     paginate,
     pinned_as_of,
@@ -165,21 +164,11 @@ def page_response(page, p: Principal, request: Request, limit: int, **extra) -> 
 
 
 def subject_filter(ledger, subject: str, as_of: str):
-    """``keep`` for paginate: the subject audience of ``ledger.report`` applied to one row at a time."""
-    from ledger.audit.obligations import load_cases
-    from ledger.audit.report.audience import subject_view
+    """``keep`` for paginate: the subject audience of ``ledger.report`` (its SubjectRules), one row at a time."""
+    from ledger.audit.report.audience import SubjectRules
     from ledger.model.times import parse_time
 
-    judged = parse_time(as_of)
-
-    def keep(row: dict) -> dict | None:
-        if row["type"] == "LegalDisclosure":
-            book = load_cases(ledger, as_of=as_of, disclosure_ids=[row["event_id"]])
-            if book.case(row["event_id"]).withheld_from(subject, judged):
-                return None
-        return subject_view(row, subject)
-
-    return keep
+    return SubjectRules.load(ledger, subject, as_of=as_of, judged=parse_time(as_of)).view
 
 
 def _deadline(request: Request) -> float:
@@ -259,7 +248,8 @@ def report_route(
                                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
         return Response(text, media_type="text/html; charset=utf-8", headers=headers)
     if format == "csv":
-        return Response(neutralise_csv(text), media_type="text/csv; charset=utf-8", headers=headers)
+        # render_csv already made every cell inert (ledger.audit.report.inert.csv_cell), as for the CLI.
+        return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
     return Response(text, media_type="application/json", headers=headers)
 
 

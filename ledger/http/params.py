@@ -10,8 +10,6 @@ previous page that share its last instant.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -94,20 +92,3 @@ def pinned_as_of(as_of: datetime | None) -> str:
     from datetime import timezone
 
     return iso(as_of or datetime.now(timezone.utc))
-
-
-#: Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutral_cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-def neutralise_csv(text: str) -> str:
-    """The CSV with every cell that a spreadsheet would run as a formula prefixed by ``'``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for row in csv.reader(io.StringIO(text)):
-        writer.writerow([neutral_cell(c) for c in row])
-    return out.getvalue()

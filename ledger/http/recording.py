@@ -40,6 +40,10 @@ AUDIT_LEGAL_BASIS = "LEGAL_OBLIGATION"
 ID_CATEGORY = "user.account.identifiers"
 MAX_SUBJECTS_PER_EVENT = 1000
 MAX_JUSTIFICATION = 1000
+#: How long a record waits for the outbox when another process holds its write lock. Well under
+#: the server's request timeout (10 s by default): a read whose record cannot be committed
+#: promptly is refused with 503, not left hanging on the outbox's 30 s default.
+RECORD_WAIT_SECONDS = 2.0
 
 
 class RecordingError(StoreError):
@@ -51,13 +55,14 @@ class RecordingError(StoreError):
 class ReadRecorder:
     """Records reads through one durable AuditProducer (thread-safe: the outbox serialises writes)."""
 
-    def __init__(self, outbox: str | Path, settings: Settings, *, source_service: str = "ledger-api"):
+    def __init__(self, outbox: str | Path, settings: Settings, *, source_service: str = "ledger-api",
+                 write_timeout: float = RECORD_WAIT_SECONDS):
         from ledger.produce.producer import AuditProducer
 
         self.outbox = Path(outbox)
         self.source_service = source_service
         # Thread-safe without a lock of ours: encoding is pure and the outbox serialises its own writes.
-        self._producer = AuditProducer(settings, durable=self.outbox)
+        self._producer = AuditProducer(settings, durable=self.outbox, durable_write_timeout=write_timeout)
 
     def record(self, p: Principal, subjects: Iterable[str], categories: Iterable[str], *, route: str,
                query: str, request_id: str, justification: str | None, export: bool = False,

@@ -52,13 +52,14 @@ def build(config: ServeConfig):
     """The application and its recorder (close the recorder when the server stops)."""
     from ..store import Ledger
     from .app import ServerState, create_app
-    from .recording import ReadRecorder
+    from .recording import RECORD_WAIT_SECONDS, ReadRecorder
     from .tokens import AUDIENCE, TokenVerifier
 
     verifier = TokenVerifier.from_files(config.token_key, revoked=config.revoked, jwks=config.jwks,
                                         jwks_issuer=config.jwks_issuer, audience=config.audience or AUDIENCE)
     Ledger.open(config.settings.db, readonly=True).close()  # refuse to start on a missing or foreign file
-    recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service)
+    recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service,
+                            write_timeout=min(RECORD_WAIT_SECONDS, config.request_seconds / 4))
     state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
                         request_seconds=config.request_seconds)
     return create_app(state), recorder

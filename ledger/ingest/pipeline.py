@@ -49,12 +49,11 @@ from ledger.store.schema import (
     headers_to_json,
 )
 from ledger.tlog.chain import gap_hash, leaf_hash, link
-from ledger.wire.record import Record
+from ledger.wire.record import EVENT_TYPE_HEADER, Record  # noqa: F401 - EVENT_TYPE_HEADER re-exported
 
 from .repeats import FirstOccurrence, classify_repeat, join_reasons, recorded_earlier
 from .routing import routing_problem
 
-EVENT_TYPE_HEADER = "event_type"
 CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
 STATUSES = ("entry", "duplicate", "conflict", "contradiction", "rejected", "gap")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 from ledger.kafka.topics import TOPIC_SUFFIX
 from ledger.model.events import event_key
-from ledger.wire.record import Record
+from ledger.wire.record import EVENT_TYPE_HEADER, Record, event_type_header
 
-EVENT_TYPE_HEADER = "event_type"
 PREFIX = "routing: "
 _SUFFIXES = tuple(dict.fromkeys(TOPIC_SUFFIX.values()))
 _SHOWN = 80  # characters of a key or header value quoted in a reason
@@ -61,7 +60,7 @@ def routing_problem(record: Record, event: dict) -> str | None:
         expected = want if want is not None else f"a topic ending in {TOPIC_SUFFIX[etype]!r}"
         found.append(f"{etype} on topic {record.topic} (expected {expected})")
     for name, value in record.headers:
-        if name == EVENT_TYPE_HEADER and value != etype.encode():
+        if name == EVENT_TYPE_HEADER and value != event_type_header(etype)[1]:
             found.append(f"header {EVENT_TYPE_HEADER}={_quote(value)[1:-1] if value is not None else '<null>'} "
                          f"contradicts the schema {etype}")
             break

@@ -64,6 +64,15 @@ def is_code(code: object) -> bool:
     return isinstance(code, str) and CODE_PATTERN.fullmatch(code) is not None
 
 
+def within(code: str | None, prefix: str) -> bool:
+    """``code`` is ``prefix`` or one of its dotted children (``marketing`` covers ``marketing.email``).
+
+    The one rule for a purpose (or category) filter: a query's ``--purpose``
+    and the report's accounting rules both ask it.
+    """
+    return code is not None and (code == prefix or code.startswith(prefix + "."))
+
+
 def category_label(code: str) -> str:
     """Label of a data category: the table above, else the shared vocabulary (fideslang), else the code."""
     label = DATA_CATEGORIES.get(code)

@@ -10,6 +10,7 @@ turned into UTC; output says so.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from ledger.errors import ValidationError
@@ -82,8 +83,27 @@ def from_millis(ms: int) -> datetime:
     return from_micros(ms * 1000)
 
 
+# The ``...Z`` text of a time: the one home of that form (JSON forms, reports, queries, HTTP).
+
+def time_text(when: datetime) -> str:
+    """A time as the JSON form writes it: UTC, microseconds, ``Z`` (``2026-01-02T03:04:05.123456Z``)."""
+    if when.tzinfo is UTC:  # the same text, ~2x faster than the general expression below
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+            when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond)
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 def iso(value: datetime | None) -> str | None:
-    """``2026-01-02T03:04:05.123456Z``: the form the ledger's JSON uses for times."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    """``2026-01-02T03:04:05.123456Z``: the form the ledger's JSON uses for times (None stays None)."""
+    return None if value is None else time_text(value)
+
+
+def iso_micros(us: int) -> str:
+    """:func:`time_text` of µs since the epoch (entries.occurred_at), without building a datetime."""
+    seconds, micros = divmod(us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def iso_millis(ms: int) -> str:
+    """:func:`time_text` of Kafka milliseconds (``2026-01-02T03:04:05.123000Z``)."""
+    return iso_micros(ms * 1000)

@@ -47,12 +47,13 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 2000
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
+#: Default wait of ``put`` for another process's write lock on the outbox file.
+WRITE_TIMEOUT_SECONDS = 30.0
 
 #: ``PRAGMA application_id`` of every outbox file ("LDOB").
 APPLICATION_ID = 0x4C444F42
 _OUTBOX_COLUMNS = ["id", "event_id", "topic", "key", "value", "headers", "created_at"]
 _OUR_TABLES = {"outbox", "outbox_quarantine", "sqlite_sequence"}
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -99,24 +100,29 @@ def pending_count(path: str | Path) -> int:
 def check_outbox_file(path: Path, *, must_exist: bool) -> bool:
     """Refuse (StoreError) a file that is not an outbox made by this package; True if it is one, False if new.
 
-    Reads the file without writing to it: the SQLite header, then (read-only)
+    Reads the file without writing to it, and only through SQLite (read-only):
     the application id and the tables. Nothing is created or switched here.
+
+    Never ``open()``/``close()`` the file outside SQLite: closing any descriptor
+    of a file drops every POSIX lock this process holds on it, including the
+    shared lock a live WAL connection keeps on the database (the put
+    connection, when the relay's connection is checked). Another process's
+    last connection then checkpoints and deletes the WAL under us: writes go to
+    an unlinked WAL (lost) and an exclusive lock elsewhere no longer blocks
+    them (SQLite, "How To Corrupt Your Database Files", 2.2).
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_HEADER))
+        size = path.stat().st_size
     except FileNotFoundError:
         if must_exist:
             raise StoreError(f"no outbox at {path}") from None
         return False
     except OSError as err:
         raise StoreError(f"cannot read outbox {path}: {err.strerror}") from None
-    if not head:
+    if not size:
         if must_exist:
             raise StoreError(f"{path} is empty, not an outbox; nothing to drain")
         return False
-    if head != SQLITE_HEADER:
-        raise StoreError(f"{path} is not an outbox (not an SQLite file); refusing to touch it")
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
@@ -125,7 +131,9 @@ def check_outbox_file(path: Path, *, must_exist: bool) -> bool:
             columns = [r[1] for r in conn.execute("PRAGMA table_info(outbox)")]
         finally:
             conn.close()
-    except sqlite3.Error as err:
+    except sqlite3.DatabaseError as err:
+        if "not a database" in str(err):
+            raise StoreError(f"{path} is not an outbox (not an SQLite file); refusing to touch it") from None
         raise StoreError(f"cannot read outbox {path}: {err}") from err
     made_by_us = app_id == APPLICATION_ID or (app_id == 0 and tables <= _OUR_TABLES and "outbox" in tables)
     if not made_by_us or columns != _OUTBOX_COLUMNS:
@@ -159,10 +167,15 @@ def _open_lock(path: Path):
 class Outbox:
     """A local SQLite outbox with a background relay to Kafka."""
 
-    def __init__(self, path: str | Path, settings: Settings, *, relay: bool = True):
+    def __init__(self, path: str | Path, settings: Settings, *, relay: bool = True,
+                 write_timeout: float = WRITE_TIMEOUT_SECONDS):
         self.path = Path(path)
         self.settings = settings
         self._conn = _connect(self.path)
+        # How long ``put`` waits for another writer of the file before it fails (this connection only
+        # writes puts; the relay has its own). A server that must answer within a request timeout
+        # passes less than that, so a locked outbox refuses the request instead of stalling it.
+        self._conn.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
         self._write_lock = threading.Lock()
         self._futures: dict[int, Future] = {}
         self._futures_lock = threading.Condition()

@@ -32,8 +32,7 @@ from ledger.errors import BrokerError, LedgerError, ValidationError
 from ledger.kafka.topics import topic_for
 from ledger.model.events import event_key
 from ledger.wire.codec import Codec, default_codec
-
-EVENT_TYPE_HEADER = "event_type"
+from ledger.wire.record import event_type_header
 
 #: The largest produce request the client sends (kafka-python's ``max_request_size`` default, set
 #: explicitly below). The broker's default ``message.max.bytes`` is 1048588, the ledger keeps values
@@ -120,7 +119,7 @@ def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
         topic=topic_for(etype, prefix),
         key=event_key(normalized),
         value=codec.encode(normalized),
-        headers=[(EVENT_TYPE_HEADER, etype.encode())],
+        headers=[event_type_header(etype)],
     )
     size = wire_size(record.key, record.value, record.headers)
     if size > MAX_REQUEST_BYTES or len(record.value) > codec.max_record_bytes:
@@ -151,6 +150,7 @@ class AuditProducer:
         settings: Settings | None = None,
         *,
         durable: str | Path | None = None,
+        durable_write_timeout: float | None = None,
         codec: Codec | None = None,
         **overrides: Any,
     ):
@@ -161,7 +161,8 @@ class AuditProducer:
         if durable is not None:
             from .outbox import Outbox
 
-            self._outbox = Outbox(durable, self.settings)
+            wait = {} if durable_write_timeout is None else {"write_timeout": durable_write_timeout}
+            self._outbox = Outbox(durable, self.settings, **wait)
 
     # -- one method per event type -------------------------------------------------
     def data_accessed(self, **fields: Any) -> Delivery:

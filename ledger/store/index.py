@@ -21,18 +21,13 @@ codec's decode): every field present, datetimes aware UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 from ledger.model.events import readable_json  # the entry's JSON form: canonical_json(to_json(event)), computed faster
+from ledger.model.times import to_micros
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 SIDE_TABLE_NAMES = ("subjects", "actors", "recipients", "categories")
 
 
-def micros(when: datetime) -> int:
-    """Exact microseconds since the epoch of an aware datetime."""
-    return (when - _EPOCH) // _MICROSECOND
+micros = to_micros  # exact µs since the epoch: ledger.model.times is the one home of the conversion
 
 
 def entry_columns(event: dict) -> dict:

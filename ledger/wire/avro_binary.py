@@ -15,7 +15,14 @@ writer's schema is the reader's (no resolution: the codec keeps fastavro for
 an older writer) and raises :class:`AvroReadError` (a ValueError), IndexError
 (bytes end early) or OverflowError (a time out of range) on bad bytes; every
 length and count is bounded by the bytes left, so garbage never loops long.
-tests/test_codec.py checks both against fastavro.
+tests/unit/test_avro_binary.py and test_codec.py check both against fastavro.
+
+Measured (bench/bench_codec.py, 5,000 simulated events, median of 3 runs of
+best-of-3, µs per event over the mix): the compiled writer encodes in 9.96 µs
+where fastavro's ``schemaless_writer`` takes 18.16 (same bytes, checked by the
+bench); on the producer stage it serves (~85 µs an event end to end,
+bench_producer.py, simulated mix, BENCHMARKS.md) that is ~8 µs, ~9.6%, so it
+stays. The compiled reader decodes in ~14.5 µs against ~43.5 for fastavro's.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import struct
 from datetime import datetime, timedelta, timezone
 
 from ledger.errors import SchemaError
+from ledger.model.times import to_micros
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -65,8 +73,7 @@ def _write_boolean(v: bool, out: bytearray) -> None:
 
 
 def _write_timestamp_micros(v: datetime, out: bytearray) -> None:
-    d = v - EPOCH
-    _write_long((d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds, out)
+    _write_long(to_micros(v), out)
 
 
 _PRIMITIVE_WRITERS = {

@@ -33,7 +33,7 @@ from io import BytesIO
 from pathlib import Path
 
 from fastavro import parse_schema, schemaless_reader
-from fastavro.schema import to_parsing_canonical_form
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from ledger.errors import DecodeError, SchemaError, ValidationError
 from ledger.model import events
@@ -44,34 +44,12 @@ MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10
 MAX_RECORD_BYTES = 1 << 20
 
-# CRC-64-AVRO (Rabin fingerprint) as the Avro specification defines it.
-CRC64_EMPTY = 0xC15D213AA4D7A795
-
-
-def _crc64_table() -> list[int]:
-    table = []
-    for i in range(256):
-        fp = i
-        for _ in range(8):
-            fp = (fp >> 1) ^ (CRC64_EMPTY & -(fp & 1))
-        table.append(fp)
-    return table
-
-
-_CRC64_TABLE = _crc64_table()
-
-
-def crc64_avro(data: bytes) -> int:
-    """The 64-bit Rabin fingerprint of ``data`` (the spec's ``fingerprint64``)."""
-    fp = CRC64_EMPTY
-    for byte in data:
-        fp = (fp >> 8) ^ _CRC64_TABLE[(fp ^ byte) & 0xFF]
-    return fp
-
-
 def schema_fingerprint(canonical_form: str) -> bytes:
-    """The 8 fingerprint bytes as carried on the wire (little-endian)."""
-    return crc64_avro(canonical_form.encode("utf-8")).to_bytes(8, "little")
+    """The 8 fingerprint bytes as carried on the wire: CRC-64-AVRO of the Parsing Canonical Form, little-endian.
+
+    fastavro computes it (its hex is the little-endian bytes); computed once per schema version at load.
+    """
+    return bytes.fromhex(fingerprint(canonical_form, "CRC-64-AVRO"))
 
 
 @dataclass(frozen=True, eq=False)

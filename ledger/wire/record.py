@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The Kafka header that names a record's event type (the producer sets it, ingest checks it
+#: against the schema). Its value is the type name in UTF-8: :func:`event_type_header`.
+EVENT_TYPE_HEADER = "event_type"
+
+
+def event_type_header(event_type: str) -> tuple[str, bytes]:
+    """The ``(name, value)`` header a producer sends with an event of ``event_type``."""
+    return EVENT_TYPE_HEADER, event_type.encode("utf-8")
+
 
 @dataclass(frozen=True, slots=True)
 class Record:

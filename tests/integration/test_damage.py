@@ -130,6 +130,45 @@ def test_outbox_drain_and_durable_mode_refuse_what_is_not_our_outbox(tmp_path, m
         assert digest(path) == before
 
 
+def test_checking_the_outbox_file_keeps_this_processs_sqlite_locks(tmp_path):
+    """The file check of a second connection (the relay's) must not drop the put connection's POSIX locks.
+
+    It used to open() and close() the file to read its header: closing any descriptor drops every
+    fcntl lock the process holds on the file, so another process's last reader deleted the WAL under
+    the live connection and a write lock held elsewhere no longer stopped our writes (they went to an
+    unlinked WAL). Now a put waits for another process's write lock and fails after its bounded wait.
+    """
+    from ledger.produce.outbox import check_outbox_file
+
+    path = tmp_path / "o.db"
+    outbox = Outbox(path, Settings.load(env={}, bootstrap_servers="127.0.0.1:1"), relay=False, write_timeout=1.0)
+    try:
+        wire = wire_record(sample("DataAccessed"), outbox_codec(), "ledger.")
+        outbox.put(wire)
+        check_outbox_file(path, must_exist=True)  # what the relay thread's connect does
+        holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            import sqlite3, sys
+            r = sqlite3.connect({str(path)!r}); r.execute("SELECT count(*) FROM outbox").fetchall(); r.close()
+            x = sqlite3.connect({str(path)!r}, timeout=5, isolation_level=None); x.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True); sys.stdin.readline(); x.execute("ROLLBACK")
+            """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            assert path.with_name("o.db-wal").exists(), "the other process's reader deleted the live WAL"
+            with pytest.raises(StoreError, match="could not store event"):
+                outbox.put(wire)
+        finally:
+            holder.communicate("go\n", timeout=30)
+    finally:
+        outbox.close()
+
+
+def outbox_codec():
+    from ledger.wire.codec import default_codec
+
+    return default_codec()
+
+
 def test_durable_mode_refuses_the_ledger_file(db):
     """AuditProducer(durable=<the ledger>) is refused before the ledger is touched."""
     before = digest(db, sides=False)

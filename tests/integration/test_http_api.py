@@ -410,15 +410,67 @@ def test_a_read_over_more_than_1000_customers_is_split_sharing_a_correlation_id(
 
 
 def test_a_read_whose_record_cannot_be_written_is_refused_not_answered(server, subject):
-    """While the outbox cannot be written (another process holds its write lock) the read gets 503 and no data."""
+    """While the outbox cannot be written (another process holds its write lock) the read gets 503 and no data,
+    promptly: the record waits a bounded time well under the request timeout (it used to wait the
+    outbox's 30 s busy timeout, longer than the 10 s a request may take)."""
     token = server.token("audit:read")
     conn = sqlite3.connect(server.outbox, timeout=1, isolation_level=None)
     conn.execute("BEGIN EXCLUSIVE")
     try:
+        started = time.monotonic()
         r = get(server, f"/v1/subjects/{subject}/who-saw", token)
+        took = time.monotonic() - started
     finally:
         conn.execute("ROLLBACK")
         conn.close()
     assert r.status_code == 503 and error_of(r)["code"] == "recording_failed"
+    assert took < 8, f"the refusal took {took:.1f} s; it must come well within the 10 s request timeout"
     assert subject not in r.text
     assert get(server, f"/v1/subjects/{subject}/who-saw", token).status_code == 200
+
+
+def test_events_tied_to_a_delayed_disclosure_are_withheld_from_a_subject_token(tmp_path):
+    """Over HTTP a subject token gets exactly the report's subject rules: counsel's accesses tied to a delayed
+    disclosure (same correlation_id, or its request id as justification ticket) are withheld with it on
+    who-saw and on the portal (who-saw used to withhold only the disclosure itself)."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+    victim, request_ref = "cust-gagged-1", "LR-2026-00042"
+    counsel = {"id": "emp-6001", "type": "EMPLOYEE", "role": "legal_counsel", "organization": "Legal"}
+    disclosure = {
+        "type": "LegalDisclosure", "event_id": str(uuid.uuid4()), "occurred_at": t0, "source_service": "legal",
+        "actor": counsel, "subject_ids": [victim], "correlation_id": request_ref,
+        "data_categories": ["user.usage.call_records"], "purpose": "legal.obligation",
+        "legal_basis": "LEGAL_OBLIGATION", "justification": {"reason_code": "legal_process", "ticket": request_ref},
+        "request": {"id": request_ref, "kind": "COURT_ORDER", "authority": "District Court",
+                    "received_at": t0 - timedelta(days=2)},
+        "reviewed_by": "emp-6002", "requested_categories": ["user.usage.call_records"],
+        "recipient": {"id": "auth-police", "name": "Metropolitan Police", "kind": "OTHER"},
+        "notification": {"status": "DELAYED_BY_ORDER", "due_by": t0 + timedelta(days=30),
+                         "delay_until": datetime(2099, 1, 1, tzinfo=timezone.utc), "order_ref": "GAG-2026-1"}}
+    access = {"type": "DataAccessed", "occurred_at": t0 - timedelta(days=1), "source_service": "case-files",
+              "actor": counsel, "subject_ids": [victim], "data_categories": ["user.usage.call_records"],
+              "purpose": "legal.obligation", "access_type": "EXPORT", "outcome": "GRANTED"}
+    by_ticket = {**access, "event_id": str(uuid.uuid4()),
+                 "justification": {"reason_code": "legal_process", "ticket": request_ref}}
+    by_case = {**access, "event_id": str(uuid.uuid4()), "correlation_id": request_ref}
+    unrelated = {**access, "event_id": str(uuid.uuid4()), "purpose": "essential.service.support",
+                 "correlation_id": "SUP-1"}
+    fill_ledger(tmp_path / "gag.db", [disclosure, by_ticket, by_case, unrelated])
+    server = start_server(tmp_path / "gag.db", tmp_path)
+    try:
+        token = server.token(f"subject:{victim}")
+        r = get(server, f"/v1/subjects/{victim}/who-saw", token, justification=None)
+        assert r.status_code == 200
+        assert [i["event_id"] for i in r.json()["items"]] == [unrelated["event_id"]]
+        portal = httpx.get(server.url + "/portal", cookies={"ledger_session": token}, timeout=60)
+        assert portal.status_code == 200 and unrelated["event_id"] in portal.text
+        for hidden in (disclosure, by_ticket, by_case):
+            assert hidden["event_id"] not in portal.text
+        audit = get(server, f"/v1/subjects/{victim}/who-saw", server.token("audit:read"))
+        assert {i["event_id"] for i in audit.json()["items"]} >= {e["event_id"] for e in
+                                                                   (disclosure, by_ticket, by_case, unrelated)}
+    finally:
+        server.stop()

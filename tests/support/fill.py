@@ -27,12 +27,12 @@ from typing import Iterable, Iterator
 
 import pytest
 
-from ledger.ingest.pipeline import EVENT_TYPE_HEADER, Ingestor
+from ledger.ingest.pipeline import Ingestor
 from ledger.kafka.topics import topic_for
 from ledger.model.events import event_key
 from ledger.model.times import to_micros
 from ledger.store import Ledger
-from ledger.wire.record import Record
+from ledger.wire.record import Record, event_type_header
 
 PARTITIONS = 3
 PREFIX = "ledger."
@@ -67,7 +67,7 @@ def to_records(events: Iterable[dict], *, codec, prefix: str = PREFIX, partition
         if positions is not None:
             positions[event["event_id"]] = (timestamp, topic, partition, offset)
         yield Record(topic, partition, offset, timestamp, key, codec.encode(event),
-                     ((EVENT_TYPE_HEADER, event["type"].encode()),))
+                     (event_type_header(event["type"]),))
 
 
 # Side-table buckets of 32 entries, so that every query test reads across many buckets.

@@ -22,13 +22,22 @@ decides otherwise:
   ``{type: SUBJECT, id: <this customer>}``: every view carries
   ``own_action``; another customer acting is shown as another customer.
 
+:class:`SubjectRules` is the one place these rules are decided: the report
+model and the HTTP API (``who-saw`` with a ``subject:`` token) both ask it.
+
 The *auditor* audience sees whole events, with delayed disclosures and the
 events withheld with them marked, and the anomalies of the customer's cases.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 from ledger.model.taxonomy import category_label, purpose_label
+
+if TYPE_CHECKING:
+    from ledger.audit.obligations import CaseBook
 
 AUDIENCES = ("subject", "auditor")
 
@@ -89,3 +98,54 @@ def add_labels(view: dict) -> dict:
 
 def view_for(audience: str, event: dict, subject: str) -> dict:
     return subject_view(event, subject) if audience == "subject" else auditor_view(event, subject)
+
+
+class SubjectRules:
+    """What the subject audience withholds from one customer, judged at one time.
+
+    A delayed disclosure (``Case.withheld_from``) takes with it every event
+    tied to the same legal case: an event whose ``correlation_id`` or
+    ``justification.ticket`` is one of the case's keys (the disclosure's
+    ``correlation_id`` and its legal request id). A record contradicting an
+    entry of its event_id is a claim, not an event, and is never shown.
+    """
+
+    def __init__(self, book: "CaseBook", legal_ids: list[str], subject: str, judged: datetime):
+        self.subject = subject
+        self.withheld: set[str] = set()
+        self.tied: dict[str, str] = {}  # case key -> the withheld disclosure it belongs with
+        for i in legal_ids:
+            case = book.case(i)
+            if case.withheld_from(subject, judged):
+                self.withheld.add(i)
+                for key in sorted(case.correlation_keys()):
+                    self.tied.setdefault(key, i)
+
+    @classmethod
+    def load(cls, source, subject: str, *, as_of: datetime | str | None, judged: datetime) -> "SubjectRules":
+        """The rules for ``subject`` over every legal disclosure of theirs in ``source`` (as of ``as_of``)."""
+        from ledger.audit.obligations import CaseBook, load_cases
+        from ledger.audit.query import who_saw
+
+        legal_ids = [e["event_id"] for e in who_saw(source, subject, types=["LegalDisclosure"], as_of=as_of)
+                     if "contradicts" not in e]
+        book = load_cases(source, as_of=as_of, disclosure_ids=legal_ids) if legal_ids else CaseBook()
+        return cls(book, legal_ids, subject, judged)
+
+    def withheld_with(self, event: dict) -> str | None:
+        """The withheld disclosure ``event`` is (or belongs with), else None."""
+        if event["event_id"] in self.withheld:
+            return event["event_id"]
+        if not self.tied:
+            return None
+        ticket = (event.get("justification") or {}).get("ticket")
+        for key in (event.get("correlation_id"), ticket):
+            if key and key in self.tied:
+                return self.tied[key]
+        return None
+
+    def view(self, event: dict) -> dict | None:
+        """What the customer sees of ``event``: its :func:`subject_view`, or None when it is withheld."""
+        if "contradicts" in event or self.withheld_with(event):
+            return None
+        return subject_view(event, self.subject)

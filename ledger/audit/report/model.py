@@ -30,11 +30,11 @@ from datetime import datetime, timezone
 from ledger.audit.obligations import NOTHING_OWED, CaseBook, load_cases
 from ledger.audit.query import DISCLOSURE_TYPES, who_saw
 from ledger.errors import ValidationError
-from ledger.model.taxonomy import category_label, purpose_label
+from ledger.model.taxonomy import category_label, purpose_label, within
 from ledger.model.times import iso, parse_as_of, parse_time
 from ledger.store import reads
 
-from .audience import AUDIENCES, view_for
+from .audience import AUDIENCES, SubjectRules, view_for
 
 #: EU member states plus Iceland, Liechtenstein and Norway: anything else is a third country.
 EEA = frozenset(
@@ -43,7 +43,7 @@ EEA = frozenset(
 
 
 def _matches(code: str | None, prefixes: tuple[str, ...]) -> bool:
-    return code is not None and any(code == p or code.startswith(p + ".") for p in prefixes)
+    return any(within(code, p) for p in prefixes)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
     events = [e for e in rows if "contradicts" not in e]
     legal_ids = [e["event_id"] for e in events if e["type"] == "LegalDisclosure"]
     book = load_cases(source, as_of=as_of_time, disclosure_ids=legal_ids) if legal_ids else CaseBook()
-    withheld, tied = withheld_cases(book, legal_ids, subject, judged)
+    withholding = SubjectRules(book, legal_ids, subject, judged)
 
     shown: list[tuple[dict, dict]] = []  # (event, view) pairs that pass the audience's filter
     timeline: list[dict] = []
@@ -178,7 +178,7 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
             if audience == "auditor":
                 timeline.append(view_for(audience, event, subject))
             continue
-        because = event["event_id"] if event["event_id"] in withheld else _correlated(event, tied)
+        because = withholding.withheld_with(event)
         if because and audience == "subject":
             continue
         view = view_for(audience, event, subject)
@@ -218,36 +218,6 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
         accounting=accounting(accountable, audience), gdpr=gdpr_view(shown, audience), notices=notices,
         anomalies=anomalies,
     )
-
-
-def withheld_cases(book: CaseBook, legal_ids: list[str], subject: str,
-                   judged: datetime) -> tuple[set[str], dict[str, str]]:
-    """``(withheld, tied)``: the disclosures withheld from ``subject``, and their case keys -> disclosure.
-
-    A delayed disclosure takes with it every event tied to the same legal
-    case (:func:`_correlated`): its keys are the disclosure's
-    ``correlation_id`` and its legal request id.
-    """
-    withheld: set[str] = set()
-    tied: dict[str, str] = {}
-    for i in legal_ids:
-        case = book.case(i)
-        if case.withheld_from(subject, judged):
-            withheld.add(i)
-            for key in sorted(case.correlation_keys()):
-                tied.setdefault(key, i)
-    return withheld, tied
-
-
-def _correlated(event: dict, tied: dict[str, str]) -> str | None:
-    """The withheld disclosure ``event`` belongs with: its correlation_id or justification ticket is a case key."""
-    if not tied:
-        return None
-    ticket = (event.get("justification") or {}).get("ticket")
-    for key in (event.get("correlation_id"), ticket):
-        if key and key in tied:
-            return tied[key]
-    return None
 
 
 def time_flags(source, event_ids: list[str]) -> list[dict]:
