@@ -96,7 +96,12 @@ class SqliteHashStore:
         row = self.conn.execute(
             "SELECT hashes FROM tlog_tiles WHERE topic = ? AND partition = ? AND level = ? AND idx = ?",
             (self.topic, self.partition, level, index)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        value = row[0]
+        # A tampered row may hold text or a number; as bytes it differs from the rebuilt tile (verify names it).
+        return value.encode("utf-8", "replace") if isinstance(value, str) else bytes(str(value), "ascii") \
+            if isinstance(value, (int, float)) else bytes(value)
 
     def put_tile(self, level: int, index: int, hashes: bytes) -> None:
         self.conn.execute(_UPSERT, (self.topic, self.partition, level, index, hashes))
@@ -202,3 +207,69 @@ def partition_leaves(conn: sqlite3.Connection, topic: str, partition: int) -> li
     """A partition's leaf hashes in offset order (the chain's leaves: every row, gaps included)."""
     return [bytes(h) for (h,) in conn.execute(
         "SELECT leaf_hash FROM entries WHERE topic = ? AND partition = ? ORDER BY offset", (topic, partition))]
+
+
+class TileChecker:
+    """Rebuilds one partition's tree from its leaves and compares each tile with the stored one as it forms.
+
+    A :class:`~ledger.tlog.merkle.HashStore` whose puts are comparisons: ``verify`` feeds the
+    leaves in offset order, full tiles are compared the moment they fill and the partial ones at
+    :meth:`finish`, so memory stays O(log n) whatever the partition's size. Each difference names
+    the tile and the first leaf range whose hash differs from what is stored.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, topic: str, partition: int):
+        self.stored = SqliteHashStore(conn, topic, partition)
+        self.tree = MerkleTree(self)
+        self.problems: list[str] = []
+
+    def get_tile(self, level: int, index: int) -> bytes | None:
+        return None  # never asked: the tree starts empty
+
+    def add(self, leaves: list[bytes]) -> None:
+        """Append leaf hashes (a malformed one counts as 32 zero bytes: check_chain reports it)."""
+        before = self.tree.size
+        try:
+            self.tree.extend(leaves)
+        except Exception:  # a malformed leaf part-way: extend stopped before it; go on leaf by leaf
+            for leaf in leaves[self.tree.size - before:]:
+                ok = isinstance(leaf, bytes) and len(leaf) == HASH_SIZE
+                self.tree.append(leaf if ok else bytes(HASH_SIZE))
+
+    def put_tile(self, level: int, index: int, hashes: bytes) -> None:
+        have = self.stored.get_tile(level, index)
+        span = TILE_WIDTH ** level
+        first_leaf = index * TILE_WIDTH * span
+        if have is None:
+            self.problems.append(f"tile {level}/{index} is missing (leaves from {first_leaf})")
+            return
+        if have == hashes:
+            return
+        at = next((i for i in range(0, min(len(have), len(hashes)), HASH_SIZE)
+                   if have[i:i + HASH_SIZE] != hashes[i:i + HASH_SIZE]), None)
+        if at is None:
+            self.problems.append(f"tile {level}/{index} holds {len(have) // HASH_SIZE} hashes, the leaves "
+                                 f"give {len(hashes) // HASH_SIZE}")
+            return
+        first = first_leaf + at // HASH_SIZE * span
+        self.problems.append(f"tile {level}/{index} differs at hash {at // HASH_SIZE}: leaves "
+                             f"[{first}, {first + span}) do not hash to what is stored")
+
+    def finish(self) -> list[str]:
+        """Compare the partial tiles and report stored tiles beyond the rebuilt tree; the problems found."""
+        self.tree.flush()
+        size = self.tree.size
+        expected = set()
+        level, span = 0, 1
+        while True:
+            full, width = divmod(size // span, TILE_WIDTH)
+            expected.update((level, i) for i in range(full + (1 if width else 0)))
+            if size // span < TILE_WIDTH:
+                break
+            level, span = level + 1, span * TILE_WIDTH
+        extra = sorted(set(self.stored.conn.execute(
+            "SELECT level, idx FROM tlog_tiles WHERE topic = ? AND partition = ?",
+            (self.stored.topic, self.stored.partition))) - expected)
+        for lv, ix in extra[:5]:
+            self.problems.append(f"tile {lv}/{ix} is stored beyond the tree of the {size} leaves")
+        return self.problems
