@@ -39,6 +39,15 @@ KAFKA_CLIENTS = ("auto", "confluent", "kafka-python")
 MIN_BATCH_BYTES = 2 * 1024 * 1024
 
 
+def _check_log_origin(origin: str) -> None:
+    """A schema-less URL-ish origin: host[/path], no scheme, no spaces or '+', no trailing '/'."""
+    import re
+
+    if "://" in origin or not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)*", origin):
+        raise ConfigError(f"log_origin {origin!r} is not a schema-less origin such as 'ledger.example.com/audit' "
+                          "(host, then '/'-separated path segments of letters, digits, '.', '_', '~', '-')")
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -57,6 +66,9 @@ class Settings:
     #: the writer stayed under 800 MiB on 1 MB records of every kind (BENCHMARKS.md,
     #: bench/bench_writer_memory.py). Ordinary events (~1 KB) fill 10,000-record batches well below it.
     batch_max_bytes: int = 16 * 1024 * 1024
+    #: The log origin: a schema-less URL naming this log; each partition's checkpoint origin is
+    #: ``<log_origin>/<topic>/<partition>`` and the log key is named after it (README "Proving it").
+    log_origin: str = "ledger.local/audit"
     security: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -116,6 +128,8 @@ class Settings:
                 raise ConfigError(f"batch_max_bytes must be an integer, got {values['batch_max_bytes']!r}") from err
             if values["batch_max_bytes"] < MIN_BATCH_BYTES:
                 raise ConfigError(f"batch_max_bytes must be at least {MIN_BATCH_BYTES} (two 1 MiB records)")
+        if "log_origin" in values:
+            _check_log_origin(values["log_origin"])
         if "ssl_check_hostname" in security and isinstance(security["ssl_check_hostname"], str):
             security["ssl_check_hostname"] = security["ssl_check_hostname"].lower() in ("1", "true", "yes")
         settings = cls(**values, security=security)

@@ -53,6 +53,7 @@ from ledger.model.timecheck import TimeLimits, time_flag
 from ledger.store import Entry, FirstSeen, Head, Ledger, iter_entries, iter_side_rows, reads
 from ledger.store.index import SIDE_TABLE_NAMES, entry_columns, side_rows
 from ledger.store.schema import BUCKET_BITS
+from ledger.store import tiles
 from ledger.tlog.chain import gap_hash, leaf_hash, link
 
 _LOOKUP_CHUNK = 2000
@@ -113,6 +114,9 @@ class _Verifier:
         self.conflict_count = 0  # entries that need a conflicts row: conflict and contradiction
         self.earlier = reads.earlier_copies(ledger)  # a few rows: repeats recorded before their entry
         self.waiting_reprocess = 0
+        self.has_tiles = tiles.has_tables(self.conn)
+        self.trees: dict[tuple[str, int], tiles.TileChecker] = {}  # each partition's rebuilt tree
+        self.tree_leaves: dict[tuple[str, int], list] = {}  # leaves not yet given to it
         try:
             self.bucket_bits = ledger.bucket_bits
         except StoreError as err:
@@ -142,6 +146,7 @@ class _Verifier:
                 self.problem(f"seq {expected_seq}..{entry.seq - 1} missing (entries deleted?)", entry)
             expected_seq = entry.seq + 1
             self.report.checked += 1
+            self.add_tree_leaf(entry)
             try:
                 if self.check_chain(entry) and entry.kind == "record":
                     event = self.check_decoded(entry)
@@ -159,6 +164,7 @@ class _Verifier:
         self.check_leftover_side_rows()
         self.check_tables()
         self.check_offsets()
+        self.check_trees()
         if self.waiting_reprocess:
             self.report.notes.append(
                 f"{self.waiting_reprocess} rejected entr{'y' if self.waiting_reprocess == 1 else 'ies'} "
@@ -203,6 +209,32 @@ class _Verifier:
             self.problem(f"chain hash differs: stored {_hex(e.chain_hash)}, recomputed {chain.hex()}", e)
         self.chains[where] = (e.chain_hash, following, e.kind)
         return True
+
+    def add_tree_leaf(self, e: Entry) -> None:
+        """Feed the stored leaf hash to its partition's rebuilt Merkle tree (compared in check_trees)."""
+        if not self.has_tiles:
+            return
+        where = (e.topic, e.partition)
+        buffer = self.tree_leaves.get(where)
+        if buffer is None:
+            buffer = self.tree_leaves[where] = []
+            self.trees[where] = tiles.TileChecker(self.conn, *where)
+        buffer.append(e.leaf_hash)
+        if len(buffer) >= 4096:  # extend in batches: a call per leaf would cost a third of the rate
+            self.trees[where].add(buffer)
+            buffer.clear()
+
+    def check_trees(self) -> None:
+        """Each partition's stored Merkle tiles are exactly the tree of its leaves (store/tiles.py)."""
+        if not self.has_tiles:
+            self.problem("the file has no Merkle tiles (tlog_tiles); rebuild it with `ledger replay --into NEW.db`")
+            return
+        for (topic, partition), checker in sorted(self.trees.items()):
+            checker.add(self.tree_leaves[(topic, partition)])
+            for what in checker.finish():
+                self.problem(f"Merkle tree of {topic}[{partition}]: {what}")
+        for topic, partition in sorted(set(tiles.tree_sizes(self.conn)) - set(self.trees)):
+            self.problem(f"Merkle tree of {topic}[{partition}]: tiles are stored for a partition with no entries")
 
     def check_decoded(self, e: Entry) -> dict | None:
         """Compare the decoded columns with a fresh decode; returns the event if it is indexable."""

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "report",
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt
+    "tlog",  # checkpoint, prove
     "doctor",
     "policy",  # policy check, policy show
     "serve",  # tokens, serve (the http extra)

@@ -3,7 +3,9 @@
 Starts a local Kafka-compatible broker (memory storage), creates the topics,
 emits a realistic simulated workload through the producer SDK, runs the
 ledger writer until it has caught up, verifies the ledger, and answers the
-auditor's question for one customer: who saw their data, and why. Leaves the
+auditor's question for one customer: who saw their data, and why; then signs
+checkpoints with a key made in demo-out/keys/, proves one of that customer's events and
+verifies the receipt offline. Leaves the
 ledger file and an HTML report in ``demo-out/``.
 """
 
@@ -84,6 +86,9 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
     step("legal-disclosure notices owed to customers and overdue today")
     show(cli, ["obligations", "--overdue", *common], lines=12)
 
+    if prove_step(cli, db, subject) != 0:
+        return 1
+
     report = OUT / f"report-{subject}.html"
     show(cli, ["report", subject, "--format", "html", "--audience", "subject", "--output", str(report), *common])
     step("done")
@@ -91,6 +96,35 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
     print(f"  report:  {report.resolve()}  (what {subject} may see; --audience auditor shows everything)")
     serve_hint(db, subject)
     return 0
+
+
+def prove_step(cli, db: Path, subject: str) -> int:
+    """Sign a checkpoint with a key made here, prove one of ``subject``'s events, verify the receipt offline."""
+    import sqlite3
+
+    keys = db.parent / "keys"
+    origin = Settings.load(env={}).log_origin
+    step(f"signing checkpoints of every partition's Merkle tree (key {origin}, in {keys})")
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli(["keys", "generate", origin, "--out", str(keys)])
+    key = keys / f"{origin.replace('/', '_')}.key"
+    if show(cli, ["checkpoint", "--db", str(db), "--key", str(key)], lines=4) != 0:
+        return 1
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    row = conn.execute("SELECT e.event_id FROM subjects s JOIN entries e ON e.seq = s.seq "
+                       "WHERE s.subject_id = ? AND e.status = 'entry' ORDER BY e.seq LIMIT 1", (subject,)).fetchone()
+    conn.close()
+    if row is None:
+        return 0
+    receipt = db.parent / f"{row[0]}.tlog-proof"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli(["prove", row[0], "--db", str(db)])
+    if code != 0:
+        return 1
+    receipt.write_text(out.getvalue())
+    step(f"a receipt for one of {subject}'s events ({receipt}), checked offline: no ledger, no broker")
+    return cli(["verify-receipt", str(receipt), "--vkey", str(key.with_suffix(".vkey"))])
 
 
 def serve_hint(db: Path, subject: str) -> None:

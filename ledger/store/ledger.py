@@ -29,6 +29,7 @@ from . import schema
 from .heads import Head
 from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
 from .lock import WriterLock
+from .tiles import TreeWriter, ensure_tables, has_tables
 
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
 _IN_CHUNK = 5000
@@ -89,6 +90,7 @@ class Ledger:
         self._depth = 0
         self._reader: "Ledger | None" = None
         self._bulk = False  # begin_bulk(): stage index rows, build the indexes at the end
+        self._trees = TreeWriter()  # each partition's Merkle tree, extended in append's transaction
 
     # -- opening and closing -----------------------------------------------------------
     @classmethod
@@ -140,6 +142,8 @@ class Ledger:
                                      **(time_limits or TimeLimits()).to_meta()})
             ledger = cls(path, conn, readonly)
             version = ledger.meta().get("format_version")
+            if not readonly and version == schema.FORMAT_VERSION and not has_tables(conn):
+                ensure_tables(conn)  # a format-3 file written before the Merkle tiles (unreleased): add them
         except (sqlite3.Error, StoreError) as err:
             if conn is not None:
                 conn.close()
@@ -261,11 +265,16 @@ class Ledger:
         try:
             with self.atomic() as conn:
                 insert_many(conn, "entries", schema.ENTRY_COLUMNS, batch.entries)
+                self._trees.add(conn, batch.entries)  # the Merkle tiles commit with their leaves
                 self._insert_rows(conn, batch)
                 insert_many(conn, "offsets", ("topic", "partition", "next_offset", "last_seq", "chain_hash",
                                               "written_at"), [(*row, now) for row in batch.offsets])
         except sqlite3.Error as err:
+            self._trees.forget()
             raise StoreError(f"cannot append to {self.path}: {_explain(err)}") from err
+        except BaseException:
+            self._trees.forget()
+            raise
 
     def mark_reprocessed(self, moves: list[tuple], rows: AppendBatch) -> None:
         """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.

@@ -238,7 +238,9 @@ def create(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
     """Create every table and trigger and write ``meta``, all in one transaction."""
     rows = [("format_version", FORMAT_VERSION), *sorted(meta.items())]
     inserts = "".join(f"INSERT INTO meta (key, value) VALUES ({_literal(k)}, {_literal(v)});" for k, v in rows)
-    conn.executescript("BEGIN IMMEDIATE;" + ddl() + inserts + "COMMIT;")
+    from .tiles import DDL as tlog_ddl  # the Merkle tiles and checkpoints (store/tiles.py)
+
+    conn.executescript("BEGIN IMMEDIATE;" + ddl() + tlog_ddl + inserts + "COMMIT;")
 
 
 def _literal(text: str) -> str:

@@ -19,6 +19,8 @@ from ledger.store import Head, Ledger, iter_entries, read_heads
 from ledger.tlog.chain import leaf_hash, link
 from ledger.wire.codec import Codec
 
+from ledger.tlog.merkle import MemoryHashStore, MerkleTree  # noqa: E402
+
 TAMPER_DIR = Path(__file__).parent.parent / "data" / "tamper"
 TAMPER_CASES = sorted(TAMPER_DIR.glob("*.json"))
 
@@ -104,13 +106,13 @@ def test_tamper_case_is_detected(pristine, tmp_path, case):
 
 
 def test_consistent_rewrite_is_caught_by_an_earlier_head(pristine, tmp_path):
-    """Rewriting a record and recomputing every later hash passes alone, but not against a head written down."""
+    """Rewriting a record and recomputing every later hash (and the tiles) passes alone, but not against a head written down."""
     path = tmp_path / "ledger.db"
     shutil.copy(pristine, path)
     with Ledger.open(path) as ledger:
         heads = ledger.heads()
         entries = [e for e in iter_entries(ledger) if (e.topic, e.partition) == ("ledger.access", 1)]
-    statements, prev = [], None
+    statements, prev, leaves = [], None, []
     for e in entries:  # change seq 7's timestamp and re-chain the partition
         record = e.record()
         if e.seq == 7:
@@ -122,6 +124,16 @@ def test_consistent_rewrite_is_caught_by_an_earlier_head(pristine, tmp_path):
         statements.append(f"UPDATE entries SET leaf_hash = X'{leaf.hex()}', chain_hash = X'{prev.hex()}' "
                           f"WHERE seq = {e.seq}")
         statements.append(f"UPDATE offsets SET chain_hash = X'{prev.hex()}' WHERE last_seq = {e.seq}")
+        leaves.append(leaf)
+    # ...and rebuilds the partition's Merkle tiles, which are in the same file (only a signed
+    # checkpoint held elsewhere catches this: test_tlog_checkpoint).
+    store = MemoryHashStore()
+    tree = MerkleTree(store)
+    tree.extend(leaves)
+    tree.flush()
+    statements.append("DELETE FROM tlog_tiles WHERE topic = 'ledger.access' AND partition = 1")
+    statements += [f"INSERT INTO tlog_tiles VALUES ('ledger.access', 1, {lv}, {ix}, X'{h.hex()}')"
+                   for (lv, ix), h in store.tiles.items()]
     tamper(path, statements)
     assert verify_file(path).ok
     report = verify_file(path, expected_heads=heads)

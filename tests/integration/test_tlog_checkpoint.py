@@ -1,0 +1,106 @@
+"""`ledger checkpoint`, `ledger prove` and `ledger verify-receipt` end to end on a ledger written by the real writer.
+
+Pins: a receipt printed by `prove` verifies offline; the signer refuses to sign a ledger restored
+from an older copy or rewritten (a fork), checking its own state file beside the key.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ledger.dev.simulate import simulate
+from ledger.wire.codec import default_codec
+from tests.support.fill import ingest_records, to_records
+
+ORIGIN = "ledger.test/audit"
+
+
+def cli(*args, cwd=None):
+    env = {**os.environ, "LEDGER_LOG_ORIGIN": ORIGIN}
+    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def work():
+    w = simulate(seed=3, events=600, subjects=30)
+    return w, list(to_records(w.events, codec=default_codec()))
+
+
+@pytest.fixture()
+def key(tmp_path):
+    made = cli("keys", "generate", ORIGIN, "--out", str(tmp_path / "keys"))
+    assert made.returncode == 0, made.stderr
+    return tmp_path / "keys" / "ledger.test_audit.key", tmp_path / "keys" / "ledger.test_audit.vkey"
+
+
+def test_prove_prints_one_receipt_that_verifies_offline(work, key, tmp_path):
+    """checkpoint then prove: stdout is exactly one receipt, and verify-receipt accepts it."""
+    events, records = work
+    db = tmp_path / "ledger.db"
+    ingest_records(db, records, batch=128)
+    signed = cli("checkpoint", "--db", str(db), "--key", str(key[0]))
+    assert signed.returncode == 0, signed.stderr
+    files = sorted((tmp_path / "checkpoints").glob("*.checkpoint"))
+    assert files and files[0].read_text().startswith(ORIGIN + "/")
+    event_id = events.events[17]["event_id"]
+    proved = cli("prove", event_id, "--db", str(db))
+    assert proved.returncode == 0, proved.stderr
+    assert proved.stdout.startswith("c2sp.org/tlog-proof@v1\n") and proved.stdout.count("c2sp.org/tlog-proof@v1") == 1
+    receipt = tmp_path / "entry.tlog-proof"
+    receipt.write_text(proved.stdout)
+    checked = cli("verify-receipt", str(receipt), "--vkey", str(key[1]))
+    assert checked.returncode == 0, checked.stderr
+    assert event_id in checked.stdout
+    flipped = proved.stdout.replace("index ", "index 1", 1)
+    receipt.write_text(flipped)
+    assert cli("verify-receipt", str(receipt), "--vkey", str(key[1])).returncode == 1
+
+
+def test_consistency_proof_from_an_old_checkpoint(work, key, tmp_path):
+    """prove --consistency prints origin, sizes and the proof from an older checkpoint to the latest."""
+    _, records = work
+    db = tmp_path / "ledger.db"
+    ingest_records(db, records[:300], batch=100)
+    assert cli("checkpoint", "--db", str(db), "--key", str(key[0]), "--out", str(tmp_path / "old")).returncode == 0
+    ingest_records(db, records[300:], batch=100)
+    assert cli("checkpoint", "--db", str(db), "--key", str(key[0])).returncode == 0
+    old = sorted((tmp_path / "old").glob("*.checkpoint"))[0]
+    proved = cli("prove", "--db", str(db), "--consistency", str(old))
+    assert proved.returncode == 0, proved.stderr
+    origin, old_size, new_size, *proof = proved.stdout.splitlines()
+    assert old.read_text().startswith(origin + "\n") and int(old_size) < int(new_size) and proof
+
+
+def test_a_restored_old_copy_is_not_signed(work, key, tmp_path):
+    """After signing a larger tree, the signer refuses the same ledger restored from an older backup."""
+    _, records = work
+    db = tmp_path / "ledger.db"
+    ingest_records(db, records[:300], batch=100)
+    shutil.copy(db, tmp_path / "backup.db")
+    ingest_records(db, records[300:], batch=100)
+    assert cli("checkpoint", "--db", str(db), "--key", str(key[0])).returncode == 0
+    refused = cli("checkpoint", "--db", str(tmp_path / "backup.db"), "--key", str(key[0]))
+    assert refused.returncode == 1
+    assert "restored from an older copy or rewritten" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_rewritten_history_is_not_signed(work, key, tmp_path):
+    """A freshly, correctly chained ledger with other content is a fork: the signer refuses it."""
+    events, records = work
+    db = tmp_path / "ledger.db"
+    ingest_records(db, records[:300], batch=100)
+    assert cli("checkpoint", "--db", str(db), "--key", str(key[0])).returncode == 0
+    other = tmp_path / "rewritten.db"
+    changed = list(records)
+    r = changed[0]
+    changed[0] = r.__class__(r.topic, r.partition, r.offset, r.timestamp + 1, r.key, r.value, r.headers)
+    ingest_records(other, changed, batch=100)
+    refused = cli("checkpoint", "--db", str(other), "--key", str(key[0]))
+    assert refused.returncode == 1
+    assert "not consistent" in refused.stderr and "Not signing" in refused.stderr
