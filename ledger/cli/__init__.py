@@ -30,7 +30,8 @@ COMMAND_MODULES = (
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt
     "doctor",
-    "policy",  # policy check, policy show
+    "policy",  # policy check, show, publish
+    "findings",
     "serve",  # tokens, serve (the http extra)
 )
 
