@@ -88,7 +88,10 @@ def run_publish(args) -> int:
         text = fh.read().decode("utf-8")
     actor = {"id": args.actor, "type": "EMPLOYEE" if args.actor != "ledger-cli" else "SYSTEM", "role": None}
     with AuditProducer(settings_from(args)) as producer:
-        delivery = producer.policy_published(**published_fields(policy, text, actor))
+        from datetime import datetime, timezone
+
+        delivery = producer.policy_published(occurred_at=datetime.now(timezone.utc),
+                                             **published_fields(policy, text, actor))
         producer.flush()
         delivery.result()
     print(f"published policy {policy.name!r} version {policy.version} (sha256 {policy.sha256}) as event "
