@@ -158,3 +158,31 @@ def test_the_json_answer_and_the_exit_status(tmp_path, month, capsys):
     assert main(["findings", "--db", str(db), "--policy", str(EXAMPLE), "--as-of", end]) == 1
     out = capsys.readouterr().out
     assert "time rules judged at" in out and load(EXAMPLE).sha256 in out
+
+
+def test_the_auditors_report_has_a_promises_section(tmp_path, month):
+    """With a recorded policy the auditor's report lists per rule kept / broken / not judgeable and the
+    findings naming the customer (in JSON and HTML); the subject's report has none; a ledger without a
+    policy has no section unless --policy gives one."""
+    from ledger.audit.report import build_report, render
+
+    start = min(e["occurred_at"] for e in month.events)
+    end = max(e["occurred_at"] for e in month.events) + timedelta(days=30)
+    db = _fill(tmp_path, [published(TEXT, start - timedelta(days=1)), *month.events])
+    with Ledger.open(db, readonly=True) as ledger:
+        standing = current(judge_ledger(ledger, now=end).results)
+        subject = next(f.subjects[0] for f in standing if f.kind == "broken")
+        report = build_report(ledger, subject, audience="auditor", generated_at=end)
+        assert build_report(ledger, subject, audience="subject", generated_at=end).promises is None
+    pr = report.promises
+    assert pr["policy_sha256"] == load(EXAMPLE).sha256 and pr["recorded"] is True
+    assert sum(r["broken"] for r in pr["rules"]) == sum(1 for f in standing if f.kind == "broken")
+    assert all(r["kept"] + r["broken"] + r["not_judgeable"] == r["judged"] for r in pr["rules"])
+    assert pr["findings"] and all(subject in f["subjects"] for f in pr["findings"])
+    html = render(report, "html")
+    assert "<h2>Promises</h2>" in html and pr["findings"][0]["finding_id"] not in json.dumps(pr["rules"])
+    bare = _fill(tmp_path / "bare" if (tmp_path / "bare").mkdir() is None else tmp_path, month.events)
+    with Ledger.open(bare, readonly=True) as ledger:
+        assert build_report(ledger, subject, audience="auditor", generated_at=end).promises is None
+        drafted = build_report(ledger, subject, audience="auditor", generated_at=end, policy=load(EXAMPLE))
+        assert drafted.promises["recorded"] is False and drafted.promises["findings"]
