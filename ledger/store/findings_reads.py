@@ -38,12 +38,21 @@ def recorded_events(source, *, until_ms: int | None = None,
         yield from rows
 
 
-def recorded_policies(source, *, until_ms: int | None = None) -> list[tuple]:
-    """The PolicyPublished entries, in recorded order (few: one per published version)."""
-    sql = f"SELECT {_COLUMNS} FROM entries WHERE status = 'entry' AND type = 'PolicyPublished'"
-    params: list = []
+def recorded_policies(source, *, until_ms: int | None = None, topic_suffix: str = "policy") -> list[tuple]:
+    """The PolicyPublished entries, in recorded order (few: one per published version).
+
+    Read through the (topic, partition, offset) index of the policy topics only
+    (their names from the offsets table), never a scan of the entries: every
+    obligations read and report asks this.
+    """
+    conn = getattr(source, "conn", source)
+    topics = [t for (t,) in conn.execute("SELECT DISTINCT topic FROM offsets") if t.endswith(topic_suffix)]
+    if not topics:
+        return []
+    sql = (f"SELECT {_COLUMNS} FROM entries WHERE topic IN ({', '.join('?' * len(topics))}) "
+           "AND status = 'entry' AND type = 'PolicyPublished'")
+    params: list = list(topics)
     if until_ms is not None:
         sql += " AND timestamp <= ?"
         params.append(until_ms)
-    return getattr(source, "conn", source).execute(
-        sql + " ORDER BY timestamp, topic, partition, offset", params).fetchall()
+    return conn.execute(sql + " ORDER BY timestamp, topic, partition, offset", params).fetchall()
