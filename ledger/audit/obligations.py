@@ -9,9 +9,9 @@ One :class:`Notice` per (disclosure, customer) still owed at an instant
 
 * **Who may change a case.** A NotificationStatusChanged or SubjectNotified
   takes effect only when it comes from an *authority* for its disclosure
-  (:func:`same_source_service`: the disclosure's own ``source_service``; a
-  recorded policy may later name more, through the ``authorities`` hook of
-  :class:`CaseBook`), sits on the disclosure topic (nothing on the access,
+  (:func:`same_source_service`: the disclosure's own ``source_service``; with
+  a recorded policy also the ``authority_services`` of the policy in force
+  when the change was recorded, ledger.audit.authorities), sits on the disclosure topic (nothing on the access,
   sharing or consent topics is ever a notice-state change), and is not dated
   before the disclosure (``occurred_at``, and a notice's ``notified_at``).
   Anything else is kept as evidence, changes nothing, and is listed by
@@ -191,10 +191,12 @@ class Case:
         if d is None:  # nothing takes effect without its disclosure (listed as an anomaly)
             return [], [], []
         allowed = self.authorities(d)
+        # A recorded policy (ledger.audit.authorities): who is an authority depends on when it was recorded.
+        at = getattr(self.authorities, "at", None)
         disclosed_at = _time(d["occurred_at"])
         ok_changes, refused = [], []
         for rec, c in changes:
-            problem = _refusal(c, rec, allowed, disclosed_at)
+            problem = _refusal(c, rec, at(d, rec) if at else allowed, disclosed_at)
             if problem is None:
                 ok_changes.append((rec, c))
             else:
@@ -204,7 +206,7 @@ class Case:
                 refused.append(Refused(rec, c, f"status_change_{kind}", words))
         ok_notices = []
         for rec, sent, n in notices:
-            problem = _refusal(n, rec, allowed, disclosed_at, sent)
+            problem = _refusal(n, rec, at(d, rec) if at else allowed, disclosed_at, sent)
             if problem is None:
                 ok_notices.append((rec, sent, n))
                 continue
@@ -420,15 +422,21 @@ def _anomaly(kind: str, event: dict, rec: Recorded, subject_ids: list[str], mess
 
 
 def load_cases(source, *, as_of=None, disclosure_ids: Iterable[str] | None = None,
-               authorities: Callable[[dict], frozenset[str]] = same_source_service) -> CaseBook:
+               authorities: Callable[[dict], frozenset[str]] | None = None) -> CaseBook:
     """A CaseBook from the ledger's notice events recorded by ``as_of`` (all when None).
 
     Reads the actors side table (one row per event) for the three notice
     types, so no scan of the entries themselves. ``disclosure_ids`` keeps only
-    those cases (the per-customer report uses it).
+    those cases (the per-customer report uses it). ``authorities`` defaults to
+    the disclosure's own service plus those of the policy the ledger recorded
+    in force at each change (ledger.audit.authorities).
     """
     wanted = None if disclosure_ids is None else set(disclosure_ids)
     as_of_ms = None if as_of is None else to_millis(parse_as_of(as_of))
+    if authorities is None:  # the disclosure's own service, plus those of the policy recorded in force
+        from .authorities import recorded_authorities
+
+        authorities = recorded_authorities(source, as_of_ms)
     book = CaseBook(authorities)
     for row in reads.notice_entries(source, NOTICE_TYPES, as_of_ms):
         event = json.loads(row.json)

@@ -31,7 +31,8 @@ COMMAND_MODULES = (
     "keys",  # keys generate, verify-receipt
     "tlog",  # checkpoint, prove
     "doctor",
-    "policy",  # policy check, policy show
+    "policy",  # policy check, show, publish
+    "findings",
     "serve",  # tokens, serve (the http extra)
 )
 

@@ -1,4 +1,4 @@
-"""`ledger policy check FILE` and `ledger policy show FILE`: validate a policy file, say it in words."""
+"""`ledger policy check|show|publish FILE`: validate a policy file, say it in words, record it in force."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ parent. A bad file is refused with its line and the reason (exit 2).
 examples:
   ledger policy check examples/policy.toml
   ledger policy show examples/policy.toml
+  ledger policy publish examples/policy.toml --actor dpo-1
 """
 
 
@@ -31,6 +32,13 @@ def register(subparsers, common) -> None:
                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("file", metavar="FILE")
     show.set_defaults(func=run_show)
+    publish = sub.add_parser("publish", parents=[common], help="record a policy as in force (a PolicyPublished "
+                             "event); a refused file is not sent (exit 2)", epilog=EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    publish.add_argument("file", metavar="FILE")
+    publish.add_argument("--actor", default="ledger-cli", metavar="ID",
+                         help="who puts the policy in force (recorded as the event's actor; default ledger-cli)")
+    publish.set_defaults(func=run_publish)
 
 
 def _load(path: str):
@@ -64,4 +72,28 @@ def run_show(args) -> int:
     if policy is None:
         return 2
     print("\n".join(describe(policy)))
+    return 0
+
+
+def run_publish(args) -> int:
+    from ledger.model.policy import published_fields
+    from ledger.produce.producer import AuditProducer
+
+    from . import settings_from
+
+    policy = _load(args.file)
+    if policy is None:
+        return 2
+    with open(args.file, "rb") as fh:  # _load read it as UTF-8 already
+        text = fh.read().decode("utf-8")
+    actor = {"id": args.actor, "type": "EMPLOYEE" if args.actor != "ledger-cli" else "SYSTEM", "role": None}
+    with AuditProducer(settings_from(args)) as producer:
+        from datetime import datetime, timezone
+
+        delivery = producer.policy_published(occurred_at=datetime.now(timezone.utc),
+                                             **published_fields(policy, text, actor))
+        producer.flush()
+        delivery.result()
+    print(f"published policy {policy.name!r} version {policy.version} (sha256 {policy.sha256}) as event "
+          f"{delivery.event_id} on {delivery.topic}")
     return 0

@@ -51,6 +51,8 @@ def register(subparsers, common) -> None:
                                                      "another SQLite file; an existing FILE only with --force)")
     p.add_argument("--force", action="store_true", help="let --output replace an existing file")
     p.add_argument("--as-of", metavar="T", help="as the ledger stood at recorded time T")
+    p.add_argument("--policy", metavar="FILE", help="auditor: judge the promises section by this draft policy "
+                                                    "(default: the policy the ledger recorded, if any)")
     p.add_argument("--lookback-years", type=int, default=6, metavar="N",
                    help="how far back the accounting of disclosures looks (default 6)")
     p.add_argument("--exclude-purpose", action="append", metavar="CODE",
@@ -76,8 +78,14 @@ def run(args) -> int:
     from .query import open_ledger
 
     rules = rules_from(args)
+    policy = None
+    if args.policy:
+        from ledger.model.policy import load
+
+        policy = load(args.policy)  # a refused file is a PolicyError: exit 1 with its line, no report
     with open_ledger(args) as ledger:
-        report = build_report(ledger, args.subject, audience=args.audience, as_of=args.as_of, rules=rules)
+        report = build_report(ledger, args.subject, audience=args.audience, as_of=args.as_of, rules=rules,
+                              policy=policy)
         ledger_path = ledger.path
     text = render(report, args.format)
     if args.output:

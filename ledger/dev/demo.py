@@ -1,11 +1,12 @@
 """`make demo`: the main job end to end on the embedded default.
 
 Starts a local Kafka-compatible broker (memory storage), creates the topics,
-emits a realistic simulated workload through the producer SDK, runs the
+publishes the example policy (examples/policy.toml), emits a realistic simulated
+workload through the producer SDK, runs the
 ledger writer until it has caught up, verifies the ledger, and answers the
-auditor's question for one customer: who saw their data, and why; then signs
-checkpoints with a key made in demo-out/keys/, proves one of that customer's events and
-verifies the receipt offline. Leaves the
+auditor's questions: which promises were kept and broken in the month, and for one
+customer: who saw their data, and why; then signs checkpoints with a key made in
+demo-out/keys/, proves one of that customer's events and verifies the receipt offline. Leaves the
 ledger file and an HTML report in ``demo-out/``.
 """
 
@@ -21,12 +22,14 @@ from pathlib import Path
 from ledger.config import Settings
 from ledger.errors import LedgerError
 from ledger.kafka.topics import create_topics
+from ledger.model.policy import load, published_fields
 from ledger.produce.producer import AuditProducer
 
 from .broker import LocalBroker
 from .simulate import simulate
 
 OUT = Path("demo-out")
+POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
 
 
 def step(text: str) -> None:
@@ -62,6 +65,11 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
         workload = simulate(seed=seed, events=events, subjects=subjects)
         started = time.monotonic()
         with AuditProducer(settings) as producer:
+            # The company's policy first, so it is in force for the whole month (ledger policy publish).
+            policy_text = POLICY.read_text(encoding="utf-8")
+            producer.policy_published(occurred_at=min(e["occurred_at"] for e in workload.events),
+                                      **published_fields(load(POLICY), policy_text,
+                                                         {"id": "dpo-1", "type": "EMPLOYEE", "role": None}))
             for event in workload.events:
                 producer.emit(event)
             producer.flush()
@@ -82,6 +90,17 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
     subject = workload.a_rich_subject()
     step(f"who saw {subject}'s data, and why (newest first)")
     show(cli, ["who-saw", subject, *common])
+
+    month_end = max(e["occurred_at"] for e in workload.events)
+    step(f"promises kept and broken in the simulated month (examples/policy.toml, judged at {month_end:%Y-%m-%d})")
+    from ledger.audit.findings.promises import promise_rows, promise_table
+    from ledger.audit.findings.recorded import judge_ledger
+    from ledger.store import Ledger
+
+    with Ledger.open(db, readonly=True) as ledger:
+        run = judge_ledger(ledger, now=month_end)
+    print("\n".join("  " + line for line in promise_table(promise_rows(run))))
+    print(f"  every finding, with its evidence: ledger findings --db {db}")
 
     step("legal-disclosure notices owed to customers and overdue today")
     show(cli, ["obligations", "--overdue", *common], lines=12)

@@ -3,8 +3,9 @@
     topic_for("LegalDisclosure", "ledger.")   # "ledger.disclosure"
     create_topics(Settings.load())            # idempotent; returns a TopicStatus per topic
 
-Five topics live under a prefix: four for events (see ``TOPIC_SUFFIX``) and a
-dead-letter topic. Kafka is the system of record the ledger is replayed from,
+Seven topics live under a prefix: five for events (see ``TOPIC_SUFFIX``; ``policy``
+holds PolicyPublished), a dead-letter topic and ``findings`` (what the live
+findings service publishes; the writer does not read it). Kafka is the system of record the ledger is replayed from,
 so retention is infinite. Partition counts are never changed once a topic
 exists: the record key (the smallest subject id) picks the partition, and a
 new count would move keys and break per-subject ordering. A topic found with
@@ -32,8 +33,12 @@ TOPIC_SUFFIX = {
     "NotificationStatusChanged": "disclosure",
     "SubjectNotified": "disclosure",
     "ConsentChanged": "consent",
+    "PolicyPublished": "policy",
 }
 DLQ_SUFFIX = "dlq"
+#: Where the live findings service publishes Finding and Retraction records (not an event topic:
+#: the writer does not read it).
+FINDINGS_SUFFIX = "findings"
 
 # Infinite retention by time and by size: the ledger must be replayable from Kafka.
 # LogAppendTime: the broker, not the producer, sets each record's timestamp, which the ledger
@@ -54,7 +59,7 @@ def topic_for(event_type: str, prefix: str) -> str:
 
 
 def event_topics(prefix: str) -> list[str]:
-    """The four event topics, in a stable order (access, sharing, disclosure, consent)."""
+    """The event topics, in a stable order (access, sharing, disclosure, consent, policy)."""
     return [prefix + suffix for suffix in dict.fromkeys(TOPIC_SUFFIX.values())]
 
 
@@ -63,9 +68,14 @@ def dlq_topic(prefix: str) -> str:
     return prefix + DLQ_SUFFIX
 
 
+def findings_topic(prefix: str) -> str:
+    """The topic the live findings service publishes to (ledger.audit.findings.live)."""
+    return prefix + FINDINGS_SUFFIX
+
+
 def all_topics(prefix: str) -> list[str]:
-    """Every topic ``create_topics`` manages: the event topics, then the DLQ."""
-    return [*event_topics(prefix), dlq_topic(prefix)]
+    """Every topic ``create_topics`` manages: the event topics, the DLQ, then findings."""
+    return [*event_topics(prefix), dlq_topic(prefix), findings_topic(prefix)]
 
 
 def replication_for(broker_count: int) -> tuple[int, dict[str, str]]:

@@ -9,6 +9,7 @@ or raises :class:`Bad` (no rule rewrites a value: evidence holds what was sent).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -149,6 +150,17 @@ FIELD_RULES = {
     "Event.record_count": _non_negative,
     "Recipient.country": _country,
     "LegalRequest.document_sha256": _sha256,
+    "Event.policy_sha256": _sha256,
+    "Event.policy_name": _identifier,
 }
-RECORD_RULES = {"Notification": _notification, "NotificationStatusChanged": _notification}
+def _policy_published(rec: dict) -> None:
+    # The digest is what findings cite: it must be the digest of the text carried, or the
+    # recorded evidence would name a policy nobody can reproduce.
+    digest = hashlib.sha256(rec["policy_toml"].encode("utf-8")).hexdigest()
+    if rec["policy_sha256"] != digest:
+        raise Bad(f"is not the SHA-256 of policy_toml (that is {digest})", "policy_sha256")
+
+
+RECORD_RULES = {"Notification": _notification, "NotificationStatusChanged": _notification,
+                "PolicyPublished": _policy_published}
 

@@ -38,7 +38,7 @@ from .event_rules import DELAYED, MAX_SUBJECTS
 from .times import time_text
 from .validator import NAMESPACE, Validator
 
-__all__ = ["EVENT_TYPES", "NAMESPACE", "MAX_SUBJECTS", "EVENT_ID_NAMESPACE", "DELAYED", "ValidationError",
+__all__ = ["EVENT_TYPES", "SUBJECTLESS_TYPES", "ROUTING_KEY_FIELD", "NAMESPACE", "MAX_SUBJECTS", "EVENT_ID_NAMESPACE", "DELAYED", "ValidationError",
            "Validator", "schemas_dir", "schema_files", "read_schema_file", "newest_schemas", "default_validator",
            "validate", "time_text", "to_json", "canonical_json", "readable_json", "compile_json_form",
            "derive_event_id", "event_key"]
@@ -52,7 +52,12 @@ EVENT_TYPES = (
     "NotificationStatusChanged",
     "SubjectNotified",
     "ConsentChanged",
+    "PolicyPublished",
 )
+#: Event types that concern no customer: no ``subject_ids``, no side-table rows, keyed by
+#: :data:`ROUTING_KEY_FIELD` instead (docs/producing.md, "Events without subjects").
+SUBJECTLESS_TYPES = ("PolicyPublished",)
+ROUTING_KEY_FIELD = {"PolicyPublished": "policy_name"}
 #: Namespace of :func:`derive_event_id` (UUIDv5). Never change it: ids derived
 #: from the same line must stay the same across releases.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1b9e-3c57-4d0a-9a55-2f4b0c8e7d31")
@@ -302,5 +307,8 @@ def derive_event_id(obj: Mapping) -> str:
 
 
 def event_key(event: Mapping) -> bytes:
-    """The Kafka key: the smallest subject id, UTF-8."""
+    """The Kafka key: the smallest subject id, UTF-8; for a subjectless type its ROUTING_KEY_FIELD."""
+    field = ROUTING_KEY_FIELD.get(event["type"])
+    if field is not None:
+        return event[field].encode("utf-8")
     return min(event["subject_ids"]).encode("utf-8")

@@ -183,6 +183,10 @@ class AuditProducer:
     def consent_changed(self, **fields: Any) -> Delivery:
         return self.emit({"type": "ConsentChanged", **fields})
 
+    def policy_published(self, **fields: Any) -> Delivery:
+        """A PolicyPublished (no subject_ids; keyed by ``policy_name``); ``ledger policy publish`` builds one."""
+        return self.emit({"type": "PolicyPublished", **fields})
+
     # -- generic --------------------------------------------------------------------
     def emit(self, event: Mapping[str, Any]) -> Delivery:
         """Validate and send one event (a mapping with ``"type"``); raises before sending if invalid."""

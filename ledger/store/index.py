@@ -42,6 +42,8 @@ def entry_columns(event: dict) -> dict:
 
 def index_row(seq: int, event: dict, occurred_at: int) -> list:
     """The entry's side-table keys in one list (the store expands it; see the module doc)."""
+    if "subject_ids" not in event:  # a subjectless type (PolicyPublished): null keys give no rows
+        return [seq, occurred_at, event["type"], None, None, [], []]
     recipient = event.get("recipient")
     return [seq, occurred_at, event["type"], event["actor"]["id"],
             None if recipient is None else recipient["id"],
@@ -51,6 +53,8 @@ def index_row(seq: int, event: dict, occurred_at: int) -> list:
 def side_rows(seq: int, event: dict) -> dict[str, list[tuple]]:
     """Rows ``(key, seq, occurred_at, type)`` per side table for the entry ``seq``, sorted by key."""
     occurred_at, etype = micros(event["occurred_at"]), event["type"]
+    if "subject_ids" not in event:  # a subjectless type (PolicyPublished): no side-table rows
+        return {name: [] for name in SIDE_TABLE_NAMES}
     recipient = event.get("recipient")
     # dict.fromkeys: a repeated id (which validation refuses) yields one row, as the store's OR IGNORE does.
     rows = {

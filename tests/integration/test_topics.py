@@ -36,6 +36,7 @@ def test_each_event_type_goes_to_its_topic():
         "NotificationStatusChanged": "ledger.disclosure",
         "SubjectNotified": "ledger.disclosure",
         "ConsentChanged": "ledger.consent",
+        "PolicyPublished": "ledger.policy",
     }
 
 
@@ -48,10 +49,10 @@ def test_unknown_event_type_is_refused_naming_the_type_field():
 
 
 def test_topic_lists_follow_the_prefix():
-    """Four event topics plus the DLQ, all under the given prefix."""
-    assert event_topics("p.") == ["p.access", "p.sharing", "p.disclosure", "p.consent"]
+    """Five event topics (policy: issue 15), the DLQ and findings, all under the given prefix."""
+    assert event_topics("p.") == ["p.access", "p.sharing", "p.disclosure", "p.consent", "p.policy"]
     assert dlq_topic("p.") == "p.dlq"
-    assert all_topics("p.") == [*event_topics("p."), "p.dlq"]
+    assert all_topics("p.") == [*event_topics("p."), "p.dlq", "p.findings"]
 
 
 @pytest.mark.parametrize("brokers, expected", [
@@ -192,13 +193,13 @@ def test_topics_commands_create_then_list(settings, capsys):
     target = fresh(settings)
     args = ["--bootstrap-servers", target.bootstrap_servers, "--topic-prefix", target.topic_prefix]
     assert main(["topics", "list", *args]) == 0
-    assert capsys.readouterr().out.count("missing") == 5
+    assert capsys.readouterr().out.count("missing") == 7
     assert main(["topics", "create", "--partitions", "2", *args]) == 0
-    assert capsys.readouterr().out.count("created") == 5
+    assert capsys.readouterr().out.count("created") == 7
     assert main(["topics", "create", "--partitions", "5", *args]) == 0
     out, err = capsys.readouterr()
-    assert out.count("exists") == 5
-    assert err.count("warning:") == 5 and "not 5; left unchanged" in err
+    assert out.count("exists") == 7
+    assert err.count("warning:") == 7 and "not 5; left unchanged" in err
     assert main(["topics", "list", *args]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert sorted(line.split() for line in listed) == sorted([n, "2"] for n in all_topics(target.topic_prefix))

@@ -71,6 +71,8 @@ _SPECIAL = {
     "event_id": "0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4", "disclosure_event_id": "1b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4",
     "consent_ref": "2b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4", "purpose": "essential.billing",
     "country": "DE", "document_sha256": "ab" * 32, "record_count": 3, "status": "DELAYED_BY_ORDER",
+    # PolicyPublished: the digest must be the text's (event_rules)
+    "policy_toml": "[policy]", "policy_sha256": __import__("hashlib").sha256(b"[policy]").hexdigest(),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import io
 import json
 import shutil
@@ -30,7 +32,7 @@ OFFSETS = st.timedeltas(min_value=timedelta(hours=-14), max_value=timedelta(hour
 TIMES = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=OFFSETS)
 # Identifiers: any text but control and format characters (Cc, Cf: the rules refuse them).
 IDENTIFIERS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf")), min_size=1, max_size=12)
-ID_FIELDS = ("source_service", "correlation_id", "trace_id", "recorded_by", "reviewed_by")
+ID_FIELDS = ("source_service", "correlation_id", "trace_id", "recorded_by", "reviewed_by", "policy_name")
 SPECIAL = {  # fields whose rules Avro cannot express
     "subject_ids": st.lists(IDENTIFIERS, min_size=1, max_size=6, unique=True),
     "id": IDENTIFIERS,
@@ -97,6 +99,8 @@ def _strategy(t, named: dict, field: str = "", loose: bool = False):
 
 def _repair(record: dict) -> dict:
     """Apply the notification rules to a generated record that has a status."""
+    if "policy_toml" in record:  # PolicyPublished: the digest is the text's (event_rules)
+        record["policy_sha256"] = hashlib.sha256(record["policy_toml"].encode("utf-8")).hexdigest()
     if "status" in record and "order_ref" in record:
         if record["status"] == "DELAYED_BY_ORDER" and record["order_ref"] is None:
             record["order_ref"] = "ORD-1"

@@ -19,6 +19,8 @@ EVENT_ID = "0b7c0d1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
 ACTOR = {"id": "emp-7", "type": "EMPLOYEE", "role": "support_agent"}
 PROCESSING = {"data_categories": ["user.contact.email"], "purpose": "essential.service.support"}
 RECIPIENT = {"id": "acme", "name": "ACME Payments", "kind": "PAYMENT_PROCESSOR", "country": "DE"}
+POLICY_TOML = "[policy]\nname = \"acme-telecom\"\n"
+POLICY_SHA256 = __import__("hashlib").sha256(POLICY_TOML.encode()).hexdigest()
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -43,7 +45,12 @@ def sample(event_type: str) -> dict:
                             "channel": "email"},
         "ConsentChanged": {"purpose": "marketing.email", "granted": True, "channel": "EMAIL",
                            "scope": "FIRST_PARTY"},
+        "PolicyPublished": {"policy_name": "acme-telecom", "policy_version": "2026.1",
+                            "policy_sha256": POLICY_SHA256, "vocabulary_version": "fideslang 3.1.4",
+                            "policy_toml": POLICY_TOML},
     }[event_type]
+    if event_type in events.SUBJECTLESS_TYPES:
+        del common["subject_ids"]
     return {**common, **specific}
 
 

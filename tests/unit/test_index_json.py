@@ -48,7 +48,9 @@ TRICKY_TEXT = st.text(alphabet=st.sampled_from(TRICKY), max_size=8)
 def test_escaping_matches_the_json_module(obj, text, attributes):
     """Quotes, backslashes, control characters and non-ASCII text are escaped exactly as json.dumps escapes them."""
     event = events.validate(obj)
-    event = {**event, "source_service": text, "attributes": attributes, "subject_ids": [text, "x" + text]}
+    event = {**event, "source_service": text, "attributes": attributes}
+    if "subject_ids" in event:  # PolicyPublished has none
+        event["subject_ids"] = [text, "x" + text]
     assert readable_json(event) == reference(event)
 
 
@@ -119,7 +121,8 @@ def test_side_rows_expanded_in_sqlite_equal_the_python_derivation(tmp_path_facto
     first = 3
 
     evs = [events.validate(o) for o in objs]
-    evs[0] = events.validate({**events.to_json(evs[0]), "subject_ids": ["x" + text, "y" + text],
+    tricky = {"subject_ids": ["x" + text, "y" + text]} if "subject_ids" in evs[0] else {}  # not PolicyPublished
+    evs[0] = events.validate({**events.to_json(evs[0]), **tricky,
                               "actor": {**events.to_json(evs[0])["actor"], "id": "a" + text}})
     ledger = Ledger.open(tmp_path_factory.mktemp("sides") / "l.db", readonly=False, create=True,
                          bucket_bits=bucket_bits)

@@ -317,3 +317,33 @@ def test_an_as_of_later_than_now_is_refused_naming_the_option(tmp_path, capsys):
         code = main([*argv, "--db", db, "--as-of", future])
         err = capsys.readouterr().err
         assert code != 0 and "--as-of" in err and "later than now" in err and "Traceback" not in err
+
+
+# -- authorities named by the recorded policy (issue 15) ----------------------------------------------
+def _recorded_policy(at: datetime) -> dict:
+    from pathlib import Path
+
+    from ledger.model.policy import load, published_fields
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
+    text = path.read_text(encoding="utf-8")
+    return CODEC.validate({"type": "PolicyPublished", "occurred_at": at,
+                           **published_fields(load(path), text, {"id": "dpo-1", "type": "EMPLOYEE"})})
+
+
+@pytest.mark.parametrize("policy_day, honoured", [(None, False), (1, True), (5, False)])
+def test_a_service_the_recorded_policy_names_is_an_authority_from_the_policys_recorded_time(
+        tmp_path, policy_day, honoured):
+    """The example policy names `notifier` a legal authority: its notice (day 3) for legal-case-tool's
+    disclosure takes effect only when that policy was recorded before it (day 1); with no policy, or one
+    recorded later (day 5), it is refused as before. The policy comes from the ledger, so every reader
+    (obligations, the subject's report) sees the same."""
+    kafka = Topics()
+    d = kafka.send(gagged_disclosure(until=day(2)))
+    if policy_day is not None:
+        kafka.send(_recorded_policy(day(policy_day)), topic="ledger.policy")
+    kafka.send(notice(d, at=day(3), by="notifier"))
+    with kafka.ledger(tmp_path / "l.db") as ledger:
+        owed, anomalies = owed_to_victim(ledger)
+        assert (owed == []) is honoured
+        assert any(a["kind"] == "notice_unauthorised" for a in anomalies) is not honoured

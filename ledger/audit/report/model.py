@@ -125,12 +125,15 @@ class Report:
     gdpr: dict
     notices: list[dict] | None = None  # auditor only: notices still owed to this customer
     anomalies: list[dict] | None = None  # auditor only: events that changed nothing, implausible times
+    #: auditor only, when a policy is recorded or given: per rule kept / broken / not judgeable (whole
+    #: ledger) and the findings naming this customer (promises_section)
+    promises: dict | None = None
     time_zone: str = "UTC"
     kind: str = field(default="subject-access-report")
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for key in ("notices", "anomalies"):
+        for key in ("notices", "anomalies", "promises"):
             if data[key] is None:
                 del data[key]
         return data
@@ -144,18 +147,21 @@ def build_report(
     as_of: datetime | str | None = None,
     rules: AccountingRules | None = None,
     generated_at: datetime | None = None,
+    policy=None,
 ) -> Report:
     """Everything a report on ``subject`` shows, for ``audience`` (``subject`` or ``auditor``).
 
+    ``policy`` (a draft, ``--policy FILE``) judges the promises section instead of the recorded one.
     Events, notice cases, time flags and chain heads are read in one read transaction, so the
     heads printed cover exactly the entries shown, however a writer appends meanwhile.
     """
     with reads.snapshot(source):
-        return _build_report(source, subject, audience=audience, as_of=as_of, rules=rules, generated_at=generated_at)
+        return _build_report(source, subject, audience=audience, as_of=as_of, rules=rules, generated_at=generated_at,
+                             policy=policy)
 
 
 def _build_report(source, subject: str, *, audience: str, as_of, rules: AccountingRules | None,
-                  generated_at: datetime | None) -> Report:
+                  generated_at: datetime | None, policy=None) -> Report:
     if audience not in AUDIENCES:
         raise ValidationError("--audience", f"must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     rules = rules or AccountingRules()
@@ -201,10 +207,11 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
         (e, v) for e, v in shown
         if rules.accountable(e, subject) and start <= parse_time(e["occurred_at"]) <= judged
     ]
-    notices = anomalies = None
+    notices = anomalies = promises = None
     if audience == "auditor":
         notices = [n.as_dict() for i in legal_ids for n in book.case(i).owed(judged) if n.subject_id == subject]
         anomalies = book.anomalies(judged) + time_flags(source, [e["event_id"] for e in events])
+        promises = promises_section(source, subject, as_of_time, judged, policy)
     heads = [{"topic": h.topic, "partition": h.partition, "offset": h.offset, "chain_hash": h.chain_hash.hex()}
              for h in source.heads()] if hasattr(source, "heads") else []
     parameters = {
@@ -216,8 +223,33 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
         subject=subject, audience=audience, generated_at=iso(generated), judged_at=iso(judged),
         parameters=parameters, heads=heads, timeline=timeline,
         accounting=accounting(accountable, audience), gdpr=gdpr_view(shown, audience), notices=notices,
-        anomalies=anomalies,
+        anomalies=anomalies, promises=promises,
     )
+
+
+def promises_section(source, subject: str, as_of, judged: datetime, policy=None) -> dict | None:
+    """The promises the policy in force makes, judged over the whole ledger; None without any policy.
+
+    The counts are the ledger's (one promise is kept or broken for everyone); the findings listed
+    are those naming ``subject``.
+    """
+    from ledger.audit.findings import current
+    from ledger.audit.findings.promises import promise_rows
+    from ledger.audit.findings.recorded import judge_ledger
+    from ledger.errors import PolicyError
+
+    if policy is None and not hasattr(source, "conn"):
+        return None
+    try:
+        run = judge_ledger(source, as_of=as_of, now=judged, draft=policy)
+    except PolicyError:
+        if policy is not None:
+            raise
+        return None  # no policy recorded: the section is absent, not "every promise kept"
+    in_force = run.policies[-1]
+    return {"policy_name": in_force.name, "policy_version": in_force.version, "policy_sha256": in_force.sha256,
+            "recorded": policy is None, "judged_at": iso(judged), "rules": promise_rows(run),
+            "findings": [f.as_json() for f in current(run.results) if subject in f.subjects]}
 
 
 def time_flags(source, event_ids: list[str]) -> list[dict]:

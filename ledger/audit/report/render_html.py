@@ -267,6 +267,23 @@ def _anomalies(report: Report) -> str:
         f'<li>{e(a["message"])} <span class="mono">(event {e(a["event_id"])})</span></li>' for a in items) + "</ul>"
 
 
+def _promises(report: Report) -> str:
+    """Per rule kept / broken / not judgeable, then this customer's findings in words."""
+    pr = report.promises
+    where = "recorded in the ledger" if pr["recorded"] else "given as a draft, not recorded"
+    head = (f'<p>Policy {e(pr["policy_name"])} version {e(pr["policy_version"])} ({where}), '
+            f'<span class="mono">sha256 {e(pr["policy_sha256"])}</span>; time-based rules judged at '
+            f'{e(when(pr["judged_at"], seconds=True))}. Counts are for the whole ledger.</p>')
+    table = _table(["Rule", "Judged", "Kept", "Broken", "Not judgeable"],
+                   [[e(r["rule"]), str(r["judged"]), str(r["kept"]), str(r["broken"]), str(r["not_judgeable"])]
+                    for r in pr["rules"]], "No rule applied to any event.")
+    found = pr["findings"]
+    items = ('<p class="empty">No finding names this customer.</p>' if not found else '<ul class="plain">' + "".join(
+        f'<li>{e(f["kind"])} ({e(f["rule"])}, {e(f["severity"])}): {e(f["sentence"])} '
+        f'<span class="mono">(events {e(", ".join(f["event_ids"]))})</span></li>' for f in found) + "</ul>")
+    return head + table + items
+
+
 def render_html(report: Report) -> str:
     """The whole report as an HTML document (a string)."""
     auditor = report.audience == "auditor"
@@ -297,6 +314,8 @@ def render_html(report: Report) -> str:
     ]
     if auditor:
         parts += ["<h2>Notices still owed</h2>", _notices(report), "<h2>Anomalies</h2>", _anomalies(report)]
+        if report.promises is not None:
+            parts += ["<h2>Promises</h2>", _promises(report)]
     parts += ["<h2>Accounting of disclosures</h2>", _accounting(report, auditor),
               f"<h2>{whose} data (GDPR Art. 15)</h2>", _gdpr(report),
               "<h2>Timeline: who saw what</h2>", "".join(_timeline(report.timeline, auditor)),

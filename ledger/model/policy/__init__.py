@@ -11,5 +11,6 @@ from ledger.errors import PolicyError
 from .describe import describe
 from .load import load, loads
 from .model import RULES, Policy
+from .published import policy_of, published_fields
 
-__all__ = ["load", "loads", "describe", "Policy", "PolicyError", "RULES"]
+__all__ = ["load", "loads", "describe", "Policy", "PolicyError", "RULES", "policy_of", "published_fields"]
