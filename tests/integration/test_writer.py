@@ -198,7 +198,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(settings, tmp_path)
     chunks = [workload.events[i:i + 10_000] for i in range(0, len(workload.events), 10_000)]
     emit_all(settings, chunks.pop(0))
     send_raw(settings, bad_records(settings)[:6])
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
     command = [sys.executable, "-m", "ledger", "consume", "--until-idle", "--quiet", "--batch-size", "1000"]
     rng = random.Random(11)
@@ -230,7 +230,7 @@ def test_sigterm_and_sigint_finish_the_batch_and_exit_zero(settings, signum):
     """SIGTERM or SIGINT mid-ingest: the writer commits its batch, exits 0, and a restart completes exactly once."""
     workload = simulate(seed=9, events=30_000, subjects=300)
     emit_all(settings, workload.events)
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
     proc = subprocess.Popen([sys.executable, "-m", "ledger", "consume", "--quiet", "--batch-size", "1000"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
