@@ -1,6 +1,7 @@
 """End-to-end ingest: broker → decoded → chained → committed, against a bare pipeline.
 
     python bench/bench_ingest.py [--events 200000] [--runs 3] [--sustained 1000000] [--mix reference]
+                                 [--kafka-client auto|confluent|kafka-python]
 
 The events are produced once (pre-encoded, bare producer) to fresh topics; each
 run then consumes all of them into an empty ledger with the real writer
@@ -26,13 +27,14 @@ import tempfile
 import time
 
 from bench_store import synthetic_event
-from common import bench_settings, machine, median
+from common import add_kafka_client_arg, bench_settings, describe_client, machine, median
 
 from ledger.dev.simulate import simulate
 from ledger.ingest.writer import LedgerWriter
 from ledger.kafka.topics import event_topics
 from ledger.model.events import validate
-from ledger.produce.producer import new_kafka_producer, wire_record
+from ledger.kafka import open_producer
+from ledger.produce.producer import wire_record
 from ledger.wire.codec import default_codec
 
 MIXES = ("simulated", "reference")
@@ -50,7 +52,7 @@ def workload_chunk(mix: str, seed: int, n: int) -> list[dict]:
 def produce(settings, n: int, seed: int = 1, mix: str = "simulated") -> None:
     started = time.perf_counter()
     codec = default_codec()
-    producer = new_kafka_producer(settings)
+    producer = open_producer(settings)
     made = 0
     sizes = 0
     while made < n:  # in chunks, so a million events never sit in memory at once
@@ -74,7 +76,11 @@ def run_writer(settings, db: str) -> tuple[float, int]:
 
 
 def run_bare(settings, db: str) -> tuple[float, int]:
-    """kafka-python consume + fastavro decode + one indexed table; nothing else."""
+    """The chosen client's bare consume + fastavro decode + one indexed table; nothing else."""
+    from ledger.kafka import client_name
+
+    if client_name(settings) == "confluent":
+        return run_bare_confluent(settings, db)
     from fastavro import schemaless_reader
     from kafka import KafkaConsumer, TopicPartition
 
@@ -117,15 +123,68 @@ def run_bare(settings, db: str) -> tuple[float, int]:
     return time.perf_counter() - started, n
 
 
+def _bare_table(db: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT, subject TEXT, actor TEXT, "
+                 "occurred_at INTEGER, value BLOB)")
+    conn.execute("CREATE INDEX by_subject ON events (subject, occurred_at)")
+    conn.execute("CREATE INDEX by_actor ON events (actor, occurred_at)")
+    return conn
+
+
+def run_bare_confluent(settings, db: str) -> tuple[float, int]:
+    """confluent-kafka consume + fastavro decode + one indexed table: the same bare pipeline."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+    from fastavro import schemaless_reader
+
+    codec = default_codec()
+    by_fingerprint = {v.fingerprint: v.parsed for vs in codec.all_versions().values() for v in vs}
+    conn = _bare_table(db)
+    started = time.perf_counter()
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-bare",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024})
+    meta = consumer.list_topics(timeout=10)
+    tps = [TopicPartition(t, p, OFFSET_BEGINNING) for t in event_topics(settings.topic_prefix)
+           for p in sorted(meta.topics[t].partitions)]
+    consumer.assign(tps)
+    at_end: set = set()
+    n = 0
+    while len(at_end) < len(tps):
+        rows = []
+        for m in consumer.consume(10_000, 1.0):
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add((m.topic(), m.partition()))
+                continue
+            value = m.value()
+            event = schemaless_reader(io.BytesIO(value[10:]), by_fingerprint[value[2:10]], None)
+            rows.append((str(event["event_id"]), event["subject_ids"][0], event["actor"]["id"],
+                         event["occurred_at"].timestamp(), value))
+        if rows:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events (event_id, subject, actor, occurred_at, value) VALUES (?,?,?,?,?)",
+                             rows)
+            conn.execute("COMMIT")
+            n += len(rows)
+    consumer.close()
+    conn.close()
+    return time.perf_counter() - started, n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sustained", type=int, default=0, help="also ingest this many events in one run")
     parser.add_argument("--mix", choices=MIXES, default="simulated", help="workload (default: simulated)")
+    add_kafka_client_arg(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
+    with tempfile.TemporaryDirectory() as tmp, bench_settings(kafka_client=args.kafka_client) as settings:
+        print(describe_client(settings))
         produce(settings, args.events, mix=args.mix)
         writer_rates, bare_rates = [], []
         for run in range(args.runs):

@@ -1,6 +1,7 @@
 """Replay of N events from Kafka into a fresh ledger, bulk mode and indexing while loading.
 
     python bench/bench_replay.py [--events 1000000] [--mode bulk|live|both] [--mix reference]
+                                 [--kafka-client auto|confluent|kafka-python]
 
 Bulk mode builds the side tables and the event-id index at the end; live mode
 indexes each batch as it commits, overlapping commits with the next fetch, as
@@ -19,7 +20,7 @@ import os
 import tempfile
 
 from bench_ingest import MIXES, produce
-from common import bench_settings, machine
+from common import add_kafka_client_arg, bench_settings, describe_client, machine
 
 from ledger.ingest.replay import replay
 
@@ -30,9 +31,11 @@ def main() -> None:
     parser.add_argument("--mode", choices=("bulk", "live", "both"), default="both",
                         help="bulk: index at the end; live: index while loading (default: both)")
     parser.add_argument("--mix", choices=MIXES, default="simulated", help="workload (default: simulated)")
+    add_kafka_client_arg(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as tmp, bench_settings() as settings:
+    with tempfile.TemporaryDirectory() as tmp, bench_settings(kafka_client=args.kafka_client) as settings:
+        print(describe_client(settings))
         produce(settings, args.events, mix=args.mix)
         for mode in ("bulk", "live") if args.mode == "both" else (args.mode,):
             path = os.path.join(tmp, f"replayed-{mode}.db")

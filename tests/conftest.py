@@ -9,10 +9,10 @@ Which broker ``kafka`` uses, first match wins:
 
 Fixtures:
     kafka           (session)  ``.bootstrap`` and ``.kind``
-    settings        (function) Settings on a fresh topic prefix, topics created (3 partitions)
+    settings        (function) Settings on a fresh topic prefix, topics created (3 partitions), once per client
     durable_broker  (function) a started LocalBroker on S3-on-moto storage, for kill/restart tests
     kafka_client    (function) "kafka-python", then "confluent": a test using it runs once per client
-    client_settings (function) ``settings`` with ``kafka_client`` set to that client
+    client_settings (function) ``settings`` (kept for the seam's tests; the same client)
 
 Tests using any of them get the ``broker`` marker. ``slow`` tests are skipped
 unless ``LEDGER_SLOW=1``. With kafka-python on tansu a consumer-group join
@@ -100,24 +100,30 @@ def kafka():
         yield KafkaHandle(broker.bootstrap, "tansu")
 
 
+@pytest.fixture(params=["kafka-python", "confluent"])
+def kafka_client(request) -> str:
+    """Each Kafka client behind the seam (ledger/kafka/), one test run per client."""
+    return request.param
+
+
 @pytest.fixture
-def settings(kafka, tmp_path) -> Settings:
-    """Settings on a fresh topic prefix with the ledger's topics created (3 partitions each)."""
+def settings(kafka, tmp_path, kafka_client) -> Settings:
+    """Settings on a fresh topic prefix with the ledger's topics created (3 partitions each).
+
+    Parametrized by ``kafka_client``: every broker test runs once with kafka-python and once with
+    confluent-kafka (ids ``[kafka-python]`` / ``[confluent]``); subprocesses get the same client
+    through ``LEDGER_KAFKA_CLIENT``.
+    """
     settings = Settings.load(
         env={},
         bootstrap_servers=kafka.bootstrap,
         topic_prefix=f"t{uuid4().hex[:10]}.",
         db=str(tmp_path / "ledger.db"),
         partitions=3,
+        kafka_client=kafka_client,
     )
     create_topics(settings)
     return settings
-
-
-@pytest.fixture(params=["kafka-python", "confluent"])
-def kafka_client(request) -> str:
-    """Each Kafka client behind the seam (ledger/kafka/), one test run per client."""
-    return request.param
 
 
 @pytest.fixture

@@ -265,8 +265,9 @@ class LocalBroker:
         return BrokerError(f"{what}; log {self.log_path}:\n{tail}" if tail else what)
 
     def _wait_ready(self, timeout: float) -> None:
-        from kafka import KafkaAdminClient
-        from kafka.errors import KafkaConfigurationError, KafkaError
+        from ledger.config import Settings
+        from ledger.errors import ConfigError
+        from ledger.kafka import admin
 
         deadline = time.monotonic() + timeout
         while True:
@@ -277,16 +278,12 @@ class LocalBroker:
                 raise self._failed(f"tansu exited with status {code} while starting on {self.bootstrap}")
             if _port_open(self.host, self.port):
                 try:
-                    admin = KafkaAdminClient(bootstrap_servers=[self.bootstrap],
-                                             request_timeout_ms=2000, bootstrap_timeout_ms=2000)
-                    try:
-                        admin.list_topics()
-                        return
-                    finally:
-                        admin.close()
-                except KafkaConfigurationError:
+                    with admin(Settings.load(env={}, bootstrap_servers=self.bootstrap), timeout=2.0) as a:
+                        a.topic_partitions()
+                    return
+                except ConfigError:
                     raise
-                except KafkaError:
+                except BrokerError:
                     pass  # listening but not answering yet
             if time.monotonic() > deadline:
                 self.stop()

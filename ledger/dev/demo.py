@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ledger.config import Settings
 from ledger.errors import LedgerError
+from ledger.kafka import choose
 from ledger.kafka.topics import create_topics
 from ledger.model.policy import load, published_fields
 from ledger.produce.producer import AuditProducer
@@ -56,8 +58,10 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
     OUT.mkdir()
     db = OUT / "ledger.db"
     with LocalBroker(port=0) as broker:
-        settings = Settings.load(env={}, bootstrap_servers=broker.bootstrap, db=str(db))
-        step(f"local broker at {broker.bootstrap}; creating topics")
+        settings = Settings.load(env={}, bootstrap_servers=broker.bootstrap, db=str(db),
+                                 kafka_client=os.environ.get("LEDGER_KAFKA_CLIENT"))
+        choice = choose(settings)
+        step(f"local broker at {broker.bootstrap}; Kafka client: {choice.name} ({choice.why}); creating topics")
         for status in create_topics(settings):
             print(f"  {status.name}: {status.partitions} partitions")
 

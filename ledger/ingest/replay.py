@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ledger.config import Settings
-from ledger.errors import BrokerError, LedgerDivergedError, StoreError
-from ledger.kafka.reading import event_partitions, fetch_limits, new_consumer, take_within
+from ledger.errors import BrokerError, LedgerDivergedError, OffsetOutOfRangeError, StoreError
+from ledger.kafka import BEGINNING, Partition, event_partitions, open_consumer
+from ledger.kafka.reading import take_within
 from ledger.model.timecheck import TimeLimits
 from ledger.store import Ledger
 from ledger.store.coverage import COVERAGE_KEY, Coverage
@@ -95,17 +96,16 @@ def replay(
     windowed = from_ms is not None or to_ms is not None
     result = ReplayResult(coverage=Coverage(from_ms, to_ms))
     started = time.monotonic()
-    consumer = new_consumer(settings, max_poll_records=batch_size, **fetch_limits(settings.batch_max_bytes))
+    consumer = open_consumer(settings, max_poll_records=batch_size)
     ledger = Ledger.open(into, readonly=False, create=True, time_limits=TimeLimits.from_settings(settings))
     try:
         ingestor = Ingestor(ledger, start_mid_chain=windowed)
         if bulk:
             ledger.begin_bulk()
         partitions = event_partitions(consumer, settings.topic_prefix, topics)
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end: dict = {}  # each partition's high watermark when first seen: the end as it stood
-        total = _estimate(consumer, partitions)
+        consumer.assign({tp: BEGINNING for tp in partitions})
+        end: dict[Partition, int] = {}  # each partition's high watermark when first seen: the end as it stood
+        total = consumer.estimate(partitions)
         idle_since = time.monotonic()
         # Indexing as it loads, batch N commits while N+1 is fetched and prepared; a bulk load commits in line.
         with CommitPipeline(ingestor, background=not bulk) as pipeline:
@@ -115,14 +115,14 @@ def replay(
                 for tp in partitions:
                     if tp not in end and consumer.highwater(tp) is not None:
                         end[tp] = consumer.highwater(tp)
-                for tp, messages in fetched.items():
+                for m in fetched:  # in offset order per partition
+                    tp = Partition(m.topic, m.partition)
                     stop = end.get(tp, consumer.highwater(tp))
-                    for m in messages:
-                        if stop is not None and m.offset >= stop:
-                            break
-                        result.scanned += 1
-                        if (from_ms is None or m.timestamp >= from_ms) and (to_ms is None or m.timestamp < to_ms):
-                            batch.append(Record.from_kafka(m))
+                    if stop is not None and m.offset >= stop:
+                        continue  # beyond the end as it stood when the replay first saw it
+                    result.scanned += 1
+                    if (from_ms is None or m.timestamp >= from_ms) and (to_ms is None or m.timestamp < to_ms):
+                        batch.append(m)
                 for tp in partitions:
                     if tp in end and consumer.position(tp) >= end[tp] and tp not in consumer.paused():
                         consumer.pause(tp)
@@ -145,7 +145,7 @@ def replay(
         ledger.set_meta(COVERAGE_KEY, result.coverage.to_json())
         ledger.set_meta("replayed_from", f"{settings.bootstrap_servers} {settings.topic_prefix}")
     finally:
-        consumer.close(autocommit=False)
+        consumer.close()
         ledger.close()
     result.seconds = time.monotonic() - started
     if progress:
@@ -163,22 +163,10 @@ def _count(result: ReplayResult, done) -> None:
         result.counts[status] = result.counts.get(status, 0) + n
 
 
-def _poll(consumer, batch_size: int) -> dict:
-    from kafka.errors import KafkaError, OffsetOutOfRangeError
-
+def _poll(consumer, batch_size: int) -> list[Record]:
     try:
-        return consumer.poll(timeout_ms=500, max_records=batch_size)
+        return consumer.poll(max_records=batch_size, timeout=0.5)
     except OffsetOutOfRangeError as err:
         raise LedgerDivergedError(f"replay: the log changed under the replay: {err}") from err
-    except KafkaError as err:
+    except BrokerError as err:
         raise BrokerError(f"replay: fetch failed: {err}") from err
-
-
-def _estimate(consumer, partitions) -> int | None:
-    """Records to scan, for the progress bar only (end offsets may be approximate on some brokers)."""
-    try:
-        begin = consumer.beginning_offsets(partitions)
-        end = consumer.end_offsets(partitions)
-        return sum(max(0, end[tp] - begin[tp]) for tp in partitions)
-    except Exception:  # a hint only; the replay itself never relies on it
-        return None

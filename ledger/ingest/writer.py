@@ -19,6 +19,7 @@ Run it as ``ledger consume``. Start reading at :meth:`LedgerWriter.run`.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import signal
@@ -27,9 +28,10 @@ import time
 from dataclasses import dataclass, field
 
 from ledger.config import Settings
-from ledger.errors import BrokerError, LedgerDivergedError
+from ledger.errors import BrokerError, LedgerDivergedError, OffsetOutOfRangeError
 from ledger.ingest.pipeline import CommitPipeline, Ingestor
-from ledger.kafka.reading import caught_up, event_partitions, fetch_limits, new_consumer, take_within, total_lag
+from ledger.kafka import BEGINNING, Partition, event_partitions, open_consumer, open_producer
+from ledger.kafka.reading import take_within
 from ledger.kafka.topics import dlq_topic
 from ledger.model.timecheck import TimeLimits
 from ledger.store import Ledger
@@ -95,15 +97,10 @@ class LedgerWriter:
             consumer = self._consumer()
             dlq = None
             try:
-                partitions = self._assign(consumer)
+                partitions = event_partitions(consumer, self.settings.topic_prefix)
                 positions = ledger.positions()
                 check_continuity(self.settings, ledger, positions, partitions)
-                for tp in partitions:
-                    next_offset = positions.get((tp.topic, tp.partition))
-                    if next_offset is None:
-                        consumer.seek_to_beginning(tp)
-                    else:
-                        consumer.seek(tp, next_offset)
+                consumer.assign({tp: positions.get((tp.topic, tp.partition), BEGINNING) for tp in partitions})
                 started = time.monotonic()
                 last_progress = started
                 gc.freeze()  # the long-lived objects made so far need no more GC passes
@@ -121,7 +118,7 @@ class LedgerWriter:
                         if self.progress and now - last_progress >= self.progress_every:
                             self._print_progress(consumer, partitions)
                             last_progress = now
-                        if until_idle and not records and caught_up(consumer, partitions):
+                        if until_idle and not records and consumer.caught_up(partitions):
                             break
                     self._committed(pipeline.wait(), consumer)
                 self.stats.seconds = time.monotonic() - started
@@ -130,20 +127,16 @@ class LedgerWriter:
             finally:
                 if dlq is not None:
                     dlq.close(timeout=10)
-                consumer.close(autocommit=False)
+                consumer.close()
         finally:
             ledger.close()
         return self.stats
 
     # -- Kafka ---------------------------------------------------------------------
     def _consumer(self):
-        return new_consumer(self.settings, group_id=self.group_id, max_poll_records=self.batch_size,
-                            **fetch_limits(self.batch_max_bytes))
-
-    def _assign(self, consumer) -> list:
-        partitions = event_partitions(consumer, self.settings.topic_prefix)
-        consumer.assign(partitions)
-        return partitions
+        # Fetch sizes follow the batch bound (the seam caps them at settings.batch_max_bytes).
+        settings = dataclasses.replace(self.settings, batch_max_bytes=self.batch_max_bytes)
+        return open_consumer(settings, group_id=self.group_id, max_poll_records=self.batch_size)
 
     def _next_batch(self, consumer) -> list[Record]:
         """Poll until ``batch_size`` records, ``batch_max_bytes`` or ``batch_seconds``; offset order per partition.
@@ -151,8 +144,6 @@ class LedgerWriter:
         A batch always takes at least one record; what a poll returned beyond the
         byte bound is carried to the next batch, in order.
         """
-        from kafka.errors import KafkaError, OffsetOutOfRangeError
-
         batch: list[Record] = []
         size = 0
         if self._carry:
@@ -166,17 +157,14 @@ class LedgerWriter:
             if remaining <= 0:
                 break
             try:
-                fetched = consumer.poll(timeout_ms=int(remaining * 1000), max_records=self.batch_size - len(batch))
+                records = consumer.poll(max_records=self.batch_size - len(batch), timeout=remaining)
             except OffsetOutOfRangeError as err:
                 raise LedgerDivergedError(
                     f"Kafka reports the ledger's position as out of range ({err}); the topic was "
                     "truncated or recreated. The writer stops rather than skip or re-read records."
                 ) from err
-            except KafkaError as err:
-                raise BrokerError(f"fetch failed: {err}") from err
-            if not fetched:
+            if not records:
                 break
-            records = [Record.from_kafka(m) for messages in fetched.values() for m in messages]
             taken, taken_size = take_within(records, self.batch_size - len(batch), self.batch_max_bytes - size,
                                             at_least_one=not batch)
             batch.extend(taken)
@@ -187,8 +175,6 @@ class LedgerWriter:
         return batch
 
     def _dlq_producer(self):
-        from ledger.kafka import open_producer
-
         return open_producer(self.settings)
 
     def _committed(self, done, consumer) -> None:
@@ -199,15 +185,9 @@ class LedgerWriter:
         self._count(n_records, prepared)
         if self.group_id is None:
             return
-        from kafka import OffsetAndMetadata, TopicPartition
-        from kafka.errors import KafkaError
-
-        offsets = {TopicPartition(topic, partition): OffsetAndMetadata(next_offset, "", -1)
-                   for topic, partition, next_offset, *_ in prepared.rows.offsets}
-        try:  # for lag monitoring only; the ledger holds the authoritative positions
-            consumer.commit_async(offsets=offsets)
-        except KafkaError:
-            pass
+        # For lag monitoring only (best effort); the ledger holds the authoritative positions.
+        consumer.commit_for_monitoring({Partition(topic, partition): next_offset
+                                        for topic, partition, next_offset, *_ in prepared.rows.offsets})
 
     def _count(self, n_records: int, prepared) -> None:
         self.stats.records += n_records
@@ -217,7 +197,7 @@ class LedgerWriter:
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + n
 
     def _print_progress(self, consumer, partitions, final: bool = False) -> None:
-        lag = total_lag(consumer, partitions)
+        lag = consumer.lag(partitions)
         lag_text = "unknown" if lag is None else f"{lag:,}"
         word = "done" if final else "consuming"
         print(
@@ -266,33 +246,29 @@ def check_continuity(settings: Settings, ledger: Ledger, positions: dict, partit
     Apache Kafka (out-of-range error) and on brokers that answer a position
     past the log end with silence (detected through the high watermark).
     """
-    from kafka import TopicPartition
-    from kafka.errors import KafkaError, OffsetOutOfRangeError
-
-    wanted = {}
+    wanted: dict[Partition, int] = {}
     for tp in partitions:
         next_offset = positions.get((tp.topic, tp.partition))
         if next_offset:
-            wanted[TopicPartition(tp.topic, tp.partition)] = next_offset - 1
+            wanted[Partition(tp.topic, tp.partition)] = next_offset - 1
     if not wanted:
         return
-    consumer = new_consumer(settings, max_poll_records=1)
+    consumer = open_consumer(settings, max_poll_records=1)
     try:
-        consumer.assign(list(wanted))
-        for tp, offset in wanted.items():
-            consumer.seek(tp, offset)
-        found: dict = {}
+        consumer.assign(wanted)
+        found: dict[Partition, Record] = {}
         deadline = time.monotonic() + timeout
         while len(found) < len(wanted):
             try:
-                fetched = consumer.poll(timeout_ms=500)
+                fetched = consumer.poll(max_records=1, timeout=0.5)
             except OffsetOutOfRangeError as err:
                 raise LedgerDivergedError(f"a stored position is out of range on the broker: {err}") from err
-            except KafkaError as err:
+            except BrokerError as err:
                 raise BrokerError(f"cannot re-read the last recorded records: {err}") from err
-            for tp, messages in fetched.items():
-                if tp in wanted and tp not in found and messages:
-                    found[tp] = messages[0]
+            for record in fetched:
+                tp = Partition(record.topic, record.partition)
+                if tp in wanted and tp not in found:
+                    found[tp] = record
                     consumer.pause(tp)
             for tp, offset in wanted.items():
                 highwater = consumer.highwater(tp)
@@ -306,14 +282,13 @@ def check_continuity(settings: Settings, ledger: Ledger, positions: dict, partit
                 missing = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in wanted.items() if tp not in found)
                 raise BrokerError(f"timed out re-reading the last recorded records: {missing}")
     finally:
-        consumer.close(autocommit=False)
-    for tp, message in found.items():
+        consumer.close()
+    for tp, record in found.items():
         offset = wanted[tp]
         stored = ledger.entry_at(tp.topic, tp.partition, offset)
-        record = Record.from_kafka(message)
-        if message.offset != offset or stored is None or leaf_hash(record) != stored["leaf_hash"]:
+        if record.offset != offset or stored is None or leaf_hash(record) != stored["leaf_hash"]:
             raise LedgerDivergedError(
                 f"{tp.topic}[{tp.partition}] offset {offset}: the broker's record differs from the one in "
-                f"the ledger (got offset {message.offset}); the topic was recreated or rewritten. "
+                f"the ledger (got offset {record.offset}); the topic was recreated or rewritten. "
                 "Refusing to continue."
             )

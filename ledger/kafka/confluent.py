@@ -46,6 +46,7 @@ from ledger.wire.record import Record
 from ..config import Settings
 from ..errors import BrokerError, ConfigError, OffsetOutOfRangeError
 from . import BEGINNING, Acked, Partition
+from .reading import confluent_fetch_limits
 from .security import librdkafka_options
 
 NAME = "confluent"
@@ -371,7 +372,8 @@ class ConfluentConsumer:
 
 def open_consumer(settings: Settings, *, max_poll_records: int, group_id: str | None, bootstrap_timeout: float):
     errors = _Errors()
-    options = {**CONSUMER_CONFIG, "group.id": group_id or ASSIGN_ONLY_GROUP}
+    options = {**CONSUMER_CONFIG, **confluent_fetch_limits(settings.batch_max_bytes),
+               "group.id": group_id or ASSIGN_ONLY_GROUP}
     client = _construct(_Consumer, _conf(settings, errors, options))
     try:
         _bootstrap(client, settings, errors, bootstrap_timeout)

@@ -29,6 +29,7 @@ from ledger.wire.record import Record
 from ..config import Settings
 from ..errors import BrokerError, ConfigError, OffsetOutOfRangeError
 from . import BEGINNING, Acked, Partition
+from .reading import fetch_limits
 from .security import kafka_python_options
 
 NAME = "kafka-python"
@@ -232,8 +233,8 @@ class KafkaPythonConsumer:
 
 
 def open_consumer(settings: Settings, *, max_poll_records: int, group_id: str | None, bootstrap_timeout: float):
-    options = {**CONSUMER_CONFIG, "group_id": group_id, "max_poll_records": max_poll_records,
-               "bootstrap_timeout_ms": int(bootstrap_timeout * 1000)}
+    options = {**CONSUMER_CONFIG, **fetch_limits(settings.batch_max_bytes), "group_id": group_id,
+               "max_poll_records": max_poll_records, "bootstrap_timeout_ms": int(bootstrap_timeout * 1000)}
     return KafkaPythonConsumer(_construct(KafkaConsumer, settings, options), max_poll_records, group_id)
 
 

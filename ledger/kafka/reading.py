@@ -1,86 +1,29 @@
-"""Reading the event topics with kafka-python: shared by the writer and replay.
+"""Byte-bounded batching, shared by the writer and replay, and the fetch caps both clients apply.
 
-Positions are compared with ``consumer.highwater(tp)``, known after a fetch,
-rather than ``end_offsets``: that is correct on Apache Kafka and also on the
-local test broker, whose end-offset answers are wrong (shared/BROKERS.md).
+The consumers themselves are the seam's (``ledger.kafka.open_consumer``); this
+module only keeps what bounds memory: a batch within ``batch_max_bytes``
+(:func:`take_within`) and fetch sizes within the same bound
+(:func:`fetch_limits`), which both implementations apply from
+``Settings.batch_max_bytes`` so that fetched-but-unbatched data is bounded too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
-
-from ledger.config import Settings
-from ledger.errors import BrokerError
 from ledger.wire.record import Record
-
-from .topics import event_topics
-
-
-def new_consumer(settings: Settings, **overrides: Any):
-    """A consumer that never resets a position silently and fetches in large batches."""
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
-
-    options = {
-        "group_id": None,
-        "enable_auto_commit": False,
-        # Never "latest", never a silent reset: positions come from the ledger.
-        "auto_offset_reset": "none",
-        # Records of aborted transactions never happened: they must not become evidence. Their
-        # offsets and the transaction markers' are skipped and become gap entries (ingest).
-        "isolation_level": "read_committed",
-        "max_poll_records": 10_000,
-        "fetch_max_bytes": 64 * 1024 * 1024,
-        "max_partition_fetch_bytes": 8 * 1024 * 1024,
-        **overrides,
-    }
-    try:
-        return KafkaConsumer(**settings.kafka_options(), **options)
-    except KafkaError as err:
-        raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {err}") from err
-
-
-def event_partitions(consumer, prefix: str, topics: Iterable[str] | None = None) -> list:
-    """Every partition of the given topics (default: the four event topics); a missing topic is an error."""
-    from kafka import TopicPartition
-    from kafka.errors import KafkaError
-
-    wanted = list(topics) if topics is not None else event_topics(prefix)
-    try:
-        existing = consumer.topics()  # lists without auto-creating anything
-        missing = [t for t in wanted if t not in existing]
-        if missing:
-            raise BrokerError(f"topics missing: {', '.join(missing)}; create them with `ledger topics create`")
-        return [TopicPartition(topic, p) for topic in wanted
-                for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    except KafkaError as err:
-        raise BrokerError(f"cannot list the topics: {err}") from err
-
-
-def caught_up(consumer, partitions) -> bool:
-    """True when every partition's position has reached its high watermark (known after a fetch)."""
-    for tp in partitions:
-        highwater = consumer.highwater(tp)
-        if highwater is None or consumer.position(tp) < highwater:
-            return False
-    return True
-
-
-def total_lag(consumer, partitions) -> int | None:
-    """Records between the positions and the high watermarks; None until every partition was fetched."""
-    lag = 0
-    for tp in partitions:
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            return None
-        lag += max(0, highwater - consumer.position(tp))
-    return lag
 
 
 def fetch_limits(batch_max_bytes: int) -> dict:
     """Consumer fetch sizes within one batch's byte bound, so fetched-but-unbatched data is bounded too."""
     return {"fetch_max_bytes": min(64 * 1024 * 1024, batch_max_bytes),
             "max_partition_fetch_bytes": min(8 * 1024 * 1024, batch_max_bytes)}
+
+
+def confluent_fetch_limits(batch_max_bytes: int) -> dict:
+    """:func:`fetch_limits` in librdkafka's names (``batch_max_bytes`` is at least 2 MiB, so at or above
+    librdkafka's ``message.max.bytes``, which it requires ``fetch.max.bytes`` not to go below)."""
+    limits = fetch_limits(batch_max_bytes)
+    return {"fetch.max.bytes": limits["fetch_max_bytes"],
+            "max.partition.fetch.bytes": limits["max_partition_fetch_bytes"]}
 
 
 def take_within(records: list[Record], max_records: int, max_bytes: int, *, at_least_one: bool = True):

@@ -11,15 +11,15 @@ exists: the record key (the smallest subject id) picks the partition, and a
 new count would move keys and break per-subject ordering. A topic found with
 another count is reported, not altered.
 
-kafka is imported inside the functions that talk to the broker, so commands
-that only need topic names start fast.
+The cluster is reached through the seam's ``admin`` (imported inside the
+functions that talk to the broker), so commands that only need topic names
+start fast.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from ledger.errors import BrokerError, ValidationError
 
@@ -104,55 +104,12 @@ class TopicStatus:
         return self.partitions != self.wanted
 
 
-@contextlib.contextmanager
-def admin_client(settings: "Settings") -> Iterator:
-    """A kafka-python ``KafkaAdminClient`` for ``settings``; kafka errors become BrokerError."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        admin = KafkaAdminClient(client_id="ledger-admin", **settings.kafka_options())
-    except KafkaError as err:
-        raise BrokerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {err} "
-            "(for development, `ledger broker` runs one on 127.0.0.1:9092)"
-        ) from err
-    try:
-        yield admin
-    except KafkaError as err:
-        raise BrokerError(f"Kafka at {settings.bootstrap_servers} refused a request: {err}") from err
-    finally:
-        admin.close()
-
-
-def _partition_counts(admin, names: list[str]) -> dict[str, int]:
-    """Partition count of each name that exists; missing topics are left out."""
-    from kafka.errors import UnknownTopicOrPartitionError, for_code
-
-    counts = {}
-    for topic in admin.describe_topics(names):
-        error = for_code(topic["error_code"])
-        if error is UnknownTopicOrPartitionError:
-            continue
-        if topic["error_code"]:
-            raise BrokerError(f"cannot describe topic {topic['name']}: {error.__name__}")
-        counts[topic["name"]] = len(topic["partitions"])
-    return counts
-
-
-def _config_warnings(admin, name: str) -> list[str]:
+def _config_warnings(a, name: str) -> list[str]:
     """Warnings if an existing topic does not keep records forever or lets producers set recorded time."""
-    from kafka.admin import ConfigResource, ConfigResourceType
-    from kafka.errors import KafkaError
-
     try:
-        # config_filter='all': the default filter returns nothing on some brokers (tansu).
-        described = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name)], config_filter="all"
-        )
-        configs = described["topic"][name]
-        value = configs["retention.ms"]["value"]
-    except (KafkaError, KeyError, TypeError):
+        configs = a.topic_config(name)
+        value = configs["retention.ms"]
+    except (BrokerError, KeyError):
         return [f"{name}: could not read retention.ms; make sure it is -1 (keep forever)"]
     warnings = []
     if value != "-1":
@@ -161,7 +118,7 @@ def _config_warnings(admin, name: str) -> list[str]:
             f"for replay (kafka-configs --alter --entity-type topics --entity-name {name} "
             f"--add-config retention.ms=-1)"
         )
-    stamp = (configs.get("message.timestamp.type") or {}).get("value")
+    stamp = configs.get("message.timestamp.type")
     if stamp is not None and stamp != "LogAppendTime":
         warnings.append(
             f"{name}: message.timestamp.type is {stamp}, so producers set the recorded time the ledger "
@@ -179,38 +136,24 @@ def create_topics(settings: "Settings", partitions: int | None = None) -> list[T
     is reported in ``TopicStatus.warnings``.
     Raises BrokerError when the cluster cannot be reached or refuses a creation.
     """
-    from kafka.errors import TopicAlreadyExistsError, for_code
+    from . import admin
 
     wanted = partitions or settings.partitions
     if wanted < 1:
         raise BrokerError(f"partitions must be at least 1, got {wanted}")
     names = all_topics(settings.topic_prefix)
-    with admin_client(settings) as admin:
-        existing = _partition_counts(admin, names)
+    with admin(settings) as a:
+        existing = a.topic_partitions(names)
         missing = [name for name in names if name not in existing]
         created: set[str] = set()
         if missing:
-            brokers = len(admin.describe_cluster()["brokers"])
-            replicas, extra = replication_for(brokers)
-            request = {
-                name: {"num_partitions": wanted, "replication_factor": replicas,
-                       "configs": {**TOPIC_CONFIGS, **extra}}
-                for name in missing
-            }
-            response = admin.create_topics(request, raise_errors=False)
-            for result in response["topics"]:
-                error = for_code(result["error_code"])
-                if result["error_code"] == 0:
-                    created.add(result["name"])
-                elif error is not TopicAlreadyExistsError:  # a concurrent creator is fine
-                    raise BrokerError(
-                        f"cannot create topic {result['name']}: {error.__name__}: "
-                        f"{result.get('error_message') or ''}".rstrip(": ")
-                    )
+            replicas, extra = replication_for(a.broker_count())
+            # A topic a concurrent creator made first is not an error (not in ``created``).
+            created = a.create_topics(missing, wanted, replicas, {**TOPIC_CONFIGS, **extra})
             if created:
                 # Creation is acknowledged before every broker knows the topic.
-                admin.wait_for_topics(sorted(created))
-            existing.update(_partition_counts(admin, missing))
+                a.wait_for_topics(sorted(created))
+            existing.update(a.topic_partitions(missing))
 
         statuses = []
         for name in names:
@@ -224,19 +167,23 @@ def create_topics(settings: "Settings", partitions: int | None = None) -> list[T
                     f"(changing it would move keys between partitions)"
                 )
             if name not in created:
-                warnings += _config_warnings(admin, name)
+                warnings += _config_warnings(a, name)
             statuses.append(TopicStatus(name, count, wanted, name in created, tuple(warnings)))
         return statuses
 
 
 def partition_count(settings: "Settings", topic: str) -> int | None:
     """Number of partitions of ``topic``, or None if it does not exist."""
-    with admin_client(settings) as admin:
-        return _partition_counts(admin, [topic]).get(topic)
+    from . import admin
+
+    with admin(settings) as a:
+        return a.topic_partitions([topic]).get(topic)
 
 
 def list_topics(settings: "Settings") -> dict[str, int]:
     """Partition count of every existing topic whose name starts with the prefix."""
-    with admin_client(settings) as admin:
-        names = [n for n in admin.list_topics() if n.startswith(settings.topic_prefix)]
-        return dict(sorted(_partition_counts(admin, names).items())) if names else {}
+    from . import admin
+
+    with admin(settings) as a:
+        return {name: count for name, count in sorted(a.topic_partitions().items())
+                if name.startswith(settings.topic_prefix)}

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from ledger.config import Settings
 from ledger.errors import BrokerError, OutboxRelayError, StoreError
+from ledger.kafka import open_producer
 
 if TYPE_CHECKING:
     from .producer import WireRecord
@@ -271,9 +272,7 @@ class Outbox:
                     continue
                 try:
                     if producer is None:
-                        from .producer import new_kafka_producer
-
-                        producer = new_kafka_producer(self.settings, bootstrap_timeout_ms=5000)
+                        producer = open_producer(self.settings, bootstrap_timeout=5.0)
                     sent = relay_batch(conn, producer, on_quarantine=self._quarantined)
                     failures = 0
                     self._resolve(sent)
@@ -343,8 +342,6 @@ def relay_batch(conn: sqlite3.Connection, producer, limit: int = BATCH_ROWS, *,
     cannot be read is quarantined (``on_quarantine(id, reason)`` is told) and
     sending goes on with the next.
     """
-    from kafka.errors import KafkaError
-
     rows = conn.execute(
         "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?", (limit,)
     ).fetchall()
@@ -360,7 +357,7 @@ def relay_batch(conn: sqlite3.Connection, producer, limit: int = BATCH_ROWS, *,
             continue
         try:
             futures.append((row_id, producer.send(topic, value=value, key=key, headers=header_list)))
-        except KafkaError as err:
+        except BrokerError as err:
             futures.append((row_id, err))
             break
     acked: list[tuple[int, object]] = []
@@ -370,8 +367,8 @@ def relay_batch(conn: sqlite3.Connection, producer, limit: int = BATCH_ROWS, *,
             failure = future
             break
         try:
-            acked.append((row_id, future.get(timeout=PRODUCER_ACK_TIMEOUT)))
-        except KafkaError as err:
+            acked.append((row_id, future.result(PRODUCER_ACK_TIMEOUT)))
+        except BrokerError as err:
             failure = err
             break
     if acked:
@@ -383,7 +380,7 @@ def relay_batch(conn: sqlite3.Connection, producer, limit: int = BATCH_ROWS, *,
     return acked
 
 
-# Long enough for kafka-python's own retries to ride out a short broker restart.
+# Long enough for the client's own retries to ride out a short broker restart.
 PRODUCER_ACK_TIMEOUT = 130.0
 
 
@@ -393,7 +390,6 @@ def drain(path: str | Path, settings: Settings, timeout: float = 300.0, *, on_qu
     Unreadable rows are quarantined (``on_quarantine(id, reason)``) and the rest delivered.
     """
     path = Path(path)
-    from .producer import new_kafka_producer
 
     conn = _connect(path, must_exist=True)  # refuses what is not an outbox before writing to it
     try:
@@ -413,7 +409,7 @@ def drain(path: str | Path, settings: Settings, timeout: float = 300.0, *, on_qu
         try:
             while True:
                 try:
-                    producer = producer or new_kafka_producer(settings, bootstrap_timeout_ms=5000)
+                    producer = producer or open_producer(settings, bootstrap_timeout=5.0)
                     sent = relay_batch(conn, producer, on_quarantine=on_quarantine)
                 except BrokerError:
                     if time.monotonic() > deadline:

@@ -22,20 +22,19 @@ the call returns only once the event is committed to a local SQLite file.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerError, ValidationError
+from ledger.kafka import open_producer
 from ledger.kafka.topics import topic_for
 from ledger.model.events import event_key
 from ledger.wire.codec import Codec, default_codec
 from ledger.wire.record import event_type_header
 
-#: The largest produce request the client sends (kafka-python's ``max_request_size`` default, set
-#: explicitly below). The broker's default ``message.max.bytes`` is 1048588, the ledger keeps values
+#: The largest produce request the client sends (the seam's producers' default request limit). The broker's default ``message.max.bytes`` is 1048588, the ledger keeps values
 #: up to ``codec.MAX_RECORD_BYTES`` (1 MiB): a record that fits this limit fits all three.
 MAX_REQUEST_BYTES = 1_048_576
 # What a record batch of one record adds to key, value and headers: the v2 batch header (61 bytes)
@@ -43,23 +42,6 @@ MAX_REQUEST_BYTES = 1_048_576
 # varint lengths. Conservative: a record this estimate admits is never refused by the client.
 _BATCH_OVERHEAD = 61 + 6 * 5
 _HEADER_OVERHEAD = 2 * 5
-
-# Producer settings shared by the SDK, the outbox relay and the benchmark's bare
-# producer, so that the comparison is like for like.
-PRODUCER_CONFIG: dict[str, Any] = {
-    "acks": "all",
-    "retries": 2**31 - 1,
-    # One request in flight keeps per-partition order through retries without
-    # relying on idempotence, which brokers can get wrong after a crash.
-    "max_in_flight_requests_per_connection": 1,
-    "enable_idempotence": False,
-    "linger_ms": 5,
-    "batch_size": 256 * 1024,
-    "delivery_timeout_ms": 120_000,
-    "request_timeout_ms": 30_000,
-    "max_request_size": MAX_REQUEST_BYTES,
-}
-
 
 @dataclass(frozen=True)
 class Delivered:
@@ -74,23 +56,26 @@ class Delivered:
 class Delivery:
     """The outcome of one emitted event; ``result()`` waits for the broker's ack."""
 
-    def __init__(self, event_id: str, topic: str, future: Future | Any):
+    def __init__(self, event_id: str, topic: str, future: Any):
+        # A seam SendFuture (direct mode) or the outbox's concurrent.futures.Future (durable mode):
+        # both have result(timeout) and done().
         self.event_id = event_id
         self.topic = topic
         self._future = future
 
     def result(self, timeout: float | None = None) -> Delivered:
         try:
-            meta = self._future.get(timeout) if hasattr(self._future, "get") else self._future.result(timeout)
-        except LedgerError:  # the outbox's own reasons (relay stopped, row quarantined) say it best
-            raise
-        except Exception as err:  # kafka errors and timeouts alike
+            meta = self._future.result(timeout)  # an Acked (seam) or the outbox's Acked
+        except LedgerError as err:
+            if not isinstance(err, BrokerError) or self.event_id in str(err):
+                raise  # the outbox's own reasons (relay stopped, row quarantined) say it best
+            raise BrokerError(f"event {self.event_id} was not acknowledged by Kafka: {err}") from err
+        except Exception as err:  # a timeout of the outbox's future
             raise BrokerError(f"event {self.event_id} was not acknowledged by Kafka: {err}") from err
         return Delivered(self.event_id, meta.topic, meta.partition, meta.offset)
 
     def done(self) -> bool:
-        fut = self._future
-        return fut.is_done if hasattr(fut, "is_done") else fut.done()
+        return self._future.done()
 
 
 @dataclass(frozen=True)
@@ -129,17 +114,6 @@ def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
                               f"{MAX_REQUEST_BYTES:,} (one Kafka request); shorten free text or split the event",
                               etype)
     return record
-
-
-def new_kafka_producer(settings: Settings, **overrides: Any):
-    """A kafka-python producer with the ledger's delivery settings (blocks until bootstrapped)."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
-    try:
-        return KafkaProducer(**settings.kafka_options(), **{**PRODUCER_CONFIG, **overrides})
-    except KafkaError as err:
-        raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {err}") from err
 
 
 class AuditProducer:
@@ -193,11 +167,9 @@ class AuditProducer:
         wire = wire_record(event, self.codec, self.settings.topic_prefix)
         if self._outbox is not None:
             return Delivery(wire.event_id, wire.topic, self._outbox.put(wire))
-        from kafka.errors import KafkaError
-
         try:
             future = self._kafka().send(wire.topic, value=wire.value, key=wire.key, headers=wire.headers)
-        except KafkaError as err:
+        except BrokerError as err:
             raise BrokerError(f"could not send event {wire.event_id} to {wire.topic}: {err}") from err
         return Delivery(wire.event_id, wire.topic, future)
 
@@ -212,12 +184,7 @@ class AuditProducer:
         if self._outbox is not None:
             self._outbox.flush(timeout)
         elif self._client is not None:
-            from kafka.errors import KafkaError
-
-            try:
-                self._client.flush(timeout)
-            except KafkaError as err:
-                raise BrokerError(f"flush failed: {err}") from err
+            self._client.flush(timeout)  # BrokerError from the seam on a timeout
 
     def close(self, timeout: float | None = None) -> None:
         try:
@@ -237,5 +204,5 @@ class AuditProducer:
 
     def _kafka(self):
         if self._client is None:
-            self._client = new_kafka_producer(self.settings)
+            self._client = open_producer(self.settings)
         return self._client

@@ -3,8 +3,11 @@
     outcome = check(settings, Expected(told=ids, bad=offsets))
     outcome.assert_ok()
 
-It counts with plain ``sqlite3`` and ``kafka-python`` only, never with the
-ledger's own store or verify code, so a bug there cannot hide itself:
+It counts with plain ``sqlite3`` and a Kafka client used directly, never with the
+ledger's own store, verify or Kafka-seam code, so a bug there cannot hide itself. It
+reads the broker with the OTHER client than the one under test (``other_client``):
+confluent-kafka when the writer used kafka-python, kafka-python when it used
+confluent-kafka, so a client bug shared by writer and checker cannot cancel out.
 
 * lost: an event id producers were told was recorded with no ``entry`` row;
 * duplicated: an event id with more than one ``entry`` row;
@@ -62,8 +65,16 @@ class BrokerRecord:
     headers: tuple
 
 
-def read_topics(bootstrap: str, topics: list[str], timeout: float = 120.0) -> list[BrokerRecord]:
+def other_client(kafka_client: str) -> str:
+    """The client the checker reads with: not the one under test (``auto`` means confluent-kafka)."""
+    return "kafka-python" if kafka_client in ("confluent", "auto") else "confluent"
+
+
+def read_topics(bootstrap: str, topics: list[str], timeout: float = 120.0, *,
+                client: str = "kafka-python") -> list[BrokerRecord]:
     """Every record the broker holds on ``topics``, from offset 0 to the high watermark."""
+    if client == "confluent":
+        return _read_topics_confluent(bootstrap, topics, timeout)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
                              auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
                              fetch_max_bytes=64 << 20)
@@ -91,10 +102,44 @@ def read_topics(bootstrap: str, topics: list[str], timeout: float = 120.0) -> li
         consumer.close()
 
 
-def dlq_sources(bootstrap: str, prefix: str) -> list[tuple[str, int, int]]:
+def _read_topics_confluent(bootstrap: str, topics: list[str], timeout: float) -> list[BrokerRecord]:
+    """``read_topics`` with confluent-kafka: to the end each fetch reports (partition EOF), not ListOffsets."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
+    from confluent_kafka import TopicPartition as CTP
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "faultcheck", "enable.auto.commit": False,
+                         "enable.partition.eof": True, "auto.offset.reset": "error",
+                         "isolation.level": "read_committed"})
+    try:
+        meta = consumer.list_topics(timeout=30)
+        tps = [CTP(t, p, OFFSET_BEGINNING) for t in topics for p in sorted(meta.topics[t].partitions)]
+        consumer.assign(tps)
+        at_end: set[tuple[str, int]] = set()
+        found: list[BrokerRecord] = []
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(tps):
+            for m in consumer.consume(10_000, 0.5):
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add((m.topic(), m.partition()))
+                        continue
+                    raise AssertionError(f"faultcheck: fetch failed: {m.error()}")
+                at_end.discard((m.topic(), m.partition()))
+                value = m.value()
+                found.append(BrokerRecord(m.topic(), m.partition(), m.offset(), m.key(),
+                                          None if value is None else hashlib.sha256(value).digest(),
+                                          event_id_in(value), tuple(m.headers() or ())))
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topics} to their end within {timeout}s")
+        return found
+    finally:
+        consumer.close()
+
+
+def dlq_sources(bootstrap: str, prefix: str, client: str = "kafka-python") -> list[tuple[str, int, int]]:
     """The source (topic, partition, offset) of every dead-letter copy, repeats included."""
     sources = []
-    for rec in read_topics(bootstrap, [prefix + "dlq"]):
+    for rec in read_topics(bootstrap, [prefix + "dlq"], client=client):
         headers = dict(rec.headers)
         sources.append((headers["source_topic"].decode(), int(headers["source_partition"]),
                         int(headers["source_offset"])))
@@ -154,8 +199,9 @@ def check(settings, expected: Expected, *, verify: bool = True, codec=None, brok
     """
     problems: list[str] = []
     rows, positions = _ledger_rows(settings.db)
+    reader = other_client(settings.kafka_client)
     records = broker_records if broker_records is not None else read_topics(
-        settings.bootstrap_servers, event_topics(settings.topic_prefix))
+        settings.bootstrap_servers, event_topics(settings.topic_prefix), client=reader)
     if so_far:
         records = [r for r in records if r.offset < positions.get((r.topic, r.partition), 0)]
         below = {r.event_id for r in records}
@@ -236,7 +282,7 @@ def check(settings, expected: Expected, *, verify: bool = True, codec=None, brok
     out.rejected = len(rejected)
     problems += [f"bad record {w} is not rejected" for w in sorted(expected.bad - rejected)[:10]]
     problems += [f"record {w} was rejected but is not a bad record" for w in sorted(rejected - expected.bad)[:10]]
-    copies = dlq_sources(settings.bootstrap_servers, settings.topic_prefix)
+    copies = dlq_sources(settings.bootstrap_servers, settings.topic_prefix, reader)
     if so_far:  # a batch whose commit failed may have been copied already; it will be read again
         copies = [c for c in copies if c[2] < positions.get(c[:2], 0)]
     out.dlq_copies, out.dlq_offsets = len(copies), len(set(copies))

@@ -75,7 +75,7 @@ def table_text() -> str:
 # -- processes --------------------------------------------------------------------------
 
 def cli_env(settings, schemas_dir: str | os.PathLike | None = None) -> dict[str, str]:
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": str(settings.db)}
     if schemas_dir is not None:
         env["LEDGER_SCHEMAS_DIR"] = str(schemas_dir)

@@ -46,7 +46,7 @@ def test_bad_records_everywhere_rejected_once_then_reprocessed_after_installing_
     try:
         sent = [(what, event_id, producer.send(topic, key=key, value=value)) for what, topic, key, value, event_id in plan]
         producer.flush()
-        landed = [(what, event_id, future.get(timeout=60)) for what, event_id, future in sent]
+        landed = [(what, event_id, future.result(timeout=60)) for what, event_id, future in sent]
     finally:
         producer.close()
     good = {e for what, e, _ in landed if what == "good"}

@@ -16,7 +16,8 @@ from fastavro import schemaless_writer
 
 from ledger.errors import BrokerError
 from ledger.kafka.topics import topic_for
-from ledger.produce.producer import AuditProducer, new_kafka_producer, wire_record
+from ledger.kafka import open_producer
+from ledger.produce.producer import AuditProducer, wire_record
 
 BAD_KINDS = ("not-avro", "unknown-fingerprint", "truncated", "invalid-event", "oversized", "null-value")
 EVENT_TYPE_OF_TOPIC = {"access": "DataAccessed", "sharing": "DataShared", "disclosure": "LegalDisclosure",
@@ -78,7 +79,7 @@ def bad_values(codec, events_by_type: dict[str, dict]) -> dict[str, list[tuple[s
 
 
 def raw_producer(settings):
-    return new_kafka_producer(settings, max_request_size=4 * 1024 * 1024)
+    return open_producer(settings, max_request_bytes=4 << 20)
 
 
 def send_bad(settings, codec, sample_events) -> set[tuple[str, int, int]]:
@@ -93,7 +94,7 @@ def send_bad(settings, codec, sample_events) -> set[tuple[str, int, int]]:
             for _, value in bad_values(codec, {etype: by_type[etype]})[etype]:
                 futures.append(producer.send(settings.topic_prefix + suffix, key=b"bad-key", value=value))
         producer.flush()
-        return {(m.topic, m.partition, m.offset) for m in (f.get(timeout=60) for f in futures)}
+        return {(m.topic, m.partition, m.offset) for m in (f.result(timeout=60) for f in futures)}
     finally:
         producer.close()
 

@@ -204,7 +204,7 @@ def test_drain_quarantines_an_unreadable_row_and_delivers_the_rest(settings, tmp
         box.put(wire)
     box.close()
     _corrupt_row(path, 1)
-    env = {"LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_TOPIC_PREFIX": settings.topic_prefix}
+    env = {"LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": settings.topic_prefix}
     done = ledger_cmd("outbox", "drain", str(path), env=env)
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("row 1: quarantined: headers are not the JSON list")

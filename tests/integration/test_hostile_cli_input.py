@@ -44,7 +44,7 @@ def test_emit_reports_each_hostile_line_and_sends_the_others(settings, tmp_path)
     ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    env = {"LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_TOPIC_PREFIX": settings.topic_prefix}
+    env = {"LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": settings.topic_prefix}
     done = ledger_cmd("emit", str(path), env=env)
     err = done.stderr.decode().splitlines()
     assert done.returncode == 1 and not any("Traceback" in line for line in err), done.stderr.decode()[-2000:]
@@ -59,7 +59,7 @@ def test_emit_reports_each_hostile_line_and_sends_the_others(settings, tmp_path)
 
 def test_emit_from_stdin_with_invalid_utf8_loses_only_that_line(settings):
     """stdin is read as bytes too: one undecodable line is one error, not the end of the input."""
-    env = {"LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_TOPIC_PREFIX": settings.topic_prefix}
+    env = {"LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": settings.topic_prefix}
     stdin = b"\xef\xbb\xbf" + _line(sample("ConsentChanged")) + b"\r\n\xc3\x28\n"
     done = ledger_cmd("emit", env=env, stdin=stdin)
     assert done.stderr.decode().splitlines() == ["line 2: not UTF-8: byte 0xc3 at column 1 (invalid continuation byte)"]

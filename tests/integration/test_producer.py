@@ -137,7 +137,7 @@ def test_durable_mode_delivers_what_a_killed_process_was_told_once_and_in_order(
     outbox = tmp_path / "outbox.db"
     script = tmp_path / "produce.py"
     script.write_text(PRODUCER_SCRIPT)
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_TOPIC_PREFIX": "durable."}
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": "durable."}
     proc = subprocess.Popen([sys.executable, str(script), str(outbox), "5", "400"], env=env,
                             stdout=subprocess.PIPE, text=True)
     told = []
@@ -183,7 +183,7 @@ def _jsonl(events) -> str:
 
 
 def run_cli(settings, *args, stdin=None):
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
     return subprocess.run([sys.executable, "-m", "ledger", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=300)

@@ -43,7 +43,7 @@ def _v2_root(tmp_path: Path) -> Path:
 
 
 def _cli(settings, *args, schemas: Path | None = None, db: str | None = None):
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": db or settings.db}
     env.pop("LEDGER_SCHEMAS_DIR", None)
     if schemas is not None:

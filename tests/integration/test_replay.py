@@ -32,7 +32,7 @@ def consume(settings) -> None:
 
 
 def cli(settings, *args):
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
     return subprocess.run([sys.executable, "-m", "ledger", *args], env=env, capture_output=True, text=True,
                           timeout=300)

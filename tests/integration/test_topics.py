@@ -8,9 +8,9 @@ import pytest
 
 from ledger.cli import main
 from ledger.errors import ValidationError
+from ledger.kafka import admin
 from ledger.kafka.topics import (
     TOPIC_SUFFIX,
-    admin_client,
     all_topics,
     create_topics,
     dlq_topic,
@@ -86,34 +86,24 @@ def test_partition_count_defaults_to_the_setting(settings):
 
 def test_created_topics_keep_records_forever(settings):
     """Every created topic has retention.ms=-1: Kafka is the system of record for replay."""
-    from kafka.admin import ConfigResource, ConfigResourceType
-
     names = all_topics(settings.topic_prefix)
-    with admin_client(settings) as admin:
-        described = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
-        )
-    topics = described.get("topic", {})
-    if not all("retention.ms" in topics.get(n, {}) for n in names):
-        pytest.skip("this broker does not report retention.ms through describe_configs(config_filter='all')")
-    assert {n: topics[n]["retention.ms"]["value"] for n in names} == {n: "-1" for n in names}
+    with admin(settings) as a:
+        topics = {n: a.topic_config(n) for n in names}
+    if not all("retention.ms" in topics[n] for n in names):
+        pytest.skip("this broker does not report retention.ms")
+    assert {n: topics[n]["retention.ms"] for n in names} == {n: "-1" for n in names}
 
 
 def test_created_topics_ask_the_broker_to_set_recorded_time(settings):
     """Every created topic has message.timestamp.type=LogAppendTime: recorded time is the broker's, not a claim."""
-    from kafka.admin import ConfigResource, ConfigResourceType
-
     target = fresh(settings)
     create_topics(target)
     names = all_topics(target.topic_prefix)
-    with admin_client(target) as admin:
-        described = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
-        )
-    topics = described.get("topic", {})
-    if not all("message.timestamp.type" in topics.get(n, {}) for n in names):
-        pytest.skip("this broker does not report message.timestamp.type through describe_configs")
-    assert {n: topics[n]["message.timestamp.type"]["value"] for n in names} == {n: "LogAppendTime" for n in names}
+    with admin(target) as a:
+        topics = {n: a.topic_config(n) for n in names}
+    if not all("message.timestamp.type" in topics[n] for n in names):
+        pytest.skip("this broker does not report message.timestamp.type")
+    assert {n: topics[n]["message.timestamp.type"] for n in names} == {n: "LogAppendTime" for n in names}
 
 
 def test_what_the_broker_does_with_a_producer_timestamp_on_a_log_append_time_topic(settings):
@@ -153,9 +143,8 @@ def test_an_existing_topic_with_another_partition_count_is_reported_and_left_alo
     """A pre-existing topic keeps its partition count; create_topics warns and creates the others."""
     target = fresh(settings)
     access = topic_for("DataAccessed", target.topic_prefix)
-    with admin_client(target) as admin:
-        admin.create_topics({access: {"num_partitions": 1, "replication_factor": 1,
-                                      "configs": {"retention.ms": "-1"}}})
+    with admin(target) as a:
+        a.create_topics([access], 1, 1, {"retention.ms": "-1"})
     statuses = {s.name: s for s in create_topics(target, partitions=3)}
     assert statuses[access].created is False
     assert statuses[access].partition_mismatch
@@ -168,9 +157,8 @@ def test_an_existing_topic_with_finite_retention_is_reported_and_left_alone(sett
     """A pre-existing topic that deletes old records gets a warning naming its retention.ms."""
     target = fresh(settings)
     dlq = dlq_topic(target.topic_prefix)
-    with admin_client(target) as admin:
-        admin.create_topics({dlq: {"num_partitions": 3, "replication_factor": 1,
-                                   "configs": {"retention.ms": "86400000"}}})
+    with admin(target) as a:
+        a.create_topics([dlq], 3, 1, {"retention.ms": "86400000"})
     statuses = {s.name: s for s in create_topics(target, partitions=3)}
     assert not statuses[dlq].partition_mismatch
     assert any("retention.ms is 86400000" in w for w in statuses[dlq].warnings)

@@ -18,7 +18,8 @@ from ledger.dev.simulate import simulate
 from ledger.errors import LedgerDivergedError, LedgerLockedError
 from ledger.ingest.writer import LedgerWriter
 from ledger.kafka.topics import dlq_topic, topic_for
-from ledger.produce.producer import AuditProducer, new_kafka_producer
+from ledger.kafka import open_producer
+from ledger.produce.producer import AuditProducer
 from ledger.store import Ledger
 from ledger.wire.codec import default_codec
 
@@ -62,7 +63,7 @@ def _reencode_without_validation(codec, event) -> bytes:
 
 
 def send_raw(settings, records) -> None:
-    producer = new_kafka_producer(settings, max_request_size=4 * 1024 * 1024)
+    producer = open_producer(settings, max_request_bytes=4 << 20)
     for topic, key, value in records:
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -130,7 +131,10 @@ def test_misrouted_records_are_rejected_and_copied_to_the_dlq(settings):
         (right, b"arbitrary", [("event_type", etype.encode())],
          f"routing: key 'arbitrary' (expected {key.decode()!r})"),
     ]
-    producer = new_kafka_producer(settings)
+    # Explicit partitions, which the seam does not offer: the raw kafka-python client (a test tool).
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**settings.kafka_options(), acks="all")
     for topic, k, headers, _ in sends:
         producer.send(topic, key=k, value=value, headers=headers, partition=0)
     producer.send(right, key=key, value=value, headers=[("event_type", etype.encode())], partition=1)
@@ -194,7 +198,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(settings, tmp_path)
     chunks = [workload.events[i:i + 10_000] for i in range(0, len(workload.events), 10_000)]
     emit_all(settings, chunks.pop(0))
     send_raw(settings, bad_records(settings)[:6])
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
     command = [sys.executable, "-m", "ledger", "consume", "--until-idle", "--quiet", "--batch-size", "1000"]
     rng = random.Random(11)
@@ -226,7 +230,7 @@ def test_sigterm_and_sigint_finish_the_batch_and_exit_zero(settings, signum):
     """SIGTERM or SIGINT mid-ingest: the writer commits its batch, exits 0, and a restart completes exactly once."""
     workload = simulate(seed=9, events=30_000, subjects=300)
     emit_all(settings, workload.events)
-    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "LEDGER_KAFKA_CLIENT": settings.kafka_client,
            "LEDGER_TOPIC_PREFIX": settings.topic_prefix, "LEDGER_DB": settings.db}
     proc = subprocess.Popen([sys.executable, "-m", "ledger", "consume", "--quiet", "--batch-size", "1000"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

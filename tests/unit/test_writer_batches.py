@@ -16,23 +16,18 @@ from ledger.config import Settings
 from ledger.errors import ConfigError
 from ledger.ingest.writer import LedgerWriter
 from ledger.kafka.reading import fetch_limits
-
-
-class _Msg:
-    def __init__(self, offset: int, size: int):
-        self.topic, self.partition, self.offset, self.timestamp = "ledger.access", 0, offset, 0
-        self.key, self.value, self.headers = b"k", b"v" * size, []
+from ledger.wire.record import Record
 
 
 class FakeConsumer:
-    """Returns the queued messages in polls of at most ``max_records``."""
+    """The seam's poll: the queued records in polls of at most ``max_records``."""
 
     def __init__(self, sizes: list[int]):
-        self.queue = [_Msg(i, n) for i, n in enumerate(sizes)]
+        self.queue = [Record("ledger.access", 0, i, 0, b"k", b"v" * n) for i, n in enumerate(sizes)]
 
-    def poll(self, timeout_ms: int, max_records: int):
+    def poll(self, max_records: int, timeout: float):
         taken, self.queue = self.queue[:max_records], self.queue[max_records:]
-        return {"tp": taken} if taken else {}
+        return taken
 
 
 def batches(writer: LedgerWriter, consumer: FakeConsumer) -> list[list]:
