@@ -114,7 +114,7 @@ class _Verifier:
         self.conflict_count = 0  # entries that need a conflicts row: conflict and contradiction
         self.earlier = reads.earlier_copies(ledger)  # a few rows: repeats recorded before their entry
         self.waiting_reprocess = 0
-        self.has_tiles = tiles.has_tables(self.conn)
+        self.has_tiles = tiles.has_tables(self.ledger)
         self.trees: dict[tuple[str, int], tiles.TileChecker] = {}  # each partition's rebuilt tree
         self.tree_leaves: dict[tuple[str, int], list] = {}  # leaves not yet given to it
         try:
@@ -218,7 +218,7 @@ class _Verifier:
         buffer = self.tree_leaves.get(where)
         if buffer is None:
             buffer = self.tree_leaves[where] = []
-            self.trees[where] = tiles.TileChecker(self.conn, *where)
+            self.trees[where] = tiles.TileChecker(self.ledger, *where)
         buffer.append(e.leaf_hash)
         if len(buffer) >= 4096:  # extend in batches: a call per leaf would cost a third of the rate
             self.trees[where].add(buffer)
@@ -233,7 +233,7 @@ class _Verifier:
             checker.add(self.tree_leaves[(topic, partition)])
             for what in checker.finish():
                 self.problem(f"Merkle tree of {topic}[{partition}]: {what}")
-        for topic, partition in sorted(set(tiles.tree_sizes(self.conn)) - set(self.trees)):
+        for topic, partition in sorted(set(tiles.tree_sizes(self.ledger)) - set(self.trees)):
             self.problem(f"Merkle tree of {topic}[{partition}]: tiles are stored for a partition with no entries")
 
     def check_decoded(self, e: Entry) -> dict | None:

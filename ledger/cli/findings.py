@@ -96,10 +96,12 @@ def run(args) -> int:
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
         print()
     elif args.format == "csv":
-        w = csv.writer(sys.stdout)
+        from ledger.audit.report.inert import csv_cell
+
+        w = csv.writer(sys.stdout, lineterminator="\r\n")  # CRLF: a bare CR in a cell is then quoted
         w.writerow(FIELDS)
         for r in rows:
-            w.writerow([" ".join(r[k]) if isinstance(r[k], list) else r[k] for k in FIELDS])
+            w.writerow([csv_cell(" ".join(r[k]) if isinstance(r[k], list) else str(r[k])) for k in FIELDS])
     elif args.format == "html":
         print("<!doctype html><meta charset=utf-8><title>Findings</title><table><tr>"
               + "".join(f"<th>{k}</th>" for k in FIELDS) + "</tr>")

@@ -123,7 +123,6 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
 
 def prove_step(cli, db: Path, subject: str) -> int:
     """Sign a checkpoint with a key made here, prove one of ``subject``'s events, verify the receipt offline."""
-    import sqlite3
 
     keys = db.parent / "keys"
     origin = Settings.load(env={}).log_origin
@@ -133,16 +132,17 @@ def prove_step(cli, db: Path, subject: str) -> int:
     key = keys / f"{origin.replace('/', '_')}.key"
     if show(cli, ["checkpoint", "--db", str(db), "--key", str(key)], lines=4) != 0:
         return 1
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    row = conn.execute("SELECT e.event_id FROM subjects s JOIN entries e ON e.seq = s.seq "
-                       "WHERE s.subject_id = ? AND e.status = 'entry' ORDER BY e.seq LIMIT 1", (subject,)).fetchone()
-    conn.close()
-    if row is None:
+    from ledger.audit.query import who_saw
+    from ledger.store import Ledger
+
+    with Ledger.open(db) as ledger:
+        event_id = next((row["event_id"] for row in who_saw(ledger, subject)), None)
+    if event_id is None:
         return 0
-    receipt = db.parent / f"{row[0]}.tlog-proof"
+    receipt = db.parent / f"{event_id}.tlog-proof"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = cli(["prove", row[0], "--db", str(db)])
+        code = cli(["prove", event_id, "--db", str(db)])
     if code != 0:
         return 1
     receipt.write_text(out.getvalue())

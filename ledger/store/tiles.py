@@ -76,8 +76,13 @@ def ensure_tables(conn: sqlite3.Connection) -> None:
     conn.executescript(DDL)
 
 
-def has_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tlog_tiles'").fetchone() is not None
+def _conn(source) -> sqlite3.Connection:
+    """The connection of a Ledger (or the connection itself)."""
+    return getattr(source, "conn", source)
+
+
+def has_tables(source) -> bool:
+    return _conn(source).execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tlog_tiles'").fetchone() is not None
 
 
 class SqliteHashStore:
@@ -123,8 +128,9 @@ def stored_size(conn: sqlite3.Connection, topic: str, partition: int) -> int:
     return row[0] * TILE_WIDTH + row[1] // HASH_SIZE
 
 
-def tree_sizes(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+def tree_sizes(source) -> dict[tuple[str, int], int]:
     """Every partition's stored tree size."""
+    conn = _conn(source)
     out = {}
     for topic, partition, idx, width in conn.execute(
             "SELECT topic, partition, max(idx), length(hashes) FROM tlog_tiles WHERE level = 0 "
@@ -218,8 +224,8 @@ class TileChecker:
     the tile and the first leaf range whose hash differs from what is stored.
     """
 
-    def __init__(self, conn: sqlite3.Connection, topic: str, partition: int):
-        self.stored = SqliteHashStore(conn, topic, partition)
+    def __init__(self, source, topic: str, partition: int):
+        self.stored = SqliteHashStore(_conn(source), topic, partition)
         self.tree = MerkleTree(self)
         self.problems: list[str] = []
 
