@@ -27,16 +27,24 @@ from ledger.wire.codec import default_codec
 
 @pytest.fixture
 def consumers_made(monkeypatch) -> list[dict]:
-    """The options of every KafkaConsumer created meanwhile."""
+    """The isolation level of every consumer created meanwhile, by either client behind the seam."""
+    from ledger.kafka import confluent, kafka_python
+
     made = []
-    original = kafka.KafkaConsumer
+    python_construct, confluent_construct = kafka_python._construct, confluent._construct
 
-    class Recording(original):
-        def __init__(self, *topics, **options):
-            made.append(options)
-            super().__init__(*topics, **options)
+    def python_recording(cls, settings, options):
+        if cls is kafka.KafkaConsumer:
+            made.append({"isolation_level": options.get("isolation_level")})
+        return python_construct(cls, settings, options)
 
-    monkeypatch.setattr(kafka, "KafkaConsumer", Recording)
+    def confluent_recording(cls, conf):
+        if cls is confluent._Consumer:
+            made.append({"isolation_level": conf.get("isolation.level")})
+        return confluent_construct(cls, conf)
+
+    monkeypatch.setattr(kafka_python, "_construct", python_recording)
+    monkeypatch.setattr(confluent, "_construct", confluent_recording)
     return made
 
 
