@@ -221,10 +221,14 @@ def cosign_and_report(settings, issued, clients, min_witnesses: int):
     finally:
         for client in clients:
             client.close()
+    failures: dict[tuple[bool, str], list[str]] = {}  # one line per witness and reason, naming the origins
     for outcome in witnessed.outcomes:
         if outcome.error is not None:
-            mark = "ALARM: " if outcome.alarm else ""
-            print(f"ledger checkpoint: {mark}{outcome.origin}: {outcome.error}", file=sys.stderr)
+            failures.setdefault((outcome.alarm, str(outcome.error)), []).append(outcome.origin)
+    for (alarm, reason), origins in failures.items():
+        which = origins[0] if len(origins) == 1 else f"{len(origins)} origins: {', '.join(origins[:3])}" + (
+            " ..." if len(origins) > 3 else "")
+        print(f"ledger checkpoint: {'ALARM: ' if alarm else ''}{reason} [{which}]", file=sys.stderr)
     verifiers = clients[0].verifiers
     short, alarms = [], sorted({o.origin for o in witnessed.outcomes if o.alarm})
     for item in witnessed.issued:

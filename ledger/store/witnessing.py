@@ -8,7 +8,8 @@ Each checkpoint goes to every witness with the consistency proof from the size t
 before for its origin (``Issued.previous_size``; 0 and no proof for a first one). A witness that
 answers 409 gets a proof from the size it reports, read from the ledger's tiles (any past size is
 provable); a larger size than the log's tree is a :class:`~ledger.tlog.witness_client.WitnessAlarm`.
-A checkpoint that already carries a cosignature of every trusted witness key is not sent again.
+A checkpoint that already carries a cosignature of every trusted witness key is not sent again;
+a witness found unreachable is not asked again for the other origins of the same run.
 
 The cosignatures are appended to the stored note in one short write transaction (the
 ``checkpoints`` table lets a note only grow), re-reading the note inside it so that two
@@ -24,7 +25,7 @@ from typing import Sequence
 
 from ledger.tlog.errors import TlogError
 from ledger.tlog.note import Verifier, parse_note, verified_signatures
-from ledger.tlog.witness_client import WitnessAlarm, WitnessClient, WitnessError
+from ledger.tlog.witness_client import WitnessAlarm, WitnessClient, WitnessError, WitnessUnreachable
 
 from ..errors import StoreError
 from . import tiles
@@ -67,6 +68,7 @@ def cosign_with_witnesses(ledger_path, issued: Sequence[Issued], log_origin: str
     gained: dict[tuple[str, int], list[str]] = {}
     skipped = []
     notes: dict[tuple[str, int], str] = {}
+    down: dict[str, WitnessError] = {}
     try:
         for item in issued:
             stored = notes[(item.origin, item.size)] = _stored_note(conn, item) or item.note
@@ -80,9 +82,14 @@ def cosign_with_witnesses(ledger_path, issued: Sequence[Issued], log_origin: str
                 return tiles.reader(conn, topic, partition).consistency_proof(old, item.size)
 
             for client in clients:
+                if client.url in down:  # unreachable once in this run: do not wait for it again per origin
+                    outcomes.append(Outcome(item.origin, client.url, error=down[client.url]))
+                    continue
                 try:
                     verified = client.cosign(item.note, item.size, item.previous_size, item.consistency, proof_from)
                 except WitnessError as err:
+                    if isinstance(err, WitnessUnreachable):
+                        down[client.url] = err
                     outcomes.append(Outcome(item.origin, client.url, error=err))
                     continue
                 except TlogError as err:  # a tree the ledger cannot prove from: not the witness's fault

@@ -159,11 +159,11 @@ class WitnessClient:
 
     def _cosignatures(self, signed_note: str, body: bytes) -> list[Verified]:
         """Verified cosignatures by trusted witness keys; unknown keys' lines are dropped."""
+        if not body.strip():
+            raise WitnessAnswerError(self.url, "200 with an empty body: no cosignature")
         try:
             text = parse_note(signed_note).text
             answer = body.decode("utf-8")
-            if not answer:
-                raise FormatError("200 body", "is empty: no cosignature")
             if answer.startswith("\n") or "\n\n" in answer:
                 raise FormatError("200 body", "has an empty line: signature lines only")
             # The answer's line N is the note's line (text lines + 1 + N): number from the answer's first.

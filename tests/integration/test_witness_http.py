@@ -100,7 +100,7 @@ def test_403_without_a_trusted_signature_or_with_a_bad_one(witness, log):
     (b"old 0\n" + b"AAAA\n" + b"\nx\n", b"not 32"),
     (b"old 0\n\n\xff\xfe\n", b"UTF-8"),
     (b"old 0\n\nledger.example.com/audit/t/0\n5\n\n", b"note"),
-    (b"old 0\n\nledger.example.com/audit/t/0\nfive\nAAAA\n\n\xe2\x80\x94 x AAAAAAA=\n", b""),
+    (b"old 0\n\nledger.example.com/audit/t/0\nfive\nAAAA\n\n\xe2\x80\x94 x AAAAAAA=\n", b"checkpoint size line 4"),
 ])
 def test_malformed_bodies_are_400_naming_the_problem(witness, body, reason):
     """Each malformed body is 400, plain text naming what is wrong; never a traceback."""
@@ -275,3 +275,54 @@ def test_a_log_key_is_refused_as_the_witness_key(tmp_path):
     base[base.index(str(vkey))] = str(wvkey2)  # a witness vkey given as the log's
     run = subprocess.run(base, capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "--log-vkey" in run.stderr and "type 01" in run.stderr
+
+
+def test_an_internal_error_is_a_plain_500_and_logged(tmp_path, caplog):
+    """The app under real uvicorn with a broken state file: 500 in plain text, the traceback only in the log."""
+    import time
+
+    import uvicorn
+    from httpkit import free_port
+
+    from ledger.http.witness_app import WitnessApp
+    from ledger.tlog.witness import Witness
+
+    broken = Witness([fx.WITNESS_KEY], [fx.LOG_KEY.verifier()], tmp_path / "state.db")
+    broken.close()  # every use of the state now raises inside the witness
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(WitnessApp(broken), host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        with caplog.at_level("ERROR", logger="ledger.witness"):
+            status, ctype, body = get(f"{url}/{'0' * 64}/checkpoint")
+            assert (status, ctype) == (500, "text/plain; charset=utf-8") and b"Traceback" not in body
+            status, ctype, body = post(url + "/add-checkpoint", SyntheticLog(f"{fx.LOG_ORIGIN}/x/0").request(0, 3))
+            assert status == 500 and ctype.startswith("text/plain") and b"Traceback" not in body
+        assert "internal error answering GET" in caplog.text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_tls_with_certfile_and_keyfile(tmp_path):
+    """--certfile/--keyfile serve HTTPS; a client trusting the certificate gets the same protocol."""
+    import ssl
+
+    from witnesskit import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(cafile=str(cert))
+    w = start_witness(tmp_path, extra=("--certfile", str(cert), "--keyfile", str(key)), context=context)
+    try:
+        assert w.url.startswith("https://127.0.0.1:")
+        log = SyntheticLog(f"{fx.LOG_ORIGIN}/tls/0")
+        status, _, body = post(w.url + "/add-checkpoint", log.request(0, 4), context=context)
+        assert status == 200 and cosignatures(log.checkpoint(4), body)
+    finally:
+        w.stop()

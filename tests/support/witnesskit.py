@@ -61,8 +61,11 @@ class WitnessProcess:
 
 
 def start_witness(tmp_path: Path, *, witness_key=fx.WITNESS_KEY, log_keys=(fx.LOG_KEY,),
-                  extra: tuple[str, ...] = (), attempts: int = 3) -> WitnessProcess:
-    """Start `ledger witness serve` on a free loopback port and wait for /healthz (retried on a port race)."""
+                  extra: tuple[str, ...] = (), attempts: int = 3, context=None) -> WitnessProcess:
+    """Start `ledger witness serve` on a free loopback port and wait for /healthz (retried on a port race).
+
+    ``context``: an SSL context trusting the server's certificate, when ``extra`` has --certfile.
+    """
     keys = tmp_path / "witness-keys"
     key, _ = write_key_files(witness_key, keys, "witness")
     vkeys = []
@@ -76,11 +79,12 @@ def start_witness(tmp_path: Path, *, witness_key=fx.WITNESS_KEY, log_keys=(fx.LO
             proc = subprocess.Popen([sys.executable, "-m", "ledger", "witness", "serve", "--key", str(key), *vkeys,
                                      "--state", str(tmp_path / "witness-state.db"), "--listen",
                                      f"127.0.0.1:{port}", *extra], stdout=fh, stderr=subprocess.STDOUT, env=env)
-        witness = WitnessProcess(f"http://127.0.0.1:{port}", tmp_path / "witness-state.db", log, proc)
+        scheme = "https" if context is not None else "http"
+        witness = WitnessProcess(f"{scheme}://127.0.0.1:{port}", tmp_path / "witness-state.db", log, proc)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if get(witness.url + "/healthz")[0] == 200:
+                if get(witness.url + "/healthz", context=context)[0] == 200:
                     return witness
             except OSError:
                 time.sleep(0.1)
@@ -89,9 +93,12 @@ def start_witness(tmp_path: Path, *, witness_key=fx.WITNESS_KEY, log_keys=(fx.LO
 
 
 def _request(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-             timeout: float = 30) -> tuple[int, str, bytes, http.client.HTTPResponse]:
+             timeout: float = 30, context=None) -> tuple[int, str, bytes, http.client.HTTPResponse]:
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request(method, parts.path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -100,13 +107,40 @@ def _request(method: str, url: str, body: bytes | None = None, headers: dict | N
         conn.close()
 
 
-def post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, str, bytes]:
+def post(url: str, body: bytes, headers: dict | None = None, context=None) -> tuple[int, str, bytes]:
     """A raw POST: (status, Content-Type, body)."""
-    return _request("POST", url, body, headers)[:3]
+    return _request("POST", url, body, headers, context=context)[:3]
 
 
-def get(url: str) -> tuple[int, str, bytes]:
-    return _request("GET", url, timeout=2)[:3]
+def get(url: str, context=None) -> tuple[int, str, bytes]:
+    return _request("GET", url, timeout=2, context=context)[:3]
+
+
+def self_signed_certificate(out: Path) -> tuple[Path, Path]:
+    """cert.pem and key.pem for 127.0.0.1, valid for a day."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = out / "cert.pem", out / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 class SyntheticLog:
