@@ -9,7 +9,8 @@ The submission and the monitoring prefix are both the server's root::
     GET  /healthz                            200 "ok" (process up, for supervisors)
 
 Limits, because anyone may call a witness: a body above :data:`MAX_REQUEST_BYTES` is answered 413
-without being read further (a ``Content-Length`` above it before any byte is read); a body not
+(from the ``Content-Length`` before any byte is read; a chunked one once it passes the limit, after
+reading and dropping up to :data:`DRAIN_BYTES` so that the client can read the answer); a body not
 received within :data:`BODY_SECONDS` is answered 408; uvicorn bounds the header block and the
 number of connections. Any other path is 404, another method 405 with ``Allow``. An unexpected
 error is logged with its traceback and answered ``500`` in plain text: a client never sees a
@@ -32,6 +33,7 @@ from ledger.tlog.witness import MAX_REQUEST_BYTES, Response, Witness
 log = logging.getLogger("ledger.witness")
 
 BODY_SECONDS = 10.0
+DRAIN_BYTES = 1 << 20  # a body too large is still read (and dropped) up to here before the 413
 MAX_CONNECTIONS = 64
 _CHECKPOINT_PATH = re.compile(r"/([0-9a-f]{64})/checkpoint")
 _ROUTES = "this witness serves POST /add-checkpoint and GET /<hex SHA-256 of the origin>/checkpoint"
@@ -94,7 +96,7 @@ class WitnessApp:
         while True:
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise _Early(Response.text(408, f"the request body did not arrive within "
                                                 f"{self.body_seconds:g} s")) from None
             if message["type"] == "http.disconnect":
@@ -102,7 +104,10 @@ class WitnessApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_REQUEST_BYTES:
-                raise _Early(_too_large(size, at_least=True))
+                if size > DRAIN_BYTES or not message.get("more_body"):
+                    raise _Early(_too_large(size, at_least=message.get("more_body", False)))
+                chunks = []  # read on (discarding) so that the client, still sending, gets to read the 413
+                continue
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)

@@ -20,8 +20,8 @@ checkpoint stored as it was: what to do about too few cosignatures is the caller
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from ledger.tlog.errors import TlogError
 from ledger.tlog.note import Verifier, parse_note, verified_signatures

@@ -26,7 +26,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import urllib.parse
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .checkpoint import parse_size
 from .errors import FormatError, SignatureError, TlogError
@@ -78,7 +78,7 @@ def check_witness_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError(f"witness URL {url!r}: no query or fragment (the submission prefix only)")
     try:
-        parts.port
+        _ = parts.port
     except ValueError:
         raise ValueError(f"witness URL {url!r}: the port is not a number") from None
     return url.rstrip("/")
@@ -103,7 +103,7 @@ class WitnessClient:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> "WitnessClient":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

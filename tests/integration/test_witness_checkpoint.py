@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from typing import ClassVar
 
 import pytest
 import tlog_fixtures as fx
@@ -32,7 +33,7 @@ ORIGIN = fx.LOG_ORIGIN  # the log key of tlog_fixtures, which the witness trusts
 def cli(*args):
     env = {**os.environ, "LEDGER_LOG_ORIGIN": ORIGIN}
     return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +181,9 @@ def test_a_wrong_witness_vkey_is_named_and_nothing_is_attached(records, keys, wi
 
 
 class _Garbage(http.server.BaseHTTPRequestHandler):
-    answers: dict = {}
+    answers: ClassVar[dict] = {}  # port -> (status, content type, body)
 
-    def do_POST(self):  # noqa: N802 (the stdlib's name)
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         status, ctype, body = self.answers[self.server.server_port]
         self.send_response(status)
