@@ -24,6 +24,7 @@ Errors, all :class:`WitnessError` (a :class:`~.errors.TlogError`) naming the wit
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -196,14 +197,18 @@ class WitnessClient:
                 self._conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
             else:
                 self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            self._conn.connect()
+            # http.client sends the headers and the body in two writes: without this, Nagle's algorithm
+            # holds the body until the witness acknowledges the headers.
+            self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._conn
 
     def _post(self, body: bytes) -> tuple[int, str, bytes]:
         path = (self._parts.path.rstrip("/") or "") + "/add-checkpoint"
         headers = {"Content-Type": "text/plain; charset=utf-8", "User-Agent": "ledger-witness-client"}
         for attempt in (1, 2):  # a kept-alive connection the witness closed meanwhile: reconnect once
-            conn = self._connection()
             try:
+                conn = self._connection()
                 conn.request("POST", path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read(MAX_ANSWER_BYTES + 1)
