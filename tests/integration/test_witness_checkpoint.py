@@ -20,7 +20,7 @@ from typing import ClassVar
 import pytest
 import tlog_fixtures as fx
 from httpkit import free_port
-from witnesskit import get, start_witness, write_key_files
+from witnesskit import SyntheticLog, get, post, start_witness, write_key_files
 
 from ledger.dev.simulate import simulate
 from ledger.tlog import note
@@ -178,6 +178,25 @@ def test_a_wrong_witness_vkey_is_named_and_nothing_is_attached(records, keys, wi
     assert "no cosignature by a trusted witness key (it signed as witness.example.org/w1+" in run.stderr
     assert not any(cosigned_by_witness(n) for n in stored_notes(db).values())
     assert len(list((tmp_path / "checkpoints").glob("*.checkpoint"))) == len(stored_notes(db))  # written anyway
+
+
+def test_only_cosignatures_by_given_keys_are_kept(records, keys, tmp_path):
+    """A witness cosigning with two keys (a rotation): both lines come back, only the --witness-vkey one is kept."""
+    _, recs = records
+    db = tmp_path / "ledger.db"
+    ingest_records(db, recs[:60], batch=60)
+    w = start_witness(tmp_path / "two-keys", more_keys=(fx.OTHER_WITNESS_KEY,))
+    try:
+        run = checkpoint(db, keys, *with_witness(w, keys))
+        raw = SyntheticLog(f"{ORIGIN}/raw/0")
+        status, _, body = post(w.url + "/add-checkpoint", raw.request(0, 3))
+    finally:
+        w.stop()
+    assert status == 200 and [line.split(" ")[1] for line in body.decode().splitlines()] == [
+        fx.WITNESS_KEY.name, fx.OTHER_WITNESS_KEY.name]  # it answers with both keys
+    assert run.returncode == 0, run.stderr
+    for text in stored_notes(db).values():
+        assert cosigned_by_witness(text) and fx.OTHER_WITNESS_KEY.name not in text
 
 
 class _Garbage(http.server.BaseHTTPRequestHandler):

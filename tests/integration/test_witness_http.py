@@ -286,37 +286,65 @@ def test_a_log_key_is_refused_as_the_witness_key(tmp_path):
     assert run.returncode == 1 and "--log-vkey" in run.stderr and "type 01" in run.stderr
 
 
+class _InProcess:
+    """The witness app under real uvicorn in a thread, for faults a separate process cannot be put in."""
+
+    def __init__(self, app):
+        import time
+
+        import uvicorn
+        from httpkit import free_port
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 def test_an_internal_error_is_a_plain_500_and_logged(tmp_path, caplog):
     """The app under real uvicorn with a broken state file: 500 in plain text, the traceback only in the log."""
-    import time
-
-    import uvicorn
-    from httpkit import free_port
-
     from ledger.http.witness_app import WitnessApp
     from ledger.tlog.witness import Witness
 
     broken = Witness([fx.WITNESS_KEY], [fx.LOG_KEY.verifier()], tmp_path / "state.db")
     broken.close()  # every use of the state now raises inside the witness
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(WitnessApp(broken), host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    served = _InProcess(WitnessApp(broken))
     try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
         with caplog.at_level("ERROR", logger="ledger.witness"):
-            status, ctype, body = get(f"{url}/{'0' * 64}/checkpoint")
+            status, ctype, body = get(f"{served.url}/{'0' * 64}/checkpoint")
             assert (status, ctype) == (500, "text/plain; charset=utf-8") and b"Traceback" not in body
-            status, ctype, body = post(url + "/add-checkpoint", SyntheticLog(f"{fx.LOG_ORIGIN}/x/0").request(0, 3))
+            request = SyntheticLog(f"{fx.LOG_ORIGIN}/x/0").request(0, 3)
+            status, ctype, body = post(served.url + "/add-checkpoint", request)
             assert status == 500 and ctype.startswith("text/plain") and b"Traceback" not in body
         assert "internal error answering GET" in caplog.text
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.close()
+
+
+def test_a_body_that_does_not_arrive_is_408(tmp_path):
+    """A client that announces a body and stalls is answered 408 once the body time is up (0.5 s here)."""
+    from ledger.http.witness_app import WitnessApp
+    from ledger.tlog.witness import Witness
+
+    witness = Witness([fx.WITNESS_KEY], [fx.LOG_KEY.verifier()], tmp_path / "state.db")
+    served = _InProcess(WitnessApp(witness, body_seconds=0.5))
+    try:
+        with socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])), timeout=10) as s:
+            s.sendall(b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nold 0\n")
+            answer = _read_until_closed(s)
+        assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in answer
+    finally:
+        served.close()
+        witness.close()
 
 
 def test_tls_with_certfile_and_keyfile(tmp_path):

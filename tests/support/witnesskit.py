@@ -60,7 +60,7 @@ class WitnessProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_witness(tmp_path: Path, *, witness_key=fx.WITNESS_KEY, log_keys=(fx.LOG_KEY,),
+def start_witness(tmp_path: Path, *, witness_key=fx.WITNESS_KEY, log_keys=(fx.LOG_KEY,), more_keys=(),
                   extra: tuple[str, ...] = (), attempts: int = 3, context=None) -> WitnessProcess:
     """Start `ledger witness serve` on a free loopback port and wait for /healthz (retried on a port race).
 
@@ -69,6 +69,8 @@ def start_witness(tmp_path: Path, *, witness_key=fx.WITNESS_KEY, log_keys=(fx.LO
     keys = tmp_path / "witness-keys"
     key, _ = write_key_files(witness_key, keys, "witness")
     vkeys = []
+    for n, more in enumerate(more_keys):  # further witness keys, as during a rotation
+        vkeys += ["--key", str(write_key_files(more, keys, f"witness{n + 2}")[0])]
     for n, log_key in enumerate(log_keys):
         vkeys += ["--log-vkey", str(write_key_files(log_key, keys, f"log{n}")[1])]
     for attempt in range(attempts):
