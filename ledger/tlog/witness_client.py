@@ -131,7 +131,7 @@ class WitnessClient:
                 old_size = held
                 proof = list(proof_from(held)) if 0 < held < size else []
                 continue
-            reason = body[:500].decode("utf-8", "replace").strip() or "(no reason given)"
+            reason = _printable(body[:500].decode("utf-8", "replace").strip()) or "(no reason given)"
             if status == 422:
                 raise WitnessAlarm(self.url, f"422: it refuses the checkpoint as inconsistent with what it "
                                              f"cosigned before (old size {old_size}): {reason}. The log may "
@@ -235,6 +235,11 @@ class WitnessClient:
                                                                             or type(err).__name__)
                 raise WitnessUnreachable(self.url, f"unreachable ({reason})") from None
         raise AssertionError("unreachable")
+
+
+def _printable(text: str) -> str:
+    """A witness's reason as one line without control characters (it goes to the operator's terminal)."""
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 def _request_body(signed_note: str, old_size: int, proof: Sequence[bytes]) -> bytes:

@@ -222,6 +222,7 @@ class _Garbage(http.server.BaseHTTPRequestHandler):
     ((409, "text/x.tlog.size", b"five\n"), "is not a tree size"),
     ((503, "text/plain", b"busy"), "unexpected status 503"),
     ((403, "text/plain", b"who are you"), "403: who are you (is the witness configured with this log's vkey?)"),
+    ((400, "text/plain", b"bad\x1b[2J\nrequest"), "400: bad [2J request"),  # no terminal escapes passed on
 ])
 def test_a_witness_answering_garbage_is_named_with_the_reason(records, keys, tmp_path, answer, reason):
     """Each off-protocol answer is one stderr line naming the witness and why; the checkpoint is still stored."""
