@@ -39,7 +39,7 @@ class Outcome:
     origin: str
     witness: str  # the witness's URL
     cosigners: tuple[str, ...] = ()  # "<name>+<key id>" of the verified cosignatures it returned
-    error: WitnessError | None = None
+    error: TlogError | None = None  # a WitnessError, or the ledger unable to prove from the witness's size
 
     @property
     def alarm(self) -> bool:
@@ -92,9 +92,13 @@ def cosign_with_witnesses(ledger_path, issued: Sequence[Issued], log_origin: str
                         down[client.url] = err
                     outcomes.append(Outcome(item.origin, client.url, error=err))
                     continue
-                except TlogError as err:  # a tree the ledger cannot prove from: not the witness's fault
-                    raise StoreError(f"{item.origin}: cannot prove the checkpoint to witness {client.url}: "
-                                     f"{err}") from err
+                except TlogError as err:  # the ledger cannot prove from the size the witness holds
+                    outcomes.append(Outcome(item.origin, client.url, error=TlogError(
+                        f"witness {client.url}: the ledger cannot prove its tree from the size the witness "
+                        f"holds: {err}")))
+                    continue
+                except sqlite3.Error as err:
+                    raise StoreError(f"cannot read the tiles of {item.origin} in {ledger_path}: {err}") from err
                 names = tuple(f"{v.verifier.name}+{v.verifier.key_id:08x}" for v in verified)
                 outcomes.append(Outcome(item.origin, client.url, names))
                 gained.setdefault((item.origin, item.size), []).extend(v.signature.format() for v in verified)
