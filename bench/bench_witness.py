@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-import tlog_fixtures as fx  # noqa: E402
-from witnesskit import SyntheticLog, start_witness  # noqa: E402
+import tlog_fixtures as fx
+from witnesskit import SyntheticLog, start_witness
 
-from ledger.tlog.witness_client import WitnessClient  # noqa: E402
+from ledger.tlog.witness_client import WitnessClient
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -76,7 +76,7 @@ def one_run(requests: int, tmp: Path, run: int) -> dict[str, float]:
         for note, old, size in notes:
             proof = client_log.reader.consistency_proof(old, size)
             start = time.perf_counter()
-            client.cosign(note, size, old, proof, lambda o: client_log.reader.consistency_proof(o, size))
+            client.cosign(note, size, old, proof, lambda o, size=size: client_log.reader.consistency_proof(o, size))
             cosigns.append(time.perf_counter() - start)
         client.close()
     finally:
