@@ -42,6 +42,11 @@ def register(subparsers, common) -> None:
                "--listen 127.0.0.1:8380\n",
     )
     sub = witness.add_subparsers(dest="witness_command", metavar="SUBCOMMAND", required=True)
+    register_serve(sub)
+    register_evidence(sub)
+
+
+def register_serve(sub) -> None:
     p = sub.add_parser(
         "serve", formatter_class=_RAW, epilog=SERVE_EPILOG,
         help="serve add-checkpoint over HTTP, and the latest cosigned checkpoints for monitors",
@@ -63,6 +68,8 @@ def register(subparsers, common) -> None:
                    help="origins accepted per log key (default 4096)")
     p.set_defaults(func=run_serve)
 
+
+def register_evidence(sub) -> None:
     p = sub.add_parser(
         "evidence", formatter_class=_RAW,
         help="print the refused, validly signed checkpoints the witness kept (JSON lines)",
