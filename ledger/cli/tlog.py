@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import settings_from
+from .witness import add_witness_options
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -30,6 +31,7 @@ def register(subparsers, common) -> None:
     p.add_argument("--out", metavar="DIR", help="directory for the checkpoint files (default checkpoints/ "
                                                 "beside the ledger file)")
     p.add_argument("--log-origin", metavar="ORIGIN", help="log origin (env LEDGER_LOG_ORIGIN)")
+    add_witness_options(p)
     p.set_defaults(func=run_checkpoint)
 
     p = subparsers.add_parser(
@@ -61,16 +63,22 @@ def _settings(args):
 def run_checkpoint(args) -> int:
     from ..store.checkpoints import issue_checkpoints, write_checkpoint_files
     from ..tlog.keyfile import load_signer
+    from .witness import cosign_and_report, open_witnesses
 
     settings = _settings(args)
     signer = load_signer(args.key)
+    witnesses = open_witnesses(args)  # checked before anything is signed
     issued = issue_checkpoints(settings.db, signer, args.key, settings.log_origin)
+    issued, shortfall = cosign_and_report(settings, issued, witnesses, args.min_witnesses)
     out = Path(args.out) if args.out else Path(settings.db).resolve().parent / "checkpoints"
     write_checkpoint_files(out, issued)
     for item in issued:
         change = f"new (from {item.previous_size})" if item.new else "unchanged"
         print(f"{item.origin}  size {item.size}  {change}")
     print(f"{len(issued)} checkpoint(s) signed by {signer.name}; files in {out}")
+    if shortfall:
+        print(f"ledger checkpoint: error: {shortfall}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -12,6 +12,9 @@ Reading guide, in the order a request passes through:
 * ``problems.py``  the one JSON error shape, for every error;
 * ``app.py``       assembles the FastAPI application; ``server.py`` runs it under uvicorn.
 
+Beside it, ``witness_app.py`` is ``ledger witness serve``: the c2sp.org/tlog-witness binding, a plain
+ASGI application (no FastAPI) under uvicorn.
+
 Nothing here is imported by the read-only CLI: FastAPI, uvicorn, PyJWT and
 Jinja2 come from the ``http`` extra and are imported only by ``ledger serve``
 and ``ledger tokens``.

@@ -9,7 +9,8 @@ Reading order:
 - ``receipt.py``     offline receipts (c2sp.org/tlog-proof@v1) and :func:`~.receipt.verify_receipt`;
 - ``keyfile.py``     key files on disk (mode 0600, refused when readable by others);
 - ``witness.py``     a witness's add-checkpoint logic (c2sp.org/tlog-witness), state in its own SQLite
-                     file; the HTTP binding comes later;
+                     file; its HTTP binding is ledger/http/witness_app.py;
+- ``witness_client.py`` asking a witness to cosign (stdlib HTTP), verifying what it returns;
 - ``errors.py``      the error tree.
 
 Nothing here imports the store or Kafka: a verifier needs only this package, ledger/errors.py

@@ -14,7 +14,9 @@
         │                            (``line`` is the 1-based line number when there is one)
         ├── KeyFileError             a key file is unusable (unreadable, readable by others, wrong kind)
         ├── SignatureError           a note is not signed as required (unknown key, bad signature)
-        └── ReceiptError             a receipt failed verification (``step`` names which check)
+        ├── ReceiptError             a receipt failed verification (``step`` names which check)
+        └── WitnessError             a witness did not cosign (witness_client.py: unreachable, refused,
+                                     alarm, or an answer outside the protocol)
 
 Every message names the line, field or value at fault so that a user can act on it.
 """

@@ -94,3 +94,31 @@ def load_verifier(path: str | Path) -> Verifier:
         return parse_verifier_key(line)
     except FormatError as err:
         raise KeyFileError(f"{path}: {err}") from None
+
+
+def load_cosigner(path: str | Path) -> Signer:
+    """Read a witness's signer key: a signer key file whose ``.vkey`` beside it has type 04.
+
+    The signer key string is the same for a log key and a witness key (signed-note stores only the
+    Ed25519 seed); the verifier key written beside it by ``ledger keys generate --cosigner`` is what
+    says the key was made to cosign. A key whose vkey has type 01 is a log key: one key must not
+    sign two kinds of statement, so it is refused.
+    """
+    from .note import COSIGNATURE_V1
+
+    path = Path(path)
+    vkey_path = path.with_suffix(".vkey") if path.suffix == ".key" else Path(f"{path}.vkey")
+    signer = load_signer(path, cosigner=True)
+    if not vkey_path.exists():
+        raise KeyFileError(f"cannot tell whether {path} is a witness key: its verifier key {vkey_path} is "
+                           "missing (a witness key is made with `ledger keys generate NAME --cosigner --out DIR`, "
+                           "which writes both files)")
+    verifier = load_verifier(vkey_path)
+    if verifier.public_key != signer.verifier().public_key or verifier.name != signer.name:
+        raise KeyFileError(f"{vkey_path} is not the verifier key of {path} (another name or key)")
+    if verifier.sig_type != COSIGNATURE_V1:
+        raise KeyFileError(f"{path} is a log signer key (its verifier key {vkey_path} has signature type "
+                           f"{verifier.sig_type:02x}, Ed25519 checkpoint signatures), not a witness key: a "
+                           "witness cosigns with a key of type 04; make one with "
+                           "`ledger keys generate NAME --cosigner --out DIR`")
+    return signer

@@ -274,3 +274,25 @@ class Witness:
             cursor = self._db.execute("SELECT * FROM evidence ORDER BY id")
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def read_evidence(state_path: str | Path) -> list[dict]:
+    """The evidence rows of a witness state file, read-only and JSON-ready (hashes in base64)."""
+    from .note import b64
+
+    try:
+        db = sqlite3.connect(f"{Path(state_path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            cursor = db.execute("SELECT * FROM evidence ORDER BY id")
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        finally:
+            db.close()
+    except sqlite3.Error as err:
+        raise TlogError(f"witness state {state_path}: {err} (is it a witness state file?)") from err
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, bytes):
+                row[name] = b64(value)
+    return rows
