@@ -1,0 +1,87 @@
+"""``GET /v1/findings``: ``ledger findings`` over HTTP (audit:read), paged by cursor.
+
+The same filters (rule, subject, actor, recipient, since, until, as_of; ledger.audit.findings.select)
+and the items as ``ledger findings --format json`` prints them; the policy is the one the ledger
+recorded (no draft policy from a request). Time rules are judged at ``as_of``, else at the instant
+the first page pinned, which later pages keep: the list is fixed for a cursor however much the
+ledger grew since, and a cursor names the last finding id it returned. The answer is recorded as a
+read of the customers the page's findings name.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from ledger.errors import PolicyError
+
+from .api import _ERRORS, _bearer, check_params, justification_of, query_items, record, request_id, route_of, state
+from .auth import auditor
+from .cursor import binding
+from .params import MAX_PAGE, page_size, pinned_as_of, time_param
+from .problems import NO_STORE, ApiError
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(_bearer)], tags=["findings"])
+PARAMS = ("as_of", "since", "until", "rule", "subject", "actor", "recipient", "limit", "cursor", "justification")
+
+
+def _bound(request: Request, p) -> bytes:
+    return binding(p.jti, p.holder["id"], route_of(request), query_items(request))
+
+
+@router.get("/findings", responses={**_ERRORS, 409: {"description": "no policy is recorded in the ledger"},
+            200: {"description": "one page of findings, in the order `ledger findings` lists them"}},
+            summary="events that break the recorded policy's promises (ledger findings; audit:read)")
+def findings_route(
+    request: Request,
+    as_of: str | None = Query(None, description="the ledger as it stood at recorded time T; rules judged at T"),
+    since: str | None = Query(None, description="findings about events that occurred at or after T"),
+    until: str | None = Query(None, description="findings about events that occurred before T"),
+    rule: list[str] | None = Query(None, description="this rule (repeatable; a prefix ending in '.' matches below)"),
+    subject: str | None = Query(None), actor: str | None = Query(None), recipient: str | None = Query(None),
+    limit: int | None = Query(None, ge=1, le=MAX_PAGE), cursor: str | None = Query(None, max_length=1024),
+    justification: str | None = Query(None),
+):
+    from ledger.audit.findings import current
+    from ledger.audit.findings.recorded import judge_ledger
+    from ledger.audit.findings.select import select
+    from ledger.model.events import time_text
+
+    check_params(request, PARAMS)
+    p = auditor(request)
+    why = justification_of(request, p)
+    n = page_size(limit)
+    since_t, until_t, as_of_t = time_param(since, "since"), time_param(until, "until"), time_param(as_of, "as_of")
+    after, pinned = None, None
+    if cursor is not None:
+        s = state(request).signer.read(_bound(request, p), cursor)
+        after, pinned = s.get("f"), s.get("a")
+        if not isinstance(after, str) or not isinstance(pinned, str):
+            raise ApiError(400, "invalid_cursor", "this cursor cannot be read; ask for the first page again", "cursor")
+    pinned = pinned or pinned_as_of(as_of_t)
+    try:
+        run = judge_ledger(state(request).ledger(), as_of=pinned)
+    except PolicyError as err:
+        raise ApiError(409, "no_policy", err.reason) from None
+    chosen = select(run, current(run.results), rules=rule, subject=subject, actor=actor, recipient=recipient,
+                    since=since_t, until=until_t)
+    start = 0
+    if after is not None:
+        ids = [f.finding_id for f in chosen]
+        if after not in ids:
+            raise ApiError(400, "invalid_cursor", "the finding this cursor stopped at is gone; ask for the first "
+                           "page again", "cursor")
+        start = ids.index(after) + 1
+    page = chosen[start:start + n]
+    more = start + n < len(chosen)
+    next_cursor = state(request).signer.make(_bound(request, p), {"f": page[-1].finding_id, "a": pinned}) \
+        if more and page else None
+    subjects = {s for f in page for s in f.subjects}
+    record(request, p, subjects, (), justification=why)
+    policy = run.policies[-1]
+    broken = sum(1 for f in chosen if f.kind == "broken")
+    body = {"items": [f.as_json() for f in page], "next_cursor": next_cursor, "limit": n, "as_of": pinned,
+            "judged_at": time_text(run.judged_at), "time_zone": "UTC",
+            "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+            "broken": broken, "not_judgeable": len(chosen) - broken}
+    return JSONResponse(body, headers={**NO_STORE, "X-Request-Id": request_id(request)})
