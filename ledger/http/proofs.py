@@ -187,8 +187,9 @@ def receipt_route(request: Request, event_id: str, justification: str | None = Q
 @router.get("/consistency", response_model=ConsistencyBody,
             responses={**_ERRORS, 409: {"description": "origin not checkpointed yet"}},
             summary="consistency proof from old_size to the latest checkpoint of origin (audit:read or admin)")
-def consistency_route(request: Request, origin: str = Query(..., max_length=512),
-                      old_size: int = Query(..., ge=1, le=2**63 - 1)):
+def consistency_route(request: Request,
+                      origin: str | None = Query(None, max_length=512, description="required: <log origin>/<topic>/<partition>"),
+                      old_size: int | None = Query(None, ge=1, le=2**63 - 1, description="required: the old tree size")):
     from ledger.store.checkpoints import NotCheckpointedError, consistency_from_size
     from ledger.tlog.note import b64
 
@@ -198,6 +199,9 @@ def consistency_route(request: Request, origin: str = Query(..., max_length=512)
         raise not_found()
     if not (p.can(SCOPE_AUDIT) or p.can(SCOPE_ADMIN)):
         raise forbidden(SCOPE_AUDIT)
+    for name, value in (("origin", origin), ("old_size", old_size)):  # after the token: a 401 comes first
+        if value is None:
+            raise ApiError(422, "invalid_parameter", f"{name} is required", name)
     s = state(request)
     try:  # a ValidationError (bad origin or old_size) is a 422 naming the parameter (problems.py)
         latest, proof = consistency_from_size(s.ledger_path, origin, old_size, s.log_origin)

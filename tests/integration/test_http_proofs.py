@@ -338,3 +338,56 @@ def test_an_event_not_yet_under_a_checkpoint_is_a_409_naming_the_fix(tmp_path):
         assert "ledger checkpoint" in error_of(r)["message"]
     finally:
         server.stop()
+
+
+# -- a subject token never gets another subject's data, on the new routes with real data behind them --
+SHAPES = ["/v1/events/{event}/receipt", "/v1/findings", "/v1/findings?subject={id}", "/v1/checkpoints",
+          "/v1/checkpoints/{origin}", "/v1/log-vkey", "/v1/consistency?origin={origin}&old_size=1",
+          "/console/receipt", "/portal", "/v1/subjects/{id}/who-saw"]
+
+
+@pytest.fixture(scope="module")
+def catalogue(world, server):
+    """Every customer id and every event id (with its subjects) in the ledger, and the origins."""
+    from ledger.audit.query import who_saw
+    from ledger.store import Ledger
+
+    workload = world[0]
+    subjects = sorted({s for e in workload.events for s in e["subject_ids"]})
+    events = {}
+    with Ledger.open(server.db) as ledger:
+        for s in subjects:
+            for row in who_saw(ledger, s):
+                events[row["event_id"]] = set(row.get("subject_ids") or ())
+    origins = [c["origin"] for c in httpx.get(server.url + "/v1/checkpoints", timeout=30).json()["items"]]
+    return subjects, events, origins
+
+
+def test_a_subject_token_never_receives_another_subjects_data_on_the_proof_routes(server, catalogue):
+    """Any route × any id/event/origin: a subject token's 200s name no other customer and no staff id."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    subjects, events, origins = catalogue
+    event_ids = sorted(events)
+
+    @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(me=st.sampled_from(subjects), shape=st.sampled_from(SHAPES),
+           asked=st.one_of(st.sampled_from(subjects), st.text(min_size=1, max_size=10)),
+           event=st.sampled_from(event_ids), origin=st.sampled_from(origins))
+    def check(me, shape, asked, event, origin):
+        url = server.url + shape.format(id=quote(asked, safe=""), event=event, origin=quote(origin, safe="/"))
+        token = server.token(f"subject:{me}")
+        r = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, cookies={"ledger_session": token},
+                      timeout=60)
+        assert r.status_code < 500, r.text
+        if shape.startswith(("/v1/events", "/v1/findings", "/v1/consistency")):
+            assert r.status_code == 404, (shape, r.status_code)
+        if r.status_code == 200:
+            for other in set(subjects) - {me}:
+                for form in (json.dumps(other), f">{other}<", f" {other} ", f"{other}\""):
+                    assert form not in r.text or form in json.dumps(me), (shape, me, other)
+            assert "emp-" not in r.text
+
+    check()
