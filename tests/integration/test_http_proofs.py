@@ -4,12 +4,7 @@ consistency proofs and findings, each checked against the library or the CLI tha
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-from datetime import timedelta
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -18,11 +13,11 @@ pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serv
 
 import httpx  # noqa: E402
 from fill import fill_ledger  # noqa: E402
-from httpkit import ROOT, hostile_events, start_server  # noqa: E402
+from httpkit import start_server  # noqa: E402
+from signed import ORIGIN, POLICY, cli, signed_ledger  # noqa: E402
 
 from ledger.dev.simulate import simulate  # noqa: E402
 from ledger.model.policy import load  # noqa: E402
-from ledger.model.policy.published import published_fields  # noqa: E402
 from ledger.store import tiles  # noqa: E402
 from ledger.tlog.checkpoint import open_checkpoint  # noqa: E402
 from ledger.tlog.keyfile import load_verifier  # noqa: E402
@@ -31,32 +26,7 @@ from ledger.tlog.note import b64decode_strict  # noqa: E402
 from ledger.tlog.receipt import verify_receipt  # noqa: E402
 from ledger.wire.codec import default_codec  # noqa: E402
 
-ORIGIN = "ledger.example.com/audit"
 JUSTIFY = "test: receipts for case AUD-7"
-POLICY = ROOT / "examples" / "policy.toml"
-
-
-def cli(*argv: str, db: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LEDGER_LOG_ORIGIN=ORIGIN,
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "ledger", *argv, *(["--db", str(db)] if db else [])],
-                          capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def signed_ledger(tmp: Path, *, events: int = 600, subjects: int = 25, seed: int = 11):
-    """A ledger with a recorded policy, signed checkpoints of every partition and the log's key files."""
-    workload = simulate(seed=seed, events=events, subjects=subjects)
-    first = min(e["occurred_at"] for e in workload.events)
-    policy_event = {"type": "PolicyPublished", "occurred_at": first - timedelta(days=1),
-                    **published_fields(load(POLICY), POLICY.read_text(), {"id": "dpo-1", "type": "EMPLOYEE"})}
-    fill_ledger(tmp / "ledger.db", [policy_event, *workload.events, *hostile_events()])
-    done = cli("keys", "generate", ORIGIN, "--out", str(tmp / "keys"))
-    assert done.returncode == 0, done.stderr
-    key = tmp / "keys" / "ledger.example.com_audit.key"
-    done = cli("checkpoint", "--key", str(key), db=tmp / "ledger.db")
-    assert done.returncode == 0, done.stderr
-    return workload, key, key.with_suffix(".vkey")
 
 
 @pytest.fixture(scope="module")
