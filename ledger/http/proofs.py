@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from ledger.errors import LedgerError
 from ledger.tlog.keyfile import safe_file_name
 
 from .api import _ERRORS, _bearer, check_params, justification_of, record, request_id, state
@@ -174,8 +175,13 @@ def receipt_route(request: Request, event_id: str, justification: str | None = Q
         raise not_found(f"no event {event_id!r} in the ledger") from None
     except NotCheckpointedError as err:
         raise ApiError(409, "not_checkpointed", f"{err}", "event_id") from None
-    record_ = decode_leaf_data(parse_receipt(text).extra)
-    event = default_codec().decode(record_.value) if record_.value is not None else {}
+    try:
+        record_ = decode_leaf_data(parse_receipt(text).extra)
+        event = default_codec().decode(record_.value) if record_.value is not None else {}
+    except LedgerError as err:  # without its customers the read cannot be recorded, so it is not answered
+        raise ApiError(503, "recording_failed", f"the entry does not decode ({type(err).__name__}), so this read "
+                       "cannot be recorded against its customers; prove it on the ledger host with `ledger prove`") \
+            from None
     record(request, p, event.get("subject_ids") or (), event.get("data_categories") or (), justification=why,
            export=True)
     safe = safe_file_name(event_id)[:80]

@@ -342,3 +342,32 @@ def test_the_browser_verifier_passes_the_rfc6962_inclusion_vectors(signed_world,
     """)
     assert got == ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"]
+
+
+def test_the_browser_verifier_accepts_the_signed_note_spec_examples(signed_world, browser):
+    """signed-note.md's example vkey and note (and its checkpoint example) verify in Chromium; a changed
+    text, a wrong key ID and an unknown signer are refused."""
+    from test_tlog_note import SPEC_CHECKPOINT, SPEC_NOTE, SPEC_VKEY
+
+    server, _, _, _, _ = signed_world
+    login(browser, server, server.token("audit:read"))
+    browser.get(server.url + "/console/receipt")
+    results = browser.execute_async_script("""
+        const [vkey, noteText, checkpoint, done] = arguments;
+        const V = window.ledgerVerify;
+        const outcome = async (f) => { try { await f(); return "ok"; } catch (e) { return e.step || String(e); } };
+        (async () => {
+          const key = await V.parseVkey(vkey);
+          const sofa = "example.com/behind-the-sofa";
+          done({
+            note: await outcome(() => V.openNote(noteText, [key])),
+            changed: await outcome(() => V.openNote(noteText.replace("example message", "example massage"), [key])),
+            badId: await outcome(() => V.parseVkey(vkey.replace("530d903a", "530d903b"))),
+            unknown: await outcome(() => V.openNote(noteText.replace("example.com/foo", "example.com/bar"), [key])),
+            keyId: key.keyId.toString(16),
+            checkpointFormat: await outcome(() => V.parseCheckpoint(checkpoint.split("\\n\\n")[0] + "\\n", 1)),
+          });
+        })().catch((e) => done({crashed: String(e)}));
+    """, SPEC_VKEY, SPEC_NOTE, SPEC_CHECKPOINT)
+    assert results == {"note": "ok", "changed": "signature", "badId": "format", "unknown": "signature",
+                       "keyId": "530d903a", "checkpointFormat": "ok"}

@@ -179,8 +179,36 @@
 
   const covers = (keyName, origin) => origin === keyName || origin.startsWith(keyName + "/");
 
-  // The log signature of a checkpoint note: a signature line by a given log key (same name and key ID)
-  // whose name covers the origin, verified with Ed25519. Returns {checkpoint, key, cosigners}.
+  const idText = (id) => id.toString(16).padStart(8, "0");
+
+  // A note signed by one of `keys` (type 01): a signature line with the key's name and key ID whose
+  // Ed25519 signature over the note text verifies. Lines by other keys are ignored, as signed-note says;
+  // a line by a given key that does not verify is an error. Resolves to {note, key, others}.
+  async function openNote(noteData, keys, firstLine = 1) {
+    const note = parseNote(noteData, firstLine);
+    const message = enc.encode(note.text);
+    let verifiedBy = null;
+    for (const sig of note.signatures) {
+      const key = keys.find((k) => k.type === ED25519 && k.name === sig.name && k.keyId === sig.keyId);
+      if (!key) continue;
+      if (sig.signature.length !== 64) throw new VerifyError("signature", `line ${sig.line}: the signature by ${key.name} is ${sig.signature.length} bytes, not 64`);
+      const pub = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
+      if (!(await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.signature, message))) {
+        throw new VerifyError("signature", `line ${sig.line}: the Ed25519 signature by ${key.name} (key ID ${idText(key.keyId)}) does not verify`);
+      }
+      verifiedBy = key;
+    }
+    if (!verifiedBy) {
+      const signed = note.signatures.map((s) => `${s.name}+${idText(s.keyId)}`).join(", ");
+      const trusted = keys.map((k) => `${k.name}+${idText(k.keyId)}`).join(", ");
+      throw new VerifyError("signature", `the note is not signed by the given log key (signed by ${signed}; given: ${trusted})`);
+    }
+    const others = note.signatures.filter((s) => !(s.name === verifiedBy.name && s.keyId === verifiedBy.keyId)).map((s) => s.name);
+    return { note, key: verifiedBy, others };
+  }
+
+  // The log signature of a checkpoint note, by a given log key whose name covers the origin.
+  // Resolves to {checkpoint, key, otherSignatures}.
   async function openCheckpoint(noteData, vkeys, firstLine = 1) {
     const note = parseNote(noteData, firstLine);
     const checkpoint = parseCheckpoint(note.text, firstLine);
@@ -188,25 +216,8 @@
     if (!logKeys.length) {
       throw new VerifyError("signature", `no given log key covers origin ${checkpoint.origin} (keys: ${vkeys.map((k) => k.name).join(", ") || "none"})`);
     }
-    const message = enc.encode(note.text);
-    let verifiedBy = null;
-    for (const sig of note.signatures) {
-      const key = logKeys.find((k) => k.name === sig.name && k.keyId === sig.keyId);
-      if (!key) continue;
-      if (sig.signature.length !== 64) throw new VerifyError("signature", `line ${sig.line}: the signature by ${key.name} is ${sig.signature.length} bytes, not 64`);
-      const pub = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
-      if (!(await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.signature, message))) {
-        throw new VerifyError("signature", `line ${sig.line}: the Ed25519 signature by ${key.name} (key ID ${key.keyId.toString(16).padStart(8, "0")}) does not verify`);
-      }
-      verifiedBy = key;
-    }
-    if (!verifiedBy) {
-      const signed = note.signatures.map((s) => `${s.name}+${s.keyId.toString(16).padStart(8, "0")}`).join(", ");
-      const trusted = logKeys.map((k) => `${k.name}+${k.keyId.toString(16).padStart(8, "0")}`).join(", ");
-      throw new VerifyError("signature", `the checkpoint is not signed by the given log key (signed by ${signed}; given: ${trusted})`);
-    }
-    const others = note.signatures.filter((s) => !(s.name === verifiedBy.name && s.keyId === verifiedBy.keyId)).map((s) => s.name);
-    return { checkpoint, key: verifiedBy, otherSignatures: others };
+    const opened = await openNote(noteData, logKeys, firstLine);
+    return { checkpoint, key: opened.key, otherSignatures: opened.others };
   }
 
   // -- receipts (c2sp.org/tlog-proof@v1) ------------------------------------------------------------
@@ -366,7 +377,7 @@
 
   window.ledgerVerify = {
     VerifyError, b64decode, b64encode, hex, sha256, leafHash, nodeHash, rootFromInclusionProof, verifyInclusion,
-    keyId, parseVkey, parseNote, parseCheckpoint, openCheckpoint, parseReceipt, decodeLeafData, verifyReceipt,
+    keyId, parseVkey, parseNote, openNote, parseCheckpoint, openCheckpoint, parseReceipt, decodeLeafData, verifyReceipt,
   };
   document.addEventListener("DOMContentLoaded", () => {
     const form = document.getElementById("receipt-form");
