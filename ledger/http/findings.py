@@ -6,9 +6,17 @@ recorded (no draft policy from a request). Time rules are judged at ``as_of``, e
 the first page pinned, which later pages keep: the list is fixed for a cursor however much the
 ledger grew since, and a cursor names the last finding id it returned. The answer is recorded as a
 read of the customers the page's findings name.
+
+Judging reads the whole ledger (about 80,000 events/s, BENCHMARKS.md "Promise checks"), so the
+judged run of a pinned instant is kept (the last :data:`KEPT_RUNS` of them): the pages after the
+first reuse it instead of judging again.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -22,7 +30,30 @@ from .params import MAX_PAGE, page_size, pinned_as_of, time_param
 from .problems import NO_STORE, ApiError
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(_bearer)], tags=["findings"])
+KEPT_RUNS = 4
+_runs: OrderedDict = OrderedDict()
+_runs_lock = threading.Lock()
 PARAMS = ("as_of", "since", "until", "rule", "subject", "actor", "recipient", "limit", "cursor", "justification")
+
+
+def judged(request: Request, pinned: str):
+    """The findings run of the ledger as recorded by ``pinned`` (judged at ``pinned``), kept for later pages."""
+    from ledger.audit.findings.recorded import judge_ledger
+
+    key = (str(state(request).ledger_path), pinned)
+    with _runs_lock:
+        run = _runs.get(key)
+        if run is not None:
+            _runs.move_to_end(key)
+            return run
+    run = judge_ledger(state(request).ledger(), as_of=pinned)
+    if run.judged_at > datetime.now(timezone.utc):
+        return run  # an as_of in the future: entries still to come belong to it, so it is not kept
+    with _runs_lock:
+        _runs[key] = run
+        while len(_runs) > KEPT_RUNS:
+            _runs.popitem(last=False)
+    return run
 
 
 def _bound(request: Request, p) -> bytes:
@@ -43,7 +74,6 @@ def findings_route(
     justification: str | None = Query(None),
 ):
     from ledger.audit.findings import current
-    from ledger.audit.findings.recorded import judge_ledger
     from ledger.audit.findings.select import select
     from ledger.model.events import time_text
 
@@ -60,7 +90,7 @@ def findings_route(
             raise ApiError(400, "invalid_cursor", "this cursor cannot be read; ask for the first page again", "cursor")
     pinned = pinned or pinned_as_of(as_of_t)
     try:
-        run = judge_ledger(state(request).ledger(), as_of=pinned)
+        run = judged(request, pinned)
     except PolicyError as err:
         raise ApiError(409, "no_policy", err.reason) from None
     chosen = select(run, current(run.results), rules=rule, subject=subject, actor=actor, recipient=recipient,
