@@ -369,7 +369,7 @@ def portal(request: Request):
     state = request.app.state.ledger_http
     try:
         checkpoints = checkpoints_of(request)
-    except LedgerError:  # a ledger without tiles (older format): the report still shows
+    except (LedgerError, ApiError):  # a ledger without tiles (older format): the report still shows
         checkpoints = []
     return with_script(_with_csrf_cookie(page("portal.html", p=p, csrf=csrf, report=report, checkpoints=checkpoints,
                                               vkeys=[v.vkey for v in state.log_vkeys]), request, csrf, new))

@@ -116,10 +116,18 @@ def describe_checkpoint(cp, vkeys) -> dict:
 
 
 def checkpoints_of(request: Request) -> list[dict]:
+    """Every origin's latest checkpoint, described; a 503 that names no file path when they cannot be read
+    (these routes are public)."""
+    from ledger.errors import StoreError
     from ledger.store.checkpoints import latest_checkpoints
 
     s = state(request)
-    return [describe_checkpoint(cp, s.log_vkeys) for cp in latest_checkpoints(s.ledger_path)]
+    try:
+        stored = latest_checkpoints(s.ledger_path)
+    except StoreError:
+        raise ApiError(503, "ledger_unavailable", "the ledger's checkpoints cannot be read now (a ledger of an "
+                       "older format has none: rebuild it with `ledger replay`)") from None
+    return [describe_checkpoint(cp, s.log_vkeys) for cp in stored]
 
 
 # -- public ------------------------------------------------------------------------------------------

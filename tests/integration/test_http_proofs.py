@@ -32,7 +32,7 @@ JUSTIFY = "test: receipts for case AUD-7"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("proofs")
-    workload, key, vkey = signed_ledger(tmp)
+    workload, _, vkey = signed_ledger(tmp)
     server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN))
     server.vkey = vkey
     try:
@@ -300,9 +300,8 @@ def test_an_event_not_yet_under_a_checkpoint_is_a_409_naming_the_fix(tmp_path):
     fill_ledger(tmp_path / "ledger.db", workload.events)
     server = start_server(tmp_path / "ledger.db", tmp_path)
     try:
-        event_id = workload.events[0]["event_id"] if "event_id" in workload.events[0] else None
         with sqlite3.connect(tmp_path / "ledger.db") as conn:
-            event_id = event_id or conn.execute("SELECT event_id FROM event_ids LIMIT 1").fetchone()[0]
+            event_id = conn.execute("SELECT event_id FROM event_ids LIMIT 1").fetchone()[0]
         r = get(server, f"/v1/events/{quote(event_id)}/receipt", server.token("audit:read"))
         assert r.status_code == 409 and error_of(r)["code"] == "not_checkpointed"
         assert "ledger checkpoint" in error_of(r)["message"]
@@ -361,3 +360,23 @@ def test_a_subject_token_never_receives_another_subjects_data_on_the_proof_route
             assert "emp-" not in r.text
 
     check()
+
+
+def test_a_ledger_without_tiles_answers_503_naming_no_path_and_the_portal_still_shows(tmp_path):
+    """No Merkle tiles (an older file): the public checkpoint routes say so without the file's path."""
+    workload = simulate(seed=6, events=40, subjects=4)
+    fill_ledger(tmp_path / "ledger.db", workload.events)
+    with sqlite3.connect(tmp_path / "ledger.db") as conn:
+        conn.executescript("DROP TABLE checkpoints; DROP TABLE tlog_tiles;")
+    server = start_server(tmp_path / "ledger.db", tmp_path)
+    try:
+        for path in ("/v1/checkpoints", "/v1/checkpoints/ledger.local/audit/ledger.access/0"):
+            r = httpx.get(server.url + path, timeout=30)
+            assert r.status_code == 503 and error_of(r)["code"] == "ledger_unavailable", r.text
+            assert str(tmp_path) not in r.text
+        subject = workload.a_rich_subject()
+        token = server.token(f"subject:{subject}")
+        r = httpx.get(server.url + "/portal", cookies={"ledger_session": token}, timeout=30)
+        assert r.status_code == 200 and "No checkpoint has been signed yet" in r.text
+    finally:
+        server.stop()
