@@ -371,3 +371,31 @@ def test_the_browser_verifier_accepts_the_signed_note_spec_examples(signed_world
     """, SPEC_VKEY, SPEC_NOTE, SPEC_CHECKPOINT)
     assert results == {"note": "ok", "changed": "signature", "badId": "format", "unknown": "signature",
                        "keyId": "530d903a", "checkpointFormat": "ok"}
+
+
+def test_the_browser_verifier_rejects_every_tamper_case_with_its_step(signed_world, browser):
+    """tests/data/tamper_tlog/: the good receipt verifies with its witness required; each tampered one fails
+    at the step `ledger verify-receipt` names (witness cosignatures checked in the browser too)."""
+    from selenium.webdriver.common.by import By
+
+    server, _, _, _, _ = signed_world
+    tamper = ROOT / "tests" / "data" / "tamper_tlog"
+    cases = json.loads((tamper / "cases.json").read_text())
+    log_vkey = (tamper / "log.vkey").read_text().strip()
+    witness_vkey = (tamper / "witness.vkey").read_text().strip()
+    login(browser, server, server.token("audit:read"))
+    browser.get(server.url + "/console/receipt")
+    browser.execute_script("document.getElementById('witness-vkeys').value = arguments[0];"
+                           "document.getElementById('min-witnesses').value = '1';", witness_vkey)
+    for case in cases:
+        result, text = verify_in_page(browser, (tamper / case["file"]).read_text(), log_vkey)
+        assert result == (case["step"] or "verified"), (case["file"], text)
+        shot(browser, f"console-receipt-tamper-{case['file'].removesuffix('.tlog-proof')}")
+    good = (tamper / "good.tlog-proof").read_text()
+    facts = browser.find_element(By.ID, "verify-facts").text
+    assert "witness.example.org/w1" not in facts  # the last case failed: no facts shown
+    result, _ = verify_in_page(browser, good, log_vkey)
+    assert result == "verified" and "witness.example.org/w1" in browser.find_element(By.ID, "verify-facts").text
+    browser.execute_script("document.getElementById('min-witnesses').value = '2';")
+    result, text = verify_in_page(browser, good, log_vkey)
+    assert result == "cosignature" and "2 required" in text, text

@@ -5,6 +5,8 @@
 //   2. signature  the checkpoint note carries a valid Ed25519 signature by a log key whose name
 //                 covers the origin and whose key ID matches (c2sp.org/signed-note);
 //   3. inclusion  SHA-256(00 || extra) is at `index` under the checkpoint's root (RFC 6962 2.1.3);
+//   3b. cosignature  every cosignature by a given witness key (type 04, c2sp.org/tlog-cosignature v1)
+//                 verifies, and at least `minWitnesses` distinct witnesses cosigned;
 //   4. record     the extra data is a record of the checkpoint's topic-partition.
 // Nothing here touches the network or writes HTML: results go into the page with textContent.
 // Exposed as window.ledgerVerify for the pages and for the tests that run the RFC 6962 vectors.
@@ -217,7 +219,28 @@
       throw new VerifyError("signature", `no given log key covers origin ${checkpoint.origin} (keys: ${vkeys.map((k) => k.name).join(", ") || "none"})`);
     }
     const opened = await openNote(noteData, logKeys, firstLine);
-    return { checkpoint, key: opened.key, otherSignatures: opened.others };
+    return { checkpoint, key: opened.key, otherSignatures: opened.others, note };
+  }
+
+  // The witnesses among `witnessKeys` (type 04) whose timestamped cosignature of the note verifies:
+  // u64 timestamp || Ed25519("cosignature/v1\ntime <timestamp>\n" || note text). A cosignature line by
+  // a given witness key that does not verify is an error; lines by unknown keys are ignored.
+  async function verifiedCosigners(note, witnessKeys) {
+    const names = new Set();
+    for (const sig of note.signatures) {
+      const key = witnessKeys.find((k) => k.type === COSIGNATURE_V1 && k.name === sig.name && k.keyId === sig.keyId);
+      if (!key) continue;
+      if (sig.signature.length !== 72) throw new VerifyError("cosignature", `line ${sig.line}: the cosignature by ${key.name} is ${sig.signature.length} bytes, not 72`);
+      const timestamp = new DataView(sig.signature.buffer, sig.signature.byteOffset, 8).getBigUint64(0);
+      if (timestamp >= 2n ** 63n) throw new VerifyError("cosignature", `line ${sig.line}: the cosignature timestamp is above 2^63-1`);
+      const message = concat(enc.encode(`cosignature/v1\ntime ${timestamp}\n`), enc.encode(note.text));
+      const pub = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
+      if (!(await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.signature.slice(8), message))) {
+        throw new VerifyError("cosignature", `line ${sig.line}: the cosignature by witness ${key.name} (key ID ${idText(key.keyId)}) does not verify`);
+      }
+      names.add(`${key.name}+${idText(key.keyId)}`);
+    }
+    return [...names].sort();
   }
 
   // -- receipts (c2sp.org/tlog-proof@v1) ------------------------------------------------------------
@@ -285,13 +308,20 @@
 
   // Every check of a receipt against the given log verifier key strings; resolves to what it proved,
   // rejects with a VerifyError whose `step` names the check that failed.
-  async function verifyReceipt(text, vkeyTexts) {
-    const vkeys = [];
+  async function verifyReceipt(text, vkeyTexts, witnessTexts = [], minWitnesses = 0) {
+    const vkeys = [], witnesses = [];
     for (const v of vkeyTexts) if (v.trim()) vkeys.push(await parseVkey(v));
+    for (const v of witnessTexts) if (v.trim()) witnesses.push(await parseVkey(v));
     if (!vkeys.length) throw new VerifyError("format", "no log verifier key given");
+    if (vkeys.some((k) => k.type !== ED25519)) throw new VerifyError("format", "a log key has signature type 01; a type 04 key is a witness's");
+    if (witnesses.some((k) => k.type !== COSIGNATURE_V1)) throw new VerifyError("format", "a witness key has signature type 04 (timestamped cosignature)");
     const receipt = parseReceipt(text);
     const opened = await openCheckpoint(receipt.checkpoint, vkeys, receipt.checkpointLine);
     const cp = opened.checkpoint;
+    const cosigners = await verifiedCosigners(opened.note, witnesses);
+    if (cosigners.length < minWitnesses) {
+      throw new VerifyError("cosignature", `${cosigners.length} valid witness cosignature(s) (${cosigners.join(", ") || "none"}), ${minWitnesses} required`);
+    }
     if (receipt.extra === null) throw new VerifyError("record", "the receipt has no extra line: the entry's leaf data is missing");
     const leaf = await leafHash(receipt.extra);
     await verifyInclusion(receipt.index, cp.size, leaf, receipt.proof, cp.root);
@@ -306,7 +336,7 @@
     return {
       origin: cp.origin, index: receipt.index.toString(), treeSize: cp.size.toString(), root: b64encode(cp.root),
       leafHash: hex(leaf), key: `${opened.key.name}+${opened.key.keyId.toString(16).padStart(8, "0")}`,
-      otherSignatures: opened.otherSignatures, topic: record.topic, partition: record.partition,
+      cosigners, otherSignatures: opened.otherSignatures.filter((n) => !cosigners.some((c) => c.startsWith(n + "+"))), topic: record.topic, partition: record.partition,
       offset: record.offset.toString(), recordedAt: new Date(Number(record.timestamp)).toISOString(),
       eventType: header("event_type"), recordKey: record.key ? new TextDecoder().decode(record.key) : null,
       valueBytes: record.value ? record.value.length : 0,
@@ -335,13 +365,16 @@
         const keys = document.getElementById("vkey").value.split("\n");
         let text = document.getElementById("receipt").value;
         if (!text.endsWith("\n")) text += "\n"; // a paste often loses the final newline (not signed)
-        const r = await verifyReceipt(text, keys);
+        const witnesses = document.getElementById("witness-vkeys").value.split("\n");
+        const minimum = parseInt(document.getElementById("min-witnesses").value || "0", 10) || 0;
+        const r = await verifyReceipt(text, keys, witnesses, minimum);
         status.className = "status ok";
         status.dataset.result = "verified";
         status.textContent = `Verified: entry ${r.index} of ${r.origin} is in the log's tree of ${r.treeSize} entries, signed by ${r.key}.`;
         show(facts, [["Log (origin)", r.origin], ["Position in the log", `entry ${r.index} of ${r.treeSize}`],
           ["Tree root (signed)", r.root], ["Signed by", r.key],
-          ["Other signatures (not checked here)", r.otherSignatures.join(", ") || "none"],
+          ["Witness cosignatures verified", r.cosigners.join(", ") || "none"],
+          ["Other signatures (unknown keys, not checked)", r.otherSignatures.join(", ") || "none"],
           ["Kafka record", `${r.topic}[${r.partition}] offset ${r.offset}`], ["Recorded at", r.recordedAt],
           ["Event type (record header)", r.eventType || "none"], ["Record key", r.recordKey || "none"],
           ["Leaf hash, SHA-256(00 ‖ extra)", r.leafHash], ["Event body", `${r.valueBytes} bytes (Avro), not decoded here`]]);
@@ -377,7 +410,7 @@
 
   window.ledgerVerify = {
     VerifyError, b64decode, b64encode, hex, sha256, leafHash, nodeHash, rootFromInclusionProof, verifyInclusion,
-    keyId, parseVkey, parseNote, openNote, parseCheckpoint, openCheckpoint, parseReceipt, decodeLeafData, verifyReceipt,
+    keyId, parseVkey, parseNote, openNote, parseCheckpoint, openCheckpoint, verifiedCosigners, parseReceipt, decodeLeafData, verifyReceipt,
   };
   document.addEventListener("DOMContentLoaded", () => {
     const form = document.getElementById("receipt-form");
