@@ -48,26 +48,13 @@ def register(subparsers, common) -> None:
 
 
 def _selected(args, run, findings: list) -> list:
+    from ledger.audit.findings.select import select
     from ledger.model.times import parse_time
 
     since = parse_time(args.since, option="--since") if args.since else None
     until = parse_time(args.until, option="--until") if args.until else None
-    out = []
-    for f in findings:
-        if args.rule and not any(f.rule == r or (r.endswith(".") and f.rule.startswith(r)) for r in args.rule):
-            continue
-        if args.subject and args.subject not in f.subjects:
-            continue
-        about = run.about.get(f.finding_id) or (None, None, None)
-        if args.actor and about[0] != args.actor:
-            continue
-        if args.recipient and about[1] != args.recipient:
-            continue
-        if (since or until) and about[2] is not None:
-            if (since and about[2] < since) or (until and about[2] >= until):
-                continue
-        out.append(f)
-    return out
+    return select(run, findings, rules=args.rule, subject=args.subject, actor=args.actor,
+                  recipient=args.recipient, since=since, until=until)
 
 
 @quiet_broken_pipe

@@ -34,11 +34,17 @@ outbox, --outbox, default LEDGER_FILE.reads-outbox.db beside the ledger); a
 request whose record cannot be written is refused with 503.
 
 Routes: /v1/subjects/{id}/who-saw, /v1/subjects/{id}/report, /v1/actors/{id}/accesses,
-/v1/disclosures, /v1/disclosures/summary, /v1/obligations, /v1/heads, /v1/verify (admin),
-/openapi.json, /healthz, /readyz; pages /console (auditors), /portal (customers), /login.
+/v1/disclosures, /v1/disclosures/summary, /v1/obligations, /v1/findings, /v1/heads,
+/v1/verify (admin), /v1/events/{id}/receipt (audit:read), /v1/consistency (audit:read or
+admin), /v1/checkpoints, /v1/checkpoints/{origin}, /v1/log-vkey (public), /openapi.json,
+/healthz, /readyz (with the writer's lag behind Kafka when Kafka settings are given);
+pages /console (auditors; /console/receipt verifies a pasted receipt in the browser),
+/portal (customers), /login.
 
 example:
   ledger serve --db ledger.db --listen 127.0.0.1:8080 --token-key /etc/ledger/api.key.pub
+  ledger serve --db ledger.db --token-key api.key.pub --log-vkey keys/ledger.example.com_audit.vkey \\
+      --log-origin ledger.example.com/audit --bootstrap-servers kafka:9092
   ledger serve --listen 0.0.0.0:8443 --token-key api.key.pub --certfile cert.pem --keyfile key.pem
 """
 
@@ -83,6 +89,10 @@ def register(subparsers, common) -> None:
                    help="source_service of the recorded reads (default ledger-api)")
     s.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="longest a query may run before it is refused with 503 (default 10)")
+    s.add_argument("--log-vkey", action="append", metavar="FILE",
+                   help="the log's verifier key (.vkey from `ledger keys generate`), served at /v1/log-vkey and "
+                        "used by the pages that verify receipts and checkpoints; repeatable (key rotation)")
+    s.add_argument("--log-origin", metavar="ORIGIN", help="log origin of the checkpoints (env LEDGER_LOG_ORIGIN)")
     s.add_argument("--certfile", metavar="PEM", help="TLS certificate (with --keyfile)")
     s.add_argument("--keyfile", metavar="PEM", help="TLS private key (with --certfile)")
     s.set_defaults(func=run_serve)
@@ -113,5 +123,11 @@ def run_serve(args) -> int:
 
     if bool(args.certfile) != bool(args.keyfile):
         raise ConfigError("--certfile and --keyfile go together")
-    config = ServeConfig.from_args(args, settings_from(args))
+    settings = settings_from(args)
+    if args.log_origin:
+        from ..config import _check_log_origin
+
+        _check_log_origin(args.log_origin)
+        settings = settings.with_(log_origin=args.log_origin)
+    config = ServeConfig.from_args(args, settings)
     return serve(config)

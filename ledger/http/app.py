@@ -30,10 +30,12 @@ from .problems import error_response, install
 
 MAX_URL = 4096
 MAX_BODY = 16 * 1024
-#: No script at all (yet): a receipt checker with WebCrypto will add script-src 'self'.
+#: No script by default; the pages that verify in the browser add script-src 'self' (proofs_pages.py).
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
-_PUBLIC = ("/openapi.json", "/healthz", "/readyz", "/static/")
+#: Readable without a token and not forced to no-store: no personal data (checkpoints and the log's
+#: verifier keys are public statements meant to be copied to witnesses and customers).
+_PUBLIC = ("/openapi.json", "/healthz", "/readyz", "/static/", "/v1/checkpoints", "/v1/log-vkey")
 
 
 @dataclass
@@ -44,6 +46,9 @@ class ServerState:
     signer: CursorSigner = field(default_factory=CursorSigner)
     request_seconds: float = 10.0
     secure_cookies: bool = False
+    log_origin: str = "ledger.local/audit"
+    log_vkeys: tuple = ()  # tlog.note.Verifier of the log key(s) given to --log-vkey
+    kafka_lag: object = None  # readiness.KafkaLag; None: Kafka not configured
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def ledger(self):
@@ -101,7 +106,8 @@ _OURS = {b"content-security-policy", b"x-content-type-options", b"referrer-polic
 
 
 def create_app(state: ServerState) -> FastAPI:
-    from . import api, pages
+    from . import api, findings, pages, proofs, proofs_pages
+    from .readiness import kafka_lag_report
 
     app = FastAPI(title="ledger", version="1",
                   description="Who saw which customer's data, when, and why: the ledger's read API. Every "
@@ -116,7 +122,8 @@ def create_app(state: ServerState) -> FastAPI:
     def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="the ledger is open; how recent its newest entry is; reads waiting in the outbox")
+    @app.get("/readyz", summary="the ledger is open; how recent its newest entry is; reads waiting in the outbox; "
+                              "how far behind Kafka the writer is")
     def readyz(request: Request):
         try:
             led = state.ledger()
@@ -131,9 +138,14 @@ def create_app(state: ServerState) -> FastAPI:
             datetime.fromtimestamp(newest_ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z"),
             "seconds_since_newest_entry": behind,
             "reads_waiting_in_outbox": state.recorder.pending(),
+            "kafka": kafka_lag_report(state.kafka_lag, led),
         })
 
     app.include_router(api.router)
+    app.include_router(proofs.public_router)
+    app.include_router(proofs.router)
+    app.include_router(findings.router)
     app.include_router(pages.router)
+    app.include_router(proofs_pages.router)
     pages.mount_static(app)
     return app

@@ -12,9 +12,10 @@ value bound to a cookie of its own, and must come from this origin. Search
 forms are GETs: reading is recorded like any API read, with the
 justification typed into the form.
 
-A receipt checker (paste a receipt, verify its signature with WebCrypto)
-belongs on /console/receipt once the ledger issues receipts: that page will
-be the first to need ``script-src 'self'``.
+The receipt checker (/console/receipt, proofs_pages.py) and the portal's
+list of signed checkpoints verify signatures in the browser with WebCrypto
+(/static/verify.js); they are the only pages allowed ``script-src 'self'``,
+and both work, minus the check, without JavaScript.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from ..errors import LedgerError
 from .auth import COOKIE, auditor, principal
 from .params import page_size, paginate, pinned_as_of, time_param, until_for
 from .problems import ApiError
@@ -361,4 +363,13 @@ def portal(request: Request):
     _, categories = api._subjects_and_categories(report.timeline)
     api.record(request, p, [p.subject], categories, justification=None)
     csrf, new = _csrf(request)
-    return _with_csrf_cookie(page("portal.html", p=p, csrf=csrf, report=report), request, csrf, new)
+    from .proofs import checkpoints_of
+    from .proofs_pages import with_script
+
+    state = request.app.state.ledger_http
+    try:
+        checkpoints = checkpoints_of(request)
+    except (LedgerError, ApiError):  # a ledger without tiles (older format): the report still shows
+        checkpoints = []
+    return with_script(_with_csrf_cookie(page("portal.html", p=p, csrf=csrf, report=report, checkpoints=checkpoints,
+                                              vkeys=[v.vkey for v in state.log_vkeys]), request, csrf, new))

@@ -9,6 +9,7 @@ ledger file does not).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class ServeConfig:
     certfile: str | None = None
     keyfile: str | None = None
     request_seconds: float = 10.0
+    log_vkeys: tuple[str, ...] = ()  # paths of the log's verifier key files (--log-vkey)
+    kafka_configured: bool = False  # --bootstrap-servers or LEDGER_BOOTSTRAP_SERVERS given: /readyz measures lag
 
     @classmethod
     def from_args(cls, args, settings: Settings) -> "ServeConfig":
@@ -42,7 +45,10 @@ class ServeConfig:
         return cls(settings=settings, host=host.strip("[]") or "127.0.0.1", port=int(port), token_key=args.token_key,
                    revoked=args.revoked, jwks=args.jwks, jwks_issuer=args.jwks_issuer, audience=args.audience,
                    outbox=args.outbox, source_service=args.source_service, certfile=args.certfile,
-                   keyfile=args.keyfile, request_seconds=args.request_timeout)
+                   keyfile=args.keyfile, request_seconds=args.request_timeout,
+                   log_vkeys=tuple(getattr(args, "log_vkey", None) or ()),
+                   kafka_configured=bool(getattr(args, "bootstrap_servers", None)
+                                         or os.environ.get("LEDGER_BOOTSTRAP_SERVERS", "").strip()))
 
     def outbox_path(self) -> Path:
         return Path(self.outbox) if self.outbox else Path(f"{self.settings.db}.reads-outbox.db")
@@ -52,6 +58,7 @@ def build(config: ServeConfig):
     """The application and its recorder (close the recorder when the server stops)."""
     from ..store import Ledger
     from .app import ServerState, create_app
+    from .readiness import KafkaLag
     from .recording import RECORD_WAIT_SECONDS, ReadRecorder
     from .tokens import AUDIENCE, TokenVerifier
 
@@ -61,8 +68,33 @@ def build(config: ServeConfig):
     recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service,
                             write_timeout=min(RECORD_WAIT_SECONDS, config.request_seconds / 4))
     state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
-                        request_seconds=config.request_seconds)
+                        request_seconds=config.request_seconds, log_origin=config.settings.log_origin,
+                        log_vkeys=load_log_vkeys(config.log_vkeys, config.settings.log_origin),
+                        kafka_lag=KafkaLag(config.settings) if config.kafka_configured else None)
     return create_app(state), recorder
+
+
+def load_log_vkeys(paths, log_origin: str) -> tuple:
+    """The log's verifier keys from ``--log-vkey`` files; ConfigError naming the file and the problem."""
+    from ..tlog.checkpoint import key_covers
+    from ..tlog.errors import TlogError
+    from ..tlog.keyfile import load_verifier
+    from ..tlog.note import ED25519
+
+    keys = []
+    for path in paths:
+        try:
+            v = load_verifier(path)
+        except (TlogError, OSError) as err:
+            raise ConfigError(f"--log-vkey {path}: {err}") from err
+        if v.sig_type != ED25519:
+            raise ConfigError(f"--log-vkey {path}: signature type {v.sig_type:02x} is a witness key; the log's "
+                              "key has type 01 (`ledger keys generate NAME --out DIR` without --cosigner)")
+        if not key_covers(v.name, log_origin + "/x"):
+            raise ConfigError(f"--log-vkey {path}: the key is named {v.name!r}, which does not cover the log "
+                              f"origin {log_origin!r} (LEDGER_LOG_ORIGIN or --log-origin)")
+        keys.append(v)
+    return tuple(keys)
 
 
 HTTP_EXTRA = ("fastapi", "uvicorn", "jwt", "jinja2", "cryptography")
@@ -91,6 +123,7 @@ def serve(config: ServeConfig) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The outbox relay retries an unreachable broker for ever; its connection chatter would bury the log.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("ledger.kafka").setLevel(logging.CRITICAL)  # /readyz's lag probe says it in its JSON
     try:
         # access_log off: uvicorn's access lines carry the query string, and the log is no place for
         # customer ids; each read is in the ledger itself.

@@ -37,6 +37,14 @@ class ForkError(StoreError):
     """The ledger's tree is not an extension of what this key signed before: it will not sign."""
 
 
+class UnknownEventError(StoreError):
+    """No entry of the ledger has this event id."""
+
+
+class NotCheckpointedError(StoreError):
+    """The entry (or the asked-for origin) is not under a stored checkpoint yet."""
+
+
 @dataclass(frozen=True)
 class Issued:
     origin: str
@@ -197,14 +205,14 @@ def prove_event(ledger_path: str | os.PathLike, event_id: str, log_origin: str) 
         conn.execute("BEGIN")
         row = conn.execute("SELECT seq FROM event_ids WHERE event_id = ?", (event_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no entry with event_id {event_id!r} in {ledger_path}")
+            raise UnknownEventError(f"no entry with event_id {event_id!r} in {ledger_path}")
         cols = conn.execute(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq = ?", (row[0],)).fetchone()
         entry = Entry(*cols)
         origin = origin_for(log_origin, entry.topic, entry.partition)
         latest = latest_checkpoint(conn, origin)
         index = tiles.leaf_index(conn, entry.topic, entry.partition, entry.offset)
         if latest is None or latest[0] <= index:
-            raise StoreError(f"event {event_id} (leaf {index} of {origin}) is not under a stored checkpoint yet; "
+            raise NotCheckpointedError(f"event {event_id} (leaf {index} of {origin}) is not under a stored checkpoint yet; "
                              "run `ledger checkpoint --key FILE` first")
         size, note = latest
         proof = tiles.reader(conn, entry.topic, entry.partition).inclusion_proof(index, size)
@@ -236,5 +244,62 @@ def prove_consistency(ledger_path: str | os.PathLike, old_note: str, log_origin:
             raise ForkError(f"{old.origin}: the ledger's tree at size {old.size} has another root than the "
                             "checkpoint given: they are different histories")
         return old.origin, old.size, latest[0], reader.consistency_proof(old.size, latest[0])
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint kept in the ledger: the newest one of its origin, as signed (with any cosignatures)."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: str
+    signed_at_ms: int
+
+
+def latest_checkpoints(ledger_path: str | os.PathLike) -> list[StoredCheckpoint]:
+    """The largest stored checkpoint of every origin, sorted by origin, read in one snapshot."""
+    conn = _read_connection(ledger_path)
+    try:
+        conn.execute("BEGIN")
+        rows = conn.execute(
+            "SELECT c.origin, c.size, c.root, c.note, c.signed_at FROM checkpoints c "
+            "JOIN (SELECT origin, max(size) AS size FROM checkpoints GROUP BY origin) m "
+            "ON c.origin = m.origin AND c.size = m.size ORDER BY c.origin").fetchall()
+    finally:
+        conn.close()
+    return [StoredCheckpoint(o, s, bytes(r), n, t) for o, s, r, n, t in rows]
+
+
+def consistency_from_size(ledger_path: str | os.PathLike, origin: str, old_size: int,
+                          log_origin: str) -> tuple[StoredCheckpoint, list[bytes]]:
+    """(latest checkpoint of ``origin``, consistency proof from ``old_size`` to its size).
+
+    ValidationError (field ``origin`` or ``old_size``) when the origin is not one of this log's or
+    ``old_size`` is 0 or above the latest checkpoint's size (RFC 6962 proves nothing from an empty
+    tree); NotCheckpointedError when the origin has no stored checkpoint.
+    """
+    from ..errors import ValidationError
+
+    prefix = log_origin + "/"
+    topic, _, part = origin[len(prefix):].rpartition("/") if origin.startswith(prefix) else ("", "", "")
+    if not (topic and part.isdigit()):
+        raise ValidationError("origin", f"{origin!r} is not <log origin>/<topic>/<partition> of this log "
+                                        f"({log_origin!r})")
+    conn = _read_connection(ledger_path)
+    try:
+        conn.execute("BEGIN")
+        row = conn.execute("SELECT origin, size, root, note, signed_at FROM checkpoints WHERE origin = ? "
+                           "ORDER BY size DESC LIMIT 1", (origin,)).fetchone()
+        if row is None:
+            raise NotCheckpointedError(f"no stored checkpoint of {origin}")
+        latest = StoredCheckpoint(row[0], row[1], bytes(row[2]), row[3], row[4])
+        if not 0 < old_size <= latest.size:
+            raise ValidationError("old_size", f"{old_size} is not from 1 to the latest checkpoint's size {latest.size}")
+        proof = tiles.reader(conn, topic, int(part)).consistency_proof(old_size, latest.size) \
+            if old_size < latest.size else []
+        return latest, proof
     finally:
         conn.close()

@@ -76,8 +76,10 @@ def subject_routes(s: str) -> list[str]:
             f"/v1/subjects/{q}/report?format=csv"]
 
 
-AUDIT_ROUTES = ["/v1/actors/emp-hostile/accesses", "/v1/disclosures", "/v1/disclosures/summary", "/v1/obligations"]
-ADMIN_ROUTES = ["/v1/verify"]
+AUDIT_ROUTES = ["/v1/actors/emp-hostile/accesses", "/v1/disclosures", "/v1/disclosures/summary", "/v1/obligations",
+                "/v1/findings", "/v1/events/00000000-0000-4000-8000-000000000000/receipt"]
+#: Admin only, or (consistency) open to audit:read and admin alike: never to a subject token.
+ADMIN_ROUTES = ["/v1/verify", "/v1/consistency?origin=ledger.local/audit/ledger.access/0&old_size=1"]
 ANY_ROUTES = ["/v1/heads"]
 
 
@@ -233,10 +235,13 @@ def test_unknown_routes_and_methods_answer_in_the_one_error_shape(server):
 
 
 def test_public_endpoints_need_no_token(server):
-    """/openapi.json, /healthz and /readyz answer without a token; the OpenAPI lists the /v1 routes."""
+    """/openapi.json, /healthz, /readyz and the checkpoints answer without a token; the OpenAPI lists the /v1 routes."""
     spec = httpx.get(server.url + "/openapi.json").json()
     assert {"/v1/subjects/{subject_id}/who-saw", "/v1/subjects/{subject_id}/report", "/v1/actors/{actor_id}/accesses",
-            "/v1/disclosures", "/v1/disclosures/summary", "/v1/obligations", "/v1/heads", "/v1/verify"} <= set(spec["paths"])
+            "/v1/disclosures", "/v1/disclosures/summary", "/v1/obligations", "/v1/heads", "/v1/verify",
+            "/v1/findings", "/v1/events/{event_id}/receipt", "/v1/consistency", "/v1/checkpoints",
+            "/v1/checkpoints/{origin}", "/v1/log-vkey"} <= set(spec["paths"])
+    assert httpx.get(server.url + "/v1/checkpoints").status_code == 200
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz").json()
     assert ready["status"] == "ready" and ready["partitions"] > 0
@@ -268,7 +273,9 @@ def test_the_subject_audience_applies_to_a_subject_token(server, subject):
 ROUTE_SHAPES = ["/v1/subjects/{id}/who-saw", "/v1/subjects/{id}/report", "/v1/subjects/{id}/report?format=csv",
                 "/v1/subjects/{id}/report?format=html", "/v1/actors/{id}/accesses", "/v1/disclosures",
                 "/v1/disclosures/summary", "/v1/obligations", "/v1/heads", "/v1/verify", "/portal",
-                "/console/subject?id={id}&justification=x", "/console/recipients", "/console/obligations"]
+                "/console/subject?id={id}&justification=x", "/console/recipients", "/console/obligations",
+                "/v1/findings", "/v1/findings?subject={id}", "/v1/events/{id}/receipt", "/v1/checkpoints",
+                "/v1/checkpoints/{id}", "/v1/log-vkey", "/v1/consistency?origin={id}&old_size=1", "/console/receipt"]
 
 
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -320,8 +327,11 @@ def test_hostile_strings_are_inert_on_every_page_and_in_every_download(server):
         text = r.text
         if "html" in ctype:
             csp = r.headers["content-security-policy"]
-            assert "default-src 'none'" in csp and "script-src" not in csp.replace("default-src", "")
-            assert "<script" not in text.lower() and "<img" not in text.lower(), path
+            # Script only from this origin, and only on the pages that verify signatures in the browser.
+            assert "default-src 'none'" in csp and csp.count("script-src") <= 1
+            assert "script-src" not in csp or ("script-src 'self'" in csp and "unsafe" not in csp), csp
+            own = text.replace('<script src="/static/verify.js"></script>', "")
+            assert "<script" not in own.lower() and "<img" not in own.lower(), path
             assert 'onerror=alert(2)"' not in text and "\"><" not in text.replace('"><', "", 0) or True
             seen_hostile += "&lt;script&gt;" in text
         elif "csv" in ctype:

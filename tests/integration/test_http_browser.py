@@ -169,3 +169,233 @@ def test_hostile_strings_run_no_script_in_the_browser(world, browser):
 
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text
+
+
+# -- verification in the browser (WebCrypto) ---------------------------------------------------------
+MERKLE = ROOT / "tests" / "data" / "merkle"
+
+
+@pytest.fixture(scope="module")
+def signed_world(tmp_path_factory):
+    """A signed ledger served with its log vkey, and one auditor receipt fetched over the API."""
+    import httpx
+    from signed import ORIGIN, signed_ledger
+
+    tmp = tmp_path_factory.mktemp("browser-signed")
+    workload, _, vkey = signed_ledger(tmp, events=300, subjects=12, seed=9)
+    server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN))
+    subject = workload.a_rich_subject()
+    try:
+        audit = server.token("audit:read", holder="emp-aud-5", organization="Internal Audit")
+        rows = httpx.get(server.url + f"/v1/subjects/{subject}/who-saw", headers=server.auth(audit), timeout=60)
+        event_id = rows.json()["items"][0]["event_id"]
+        receipt = httpx.get(server.url + f"/v1/events/{event_id}/receipt", headers=server.auth(audit), timeout=60)
+        assert receipt.status_code == 200, receipt.text
+        yield server, subject, receipt.text, vkey.read_text().strip(), tmp
+    finally:
+        server.stop()
+
+
+def _flip(b64_text: str, bit: int = 0) -> str:
+    """The base64 of the same bytes with one bit flipped (byte bit // 8)."""
+    import base64
+
+    raw = bytearray(base64.b64decode(b64_text))
+    raw[bit // 8 % len(raw)] ^= 1 << (bit % 8)
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def tampered_receipts(receipt: str) -> dict[str, tuple[str, str]]:
+    """name → (receipt text, the step that must fail)."""
+    head, _, checkpoint = receipt.partition("\n\n")
+    lines = head.split("\n")
+    extra = lines[1][len("extra "):]
+    flipped_proof = lines[:]
+    flipped_proof[3] = _flip(lines[3], 77)
+    bad_extra = lines[:]
+    bad_extra[1] = "extra " + _flip(extra, 8 * 30 + 2)
+    cp_lines = checkpoint.split("\n")
+    cp_lines[1] = str(int(cp_lines[1]) + 1)  # the signed size changed
+    return {
+        "bit-flip-in-proof": ("\n".join(flipped_proof) + "\n\n" + checkpoint, "inclusion"),
+        "bit-flip-in-extra": ("\n".join(bad_extra) + "\n\n" + checkpoint, "inclusion"),
+        "changed-checkpoint-size": (head + "\n\n" + "\n".join(cp_lines), "signature"),
+        "not-a-receipt": ("hello\n\nworld\n", "format"),
+    }
+
+
+def verify_in_page(driver, receipt: str, vkey: str) -> tuple[str, str]:
+    """Paste the key and the receipt, press the button; (data-result, status text) once it has answered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("document.getElementById('vkey').value = arguments[0];"
+                          "document.getElementById('receipt').value = arguments[1];"
+                          "delete document.getElementById('verify-status').dataset.result;", vkey, receipt)
+    driver.find_element(By.CSS_SELECTOR, "#receipt-form button[type=submit]").click()
+    WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "verify-status").get_attribute("data-result"))
+    status = driver.find_element(By.ID, "verify-status")
+    return status.get_attribute("data-result"), status.text
+
+
+def test_a_pasted_receipt_verifies_in_the_browser_and_tampered_ones_do_not(signed_world, browser):
+    """A valid receipt verifies (signature, inclusion, record); a flipped bit or a wrong key fails, named."""
+    from selenium.webdriver.common.by import By
+
+    from ledger.tlog.note import generate_signer
+
+    server, _, receipt, vkey, _ = signed_world
+    login(browser, server, server.token("audit:read", holder="emp-aud-5"))
+    browser.get(server.url + "/console/receipt")
+    assert browser.find_element(By.ID, "vkey").get_attribute("value") == vkey  # filled in, to be compared
+    assert "published elsewhere" in browser.find_element(By.ID, "proves").text
+    assert browser.execute_script("return typeof window.ledgerVerify") == "object"
+    result, text = verify_in_page(browser, receipt, vkey)
+    assert result == "verified", text
+    facts = browser.find_element(By.ID, "verify-facts").text
+    head = receipt.split("\n")
+    assert f"entry {head[2][len('index '):]} of" in facts and "ledger.example.com/audit/" in facts
+    shot(browser, "console-receipt-verified")
+    for name, (bad, step) in tampered_receipts(receipt).items():
+        result, text = verify_in_page(browser, bad, vkey)
+        assert result == step, (name, text)
+        assert text.startswith(f"Not verified ({step})"), (name, text)
+        shot(browser, f"console-receipt-{name}")
+    impostor = generate_signer("ledger.example.com/audit").verifier().vkey  # the log's name, another key
+    result, text = verify_in_page(browser, receipt, impostor)
+    assert result == "signature" and "not signed by the given log key" in text, text
+    shot(browser, "console-receipt-wrong-key")
+    other_log = generate_signer("other.example.org/log").verifier().vkey
+    result, text = verify_in_page(browser, receipt, other_log)
+    assert result == "signature" and "covers origin" in text, text
+
+
+def test_the_portal_checks_each_checkpoints_signature_in_the_browser(signed_world, browser):
+    """A customer sees every checkpoint, its signature verified by WebCrypto, a download link, and the caveat."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, subject, _, vkey, _ = signed_world
+    login(browser, server, server.token(f"subject:{subject}"))
+    assert browser.current_url.endswith("/portal")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#checkpoints tbody tr")
+    assert len(rows) >= 4
+    WebDriverWait(browser, 20).until(lambda d: all(
+        c.get_attribute("data-result") != "unchecked" for c in d.find_elements(By.CSS_SELECTOR, ".sig-status")))
+    cells = browser.find_elements(By.CSS_SELECTOR, ".sig-status")
+    assert {c.get_attribute("data-result") for c in cells} == {"verified"}, [c.text for c in cells]
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#checkpoints a[download]")]
+    assert len(links) == len(rows) and all("/v1/checkpoints/ledger.example.com/audit/" in h for h in links)
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert "Compare that key with the one the company publishes elsewhere" in page and vkey in page
+    browser.set_window_size(1280, 1000)  # the timeline above is long: show the checkpoints themselves
+    browser.execute_script("document.getElementById('c').scrollIntoView()")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "portal-checkpoints.png"))
+    # A note whose text was changed after signing shows as not verified, with the reason.
+    browser.execute_script("const r = document.querySelector('#checkpoints tr[data-note]');"
+                           "r.dataset.note = r.dataset.note.replace(/\\n(\\d+)\\n/, (m, n) => '\\n' + (+n + 1) + '\\n');"
+                           "r.querySelector('.sig-status').dataset.result = 'unchecked';"
+                           "window.ledgerVerify.openCheckpoint(r.dataset.note, []).catch(e => {"
+                           "  r.querySelector('.sig-status').dataset.result = e.step; });")
+    first = browser.find_element(By.CSS_SELECTOR, "#checkpoints tr[data-note] .sig-status")
+    WebDriverWait(browser, 10).until(lambda d: first.get_attribute("data-result") != "unchecked")
+    assert first.get_attribute("data-result") == "signature"
+
+
+def test_the_browser_verifier_passes_the_rfc6962_inclusion_vectors(signed_world, browser):
+    """Every inclusion vector in tests/data/merkle/ (positive and negative) through verify.js in Chromium."""
+    server, _, _, _, _ = signed_world
+    vectors = []
+    for path in sorted((MERKLE / "inclusion").rglob("*.json")):
+        v = json.loads(path.read_text())
+        vectors.append({"name": str(path.relative_to(MERKLE)), "leafIdx": v["leafIdx"], "treeSize": v["treeSize"],
+                        "root": v["root"] or "", "leafHash": v["leafHash"] or "", "proof": v["proof"] or [],
+                        "wantErr": v["wantErr"]})
+    assert len(vectors) > 90
+    login(browser, server, server.token("audit:read"))
+    browser.get(server.url + "/console/receipt")
+    browser.set_script_timeout(60)
+    failures = browser.execute_async_script("""
+        const [vectors, done] = arguments;
+        const V = window.ledgerVerify;
+        (async () => {
+          const bad = [];
+          for (const v of vectors) {
+            let err = null;
+            try {
+              const b = (t) => V.b64decode(t, v.name);
+              await V.verifyInclusion(BigInt(v.leafIdx), BigInt(v.treeSize), b(v.leafHash), v.proof.map(b), b(v.root));
+            } catch (e) { err = e; }
+            if ((err !== null) !== v.wantErr) bad.push(v.name + ': ' + (err ? err.message : 'accepted'));
+            if (err !== null && !(err instanceof V.VerifyError)) bad.push(v.name + ': not a VerifyError: ' + err);
+          }
+          done(bad);
+        })().catch((e) => done(['crashed: ' + e]));
+    """, vectors)
+    assert failures == []
+    # And the hashing primitives themselves: RFC 6962's empty-tree and leaf hashes.
+    got = browser.execute_async_script("""
+        const done = arguments[0];
+        const V = window.ledgerVerify;
+        (async () => done([V.hex(await V.sha256(new Uint8Array())), V.hex(await V.leafHash(new Uint8Array()))]))();
+    """)
+    assert got == ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                   "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"]
+
+
+def test_the_browser_verifier_accepts_the_signed_note_spec_examples(signed_world, browser):
+    """signed-note.md's example vkey and note (and its checkpoint example) verify in Chromium; a changed
+    text, a wrong key ID and an unknown signer are refused."""
+    from test_tlog_note import SPEC_CHECKPOINT, SPEC_NOTE, SPEC_VKEY
+
+    server, _, _, _, _ = signed_world
+    login(browser, server, server.token("audit:read"))
+    browser.get(server.url + "/console/receipt")
+    results = browser.execute_async_script("""
+        const [vkey, noteText, checkpoint, done] = arguments;
+        const V = window.ledgerVerify;
+        const outcome = async (f) => { try { await f(); return "ok"; } catch (e) { return e.step || String(e); } };
+        (async () => {
+          const key = await V.parseVkey(vkey);
+          const sofa = "example.com/behind-the-sofa";
+          done({
+            note: await outcome(() => V.openNote(noteText, [key])),
+            changed: await outcome(() => V.openNote(noteText.replace("example message", "example massage"), [key])),
+            badId: await outcome(() => V.parseVkey(vkey.replace("530d903a", "530d903b"))),
+            unknown: await outcome(() => V.openNote(noteText.replace("example.com/foo", "example.com/bar"), [key])),
+            keyId: key.keyId.toString(16),
+            checkpointFormat: await outcome(() => V.parseCheckpoint(checkpoint.split("\\n\\n")[0] + "\\n", 1)),
+          });
+        })().catch((e) => done({crashed: String(e)}));
+    """, SPEC_VKEY, SPEC_NOTE, SPEC_CHECKPOINT)
+    assert results == {"note": "ok", "changed": "signature", "badId": "format", "unknown": "signature",
+                       "keyId": "530d903a", "checkpointFormat": "ok"}
+
+
+def test_the_browser_verifier_rejects_every_tamper_case_with_its_step(signed_world, browser):
+    """tests/data/tamper_tlog/: the good receipt verifies with its witness required; each tampered one fails
+    at the step `ledger verify-receipt` names (witness cosignatures checked in the browser too)."""
+    from selenium.webdriver.common.by import By
+
+    server, _, _, _, _ = signed_world
+    tamper = ROOT / "tests" / "data" / "tamper_tlog"
+    cases = json.loads((tamper / "cases.json").read_text())
+    log_vkey = (tamper / "log.vkey").read_text().strip()
+    witness_vkey = (tamper / "witness.vkey").read_text().strip()
+    login(browser, server, server.token("audit:read"))
+    browser.get(server.url + "/console/receipt")
+    browser.execute_script("document.getElementById('witness-vkeys').value = arguments[0];"
+                           "document.getElementById('min-witnesses').value = '1';", witness_vkey)
+    for case in cases:
+        result, text = verify_in_page(browser, (tamper / case["file"]).read_text(), log_vkey)
+        assert result == (case["step"] or "verified"), (case["file"], text)
+        shot(browser, f"console-receipt-tamper-{case['file'].removesuffix('.tlog-proof')}")
+    good = (tamper / "good.tlog-proof").read_text()
+    facts = browser.find_element(By.ID, "verify-facts").text
+    assert "witness.example.org/w1" not in facts  # the last case failed: no facts shown
+    result, _ = verify_in_page(browser, good, log_vkey)
+    assert result == "verified" and "witness.example.org/w1" in browser.find_element(By.ID, "verify-facts").text
+    browser.execute_script("document.getElementById('min-witnesses').value = '2';")
+    result, text = verify_in_page(browser, good, log_vkey)
+    assert result == "cosignature" and "2 required" in text, text

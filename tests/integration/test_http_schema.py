@@ -15,10 +15,8 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-from fill import fill_ledger  # noqa: E402
-from httpkit import hostile_events, start_server  # noqa: E402
-
-from ledger.dev.simulate import simulate  # noqa: E402
+from httpkit import start_server  # noqa: E402
+from signed import ORIGIN, signed_ledger  # noqa: E402
 
 ST = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
 pytestmark = pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (it is in the test extra)")
@@ -28,9 +26,9 @@ CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schema")
-    workload = simulate(seed=5, events=400, subjects=20)
-    fill_ledger(tmp / "ledger.db", [*workload.events, *hostile_events()])
-    server = start_server(tmp / "ledger.db", tmp)
+    # Checkpoints, the log's key and a recorded policy: the proof and findings routes answer with data too.
+    workload, _, vkey = signed_ledger(tmp, events=400, subjects=20, seed=5)
+    server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN))
     server.subject = workload.a_rich_subject()
     try:
         yield server

@@ -75,10 +75,11 @@ class Server:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_server(db: str | Path, tmp_path: Path, *, bootstrap: str = "127.0.0.1:1", topic_prefix: str = "ledger.",
+def start_server(db: str | Path, tmp_path: Path, *, bootstrap: str | None = "127.0.0.1:1", topic_prefix: str = "ledger.",
                  extra: tuple[str, ...] = (), attempts: int = 3) -> Server:
     """Start `ledger serve` on a free loopback port; the default bootstrap is unreachable (reads stay in
-    the durable outbox, which is all the server needs to answer).
+    the durable outbox, which is all the server needs to answer). ``bootstrap=None`` gives the server
+    no Kafka settings at all (no LEDGER_BOOTSTRAP_SERVERS), as when Kafka is not configured.
 
     Tried up to ``attempts`` times: the free port can be taken by another process between the probe
     and the server's bind, and a loaded machine can make a start slow.
@@ -92,7 +93,7 @@ def start_server(db: str | Path, tmp_path: Path, *, bootstrap: str = "127.0.0.1:
     raise AssertionError("unreachable")
 
 
-def _start_once(db, tmp_path: Path, bootstrap: str, topic_prefix: str, extra: tuple[str, ...]) -> Server:
+def _start_once(db, tmp_path: Path, bootstrap: str | None, topic_prefix: str, extra: tuple[str, ...]) -> Server:
     tmp_path.mkdir(parents=True, exist_ok=True)
     key, public = write_keypair(tmp_path / "api.key")
     revoked = tmp_path / "revoked.txt"
@@ -102,6 +103,8 @@ def _start_once(db, tmp_path: Path, bootstrap: str, topic_prefix: str, extra: tu
     port = free_port()
     env = dict(os.environ, LEDGER_BOOTSTRAP_SERVERS=bootstrap, LEDGER_TOPIC_PREFIX=topic_prefix,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if bootstrap is None:
+        del env["LEDGER_BOOTSTRAP_SERVERS"]
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "ledger", "serve", "--db", str(db), "--listen",
                                  f"127.0.0.1:{port}", "--token-key", str(public), "--revoked", str(revoked),
