@@ -186,11 +186,7 @@ def latest_checkpoint(conn: sqlite3.Connection, origin: str) -> tuple[int, str] 
 
 def prove_event(ledger_path: str | os.PathLike, event_id: str, log_origin: str) -> str:
     """The c2sp.org/tlog-proof@v1 receipt of an event's entry under the latest stored checkpoint."""
-    from ledger.tlog.chain import leaf_bytes
-    from ledger.tlog.receipt import make_receipt
-
-    from .read import Entry
-    from .schema import ENTRY_COLUMNS
+    from .proofs import Prover
 
     conn = _read_connection(ledger_path)
     try:
@@ -198,17 +194,7 @@ def prove_event(ledger_path: str | os.PathLike, event_id: str, log_origin: str) 
         row = conn.execute("SELECT seq FROM event_ids WHERE event_id = ?", (event_id,)).fetchone()
         if row is None:
             raise StoreError(f"no entry with event_id {event_id!r} in {ledger_path}")
-        cols = conn.execute(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq = ?", (row[0],)).fetchone()
-        entry = Entry(*cols)
-        origin = origin_for(log_origin, entry.topic, entry.partition)
-        latest = latest_checkpoint(conn, origin)
-        index = tiles.leaf_index(conn, entry.topic, entry.partition, entry.offset)
-        if latest is None or latest[0] <= index:
-            raise StoreError(f"event {event_id} (leaf {index} of {origin}) is not under a stored checkpoint yet; "
-                             "run `ledger checkpoint --key FILE` first")
-        size, note = latest
-        proof = tiles.reader(conn, entry.topic, entry.partition).inclusion_proof(index, size)
-        return make_receipt(leaf_bytes(entry.record())[1:], index, proof, note)
+        return Prover(conn, log_origin).receipt(row[0])
     finally:
         conn.close()
 
