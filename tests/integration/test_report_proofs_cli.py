@@ -187,3 +187,29 @@ def test_verify_report_bad_input_is_a_clean_error(tmp_path, keys):
     assert bad.returncode == 1 and "the key 'kind' appears twice" in bad.stdout and "Traceback" not in bad.stderr
     missing = cli("verify-report", str(tmp_path / "nope.json"), "--vkey", str(keys["log_vkey"]))
     assert missing.returncode == 1 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_verify_report_tamper_files_through_the_cli():
+    """The committed tamper cases through the real command: exit 0 for the good ones, 1 naming the line."""
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "tamper_report"
+    for case in json.loads((data / "cases.json").read_text()):
+        args = ["verify-report", str(data / case["file"]), "--vkey", str(data / "log.vkey"),
+                "--witness-vkey", str(data / "witness.vkey"), "--min-witnesses", "1"]
+        if case["file"].startswith("subject"):
+            args += ["--report-vkey", str(data / "report.vkey")]
+        done = cli(*args)
+        assert "Traceback" not in done.stderr
+        if case["match"] is None:
+            assert done.returncode == 0 and done.stdout.startswith("ok: "), done.stdout
+        else:
+            assert done.returncode == 1 and f"FAILED: {case['match']}" in done.stdout, (case, done.stdout)
+
+
+def test_report_and_verify_report_help_have_examples():
+    """verify-report and the report's proof options document themselves with an example."""
+    helped = cli("verify-report", "--help")
+    assert helped.returncode == 0 and "examples:\n  ledger verify-report" in helped.stdout
+    report = cli("report", "--help")
+    assert "--audience auditor --proofs" in report.stdout and "--sign-key" in report.stdout
