@@ -83,7 +83,8 @@ def register(subparsers, common) -> None:
                     "checkpoint's size. Prints a summary and exits 0, or names each failing line and exits 1.",
         epilog="examples:\n  ledger verify-report proved.json --vkey ledger.example.com_audit.vkey\n"
                "  ledger verify-report signed.json --vkey ledger.example.com_audit.vkey \\\n"
-               "      --report-vkey reports.example.com_2026.vkey --witness-vkey w1.vkey --min-witnesses 1\n",
+               "      --report-vkey reports.example.com_2026.vkey --witness-vkey w1.vkey --min-witnesses 1\n"
+               "  ledger verify-report signed.json --vkey LOG.vkey --report-vkey R.vkey --open proved-auditor.json\n",
     )
     p.add_argument("file", metavar="FILE", help="the report ('-' reads stdin)")
     p.add_argument("--vkey", metavar="VKEY", action="append", required=True,
@@ -94,6 +95,9 @@ def register(subparsers, common) -> None:
                    help="a witness's verifier key file (type 04); repeatable")
     p.add_argument("--min-witnesses", metavar="K", type=int, default=0,
                    help="cosignatures by distinct known witnesses required on every checkpoint (default 0)")
+    p.add_argument("--open", metavar="RECEIPTS", action="append", default=[],
+                   help="subject report: check the lines these receipts prove against their records (a receipt "
+                        "file from `ledger prove`, or an auditor's report made with --proofs); repeatable")
     p.add_argument("--schemas", metavar="DIR", help="schema directory (env LEDGER_SCHEMAS_DIR, default schemas/)")
     p.set_defaults(func=run_verify_report)
 
@@ -193,6 +197,18 @@ def run_verify_report(args) -> int:
     except FormatError as err:
         print(f"FAILED: {args.file}: {err}")
         return 1
+    if args.open:
+        if check.audience != "subject":
+            print(f"FAILED: --open checks a subject report's lines; {args.file} is an {check.audience}'s report")
+            return 1
+        opened = _open_lines(data, args, logs, witnesses, codec)
+        if opened is None:
+            return 1
+        problems, notes, count = opened
+        check.problems += problems
+        check.notes += notes
+        check.notes.append(f"{count} line(s) opened against receipts: each equals what the customer may see of "
+                           "its record")
     for note in check.notes:
         print(f"note: {note}")
     if check.ok:
@@ -202,3 +218,22 @@ def run_verify_report(args) -> int:
         print(f"FAILED: {problem}")
     print(f"{len(check.problems)} problem(s); {check.summary()}")
     return 1
+
+
+def _open_lines(data: bytes, args, logs, witnesses, codec):
+    """(problems, lines opened) of ``--open``, or None after printing why a receipts file is unusable."""
+    from ledger.audit.report.opened import open_lines, receipts_in
+
+    from ..tlog.errors import FormatError
+    from ..tlog.jcs import loads_strict
+
+    receipts: list[str] = []
+    for path in args.open:
+        raw = _read(path)
+        try:
+            held = loads_strict(raw, path) if raw.lstrip()[:1] == b"{" else raw.decode("utf-8")
+        except (FormatError, UnicodeDecodeError) as err:
+            print(f"FAILED: {path}: {err}")
+            return None
+        receipts += receipts_in(held)
+    return open_lines(loads_strict(data), receipts, logs, witnesses, args.min_witnesses, codec=codec)

@@ -302,8 +302,9 @@ def _line_problems(line: dict, facts, subject: str, codec, logs, witnesses, min_
         return [f"the record does not decode as written: {err}"]
     if line.get("event_id") != form.get("event_id"):
         record = facts.record
-        return [f"its receipt proves another entry (event {form.get('event_id')}, {record.topic}[{record.partition}]@"
-                f"{record.offset}): the receipt belongs to another line or the line was rewritten"]
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        return [f"its receipt proves another entry (event {form.get('event_id')}, {where}): the receipt belongs "
+                "to another line or the line was rewritten"]
     out = []
     for key in sorted(form):
         if key not in line:

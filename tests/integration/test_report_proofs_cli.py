@@ -213,3 +213,25 @@ def test_report_and_verify_report_help_have_examples():
     assert helped.returncode == 0 and "examples:\n  ledger verify-report" in helped.stdout
     report = cli("report", "--help")
     assert "--audience auditor --proofs" in report.stdout and "--sign-key" in report.stdout
+
+
+def test_verify_report_opens_a_customers_lines_with_receipts(ledger, keys, tmp_path):
+    """--open checks each line of a signed subject report against the record a receipt proves at its position."""
+    db, subject = ledger
+    signed, proved = tmp_path / "subject.json", tmp_path / "auditor.json"
+    assert cli("report", subject, "--sign-key", str(keys["report"]), "--db", str(db), "--output", str(signed)).returncode == 0
+    assert cli("report", subject, "--audience", "auditor", "--proofs", "--db", str(db),
+               "--output", str(proved)).returncode == 0
+    doc = json.loads(signed.read_text())
+    one = tmp_path / "one.tlog-proof"
+    one.write_text(cli("prove", doc["timeline"][0]["event_id"], "--db", str(db)).stdout)
+    base = ("verify-report", str(signed), "--vkey", str(keys["log_vkey"]), "--report-vkey", str(keys["report_vkey"]))
+    ok = cli(*base, "--open", str(proved), "--open", str(one))
+    assert ok.returncode == 0, ok.stdout
+    assert f"note: {len(doc['timeline'])} line(s) opened against receipts" in ok.stdout
+    doc["timeline"][0]["purpose"] = "marketing.advertising"
+    signed.write_text(json.dumps(doc))
+    bad = cli("verify-report", str(signed), "--vkey", str(keys["log_vkey"]), "--open", str(one))
+    assert bad.returncode == 1 and "FAILED: timeline[0]" in bad.stdout and "purpose is 'marketing.advertising'" in bad.stdout
+    wrong = cli("verify-report", str(proved), "--vkey", str(keys["log_vkey"]), "--open", str(one))
+    assert wrong.returncode == 1 and "--open checks a subject report" in wrong.stdout

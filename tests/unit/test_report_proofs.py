@@ -248,3 +248,39 @@ def test_the_checker_imports_neither_store_nor_kafka():
 def test_witness_key_is_type_04():
     """The fixtures' witness is a cosigner: its vkey is of type 04 (so it is never taken for the log)."""
     assert WITNESS_KEY.verifier().sig_type == 0x04
+
+
+# --- opening a customer's report with receipts ---------------------------------------------------------
+
+
+def test_opening_a_subject_report_with_the_auditors_receipts():
+    """Every line of the customer's report equals what the customer may see of the record its position holds."""
+    from ledger.audit.report.opened import open_lines, receipts_in
+
+    subject = json.loads((DATA / "subject-good.json").read_text())
+    receipts = receipts_in(json.loads((DATA / "auditor-good.json").read_text()))
+    problems, notes, opened = open_lines(subject, receipts, [LOG_VKEY], [WITNESS_VKEY], 1)
+    assert problems == [] and opened == len(subject["timeline"])
+    assert len(notes) == len(receipts) - len(subject["timeline"])  # lines only the auditor sees
+
+
+def test_opening_names_a_line_that_is_not_its_record():
+    """A customer's line that differs from its record (under a valid position) is named with the field."""
+    from ledger.audit.report.opened import open_lines, receipts_in
+
+    subject = json.loads((DATA / "subject-line-edited.json").read_text())
+    receipts = receipts_in(json.loads((DATA / "auditor-good.json").read_text()))
+    problems, _, opened = open_lines(subject, receipts, [LOG_VKEY])
+    assert opened == len(subject["timeline"]) - 1
+    assert len(problems) == 1 and problems[0].startswith("timeline[0]") and "purpose is 'marketing.advertising'" in problems[0]
+
+
+def test_opening_imports_neither_store_nor_kafka():
+    """The opener and the subject allow-list it reuses load without the store (the report model is lazy)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport ledger.audit.report.opened\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('ledger.store', 'kafka', 'confluent_kafka'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
