@@ -40,7 +40,7 @@ def writer_cpu_per_leaf(leaves: int, batch: int, partitions: int) -> tuple[float
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         tiles.ensure_tables(conn)
-        rows = [(i, f"ledger.access", i % partitions, i // partitions) + (None,) * 13
+        rows = [(i, "ledger.access", i % partitions, i // partitions) + (None,) * 13
                 + (sha256(i.to_bytes(8, "big")).digest(), None) for i in range(leaves)]
         writer = tiles.TreeWriter()
         spent = 0.0
@@ -67,9 +67,8 @@ def proofs_and_checkpoints(path: str, tmp: str) -> tuple[float, float, float, fl
     first; again)."""
     import random
 
-    from ledger.tlog import merkle
-
     from ledger.store.checkpoints import issue_checkpoints
+    from ledger.tlog import merkle
     from ledger.tlog.note import generate_signer
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -31,7 +31,8 @@ def register(subparsers, common) -> None:
                     "the verifier key <name>+<hex key id>+<base64(type || public key)> to publish. A log key's "
                     "name is the log origin (LEDGER_LOG_ORIGIN). --cosigner makes a witness key: its vkey "
                     "carries type 04 (timestamped cosignature, c2sp.org/tlog-cosignature), so its signatures "
-                    "are never taken for the log's. --report makes a report key (type 01, for `ledger report --sign-key`): "
+                    "are never taken for the log's. --report makes a report key (type 01, for "
+                    "`ledger report --sign-key`): "
                     "its name must not be the log origin or a '/'-prefix of it, so it can never verify a "
                     "checkpoint. Existing files are never overwritten.",
         epilog="examples:\n  ledger keys generate ledger.example.com/audit --out keys/\n"

@@ -81,7 +81,8 @@ def check_report_signature(report: dict, verifiers, log_origins=()) -> ReportSig
         raise SignatureError(f"the signed statement is not a {CONTEXT} statement (first line {lines[0][:40]!r})")
     digest = report_digest(report)
     if lines[1] != report.get("subject"):
-        raise SignatureError(f"the signature is for subject {lines[1]!r}, the report is about {report.get('subject')!r}")
+        raise SignatureError(f"the signature is for subject {lines[1]!r}, the report is about "
+                             f"{report.get('subject')!r}")
     if lines[2] != report.get("generated_at"):
         raise SignatureError(f"the signature is of a report generated at {lines[2]}, this one says "
                              f"{report.get('generated_at')}")

@@ -219,7 +219,8 @@ def test_verify_report_opens_a_customers_lines_with_receipts(ledger, keys, tmp_p
     """--open checks each line of a signed subject report against the record a receipt proves at its position."""
     db, subject = ledger
     signed, proved = tmp_path / "subject.json", tmp_path / "auditor.json"
-    assert cli("report", subject, "--sign-key", str(keys["report"]), "--db", str(db), "--output", str(signed)).returncode == 0
+    assert cli("report", subject, "--sign-key", str(keys["report"]), "--db", str(db),
+               "--output", str(signed)).returncode == 0
     assert cli("report", subject, "--audience", "auditor", "--proofs", "--db", str(db),
                "--output", str(proved)).returncode == 0
     doc = json.loads(signed.read_text())
@@ -232,6 +233,7 @@ def test_verify_report_opens_a_customers_lines_with_receipts(ledger, keys, tmp_p
     doc["timeline"][0]["purpose"] = "marketing.advertising"
     signed.write_text(json.dumps(doc))
     bad = cli("verify-report", str(signed), "--vkey", str(keys["log_vkey"]), "--open", str(one))
-    assert bad.returncode == 1 and "FAILED: timeline[0]" in bad.stdout and "purpose is 'marketing.advertising'" in bad.stdout
+    assert bad.returncode == 1 and "FAILED: timeline[0]" in bad.stdout
+    assert "purpose is 'marketing.advertising'" in bad.stdout
     wrong = cli("verify-report", str(proved), "--vkey", str(keys["log_vkey"]), "--open", str(one))
     assert wrong.returncode == 1 and "--open checks a subject report" in wrong.stdout

@@ -42,10 +42,11 @@ def build_ledger(path: Path, *, events: int = 160, subjects: int = 6) -> Path:
     """A ledger of a simulated workload with every partition checkpointed and cosigned."""
     import sqlite3
 
+    from fill import ingest_records, to_records
+
     from ledger.dev.simulate import simulate
     from ledger.store.checkpoints import issue_checkpoints
     from ledger.wire.codec import default_codec
-    from fill import ingest_records, to_records
 
     work = simulate(seed=14, events=events, subjects=subjects)
     ingest_records(path, list(to_records(work.events, codec=default_codec())), batch=64)

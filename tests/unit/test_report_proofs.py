@@ -272,7 +272,8 @@ def test_opening_names_a_line_that_is_not_its_record():
     receipts = receipts_in(json.loads((DATA / "auditor-good.json").read_text()))
     problems, _, opened = open_lines(subject, receipts, [LOG_VKEY])
     assert opened == len(subject["timeline"]) - 1
-    assert len(problems) == 1 and problems[0].startswith("timeline[0]") and "purpose is 'marketing.advertising'" in problems[0]
+    assert len(problems) == 1 and problems[0].startswith("timeline[0]")
+    assert "purpose is 'marketing.advertising'" in problems[0]
 
 
 def test_opening_imports_neither_store_nor_kafka():
