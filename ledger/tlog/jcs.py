@@ -27,6 +27,9 @@ def canonical(value) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value (dicts, lists, str, int, float, bool, None)."""
     try:
         return rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError as err:
+        raise FormatError("canonical JSON", f"{err.args[0].split()[0]} is beyond ±(2^53-1): a JSON number (an "
+                          "IEEE double) cannot hold it exactly, so it has no RFC 8785 form") from None
     except rfc8785.CanonicalizationError as err:
         raise FormatError("canonical JSON", str(err)) from None
     except TypeError as err:  # a value JSON has no form for
