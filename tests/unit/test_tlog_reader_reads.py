@@ -89,7 +89,8 @@ def test_sqlite_get_tiles_equals_get_tile_one_by_one(tmp_path):
 def test_leaf_indexes_count_like_leaf_index(tmp_path):
     """Counting many offsets at once gives each offset's own leaf index (rows before it in its partition)."""
     conn = sqlite3.connect(tmp_path / "e.db")
-    conn.execute("CREATE TABLE entries (topic TEXT, partition INTEGER, offset INTEGER, UNIQUE (topic, partition, offset))")
+    conn.execute("CREATE TABLE entries (topic TEXT, partition INTEGER, offset INTEGER, "
+                 "UNIQUE (topic, partition, offset))")
     rng = random.Random(5)
     offsets = sorted(rng.sample(range(5000), 900))
     conn.executemany("INSERT INTO entries VALUES ('t', 0, ?)", [(o,) for o in offsets])
