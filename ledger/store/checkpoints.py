@@ -37,6 +37,14 @@ class ForkError(StoreError):
     """The ledger's tree is not an extension of what this key signed before: it will not sign."""
 
 
+class UnknownEventError(StoreError):
+    """No entry of the ledger has this event id."""
+
+
+class NotCheckpointedError(StoreError):
+    """The entry (or the asked-for origin) is not under a stored checkpoint yet."""
+
+
 @dataclass(frozen=True)
 class Issued:
     origin: str
@@ -186,15 +194,29 @@ def latest_checkpoint(conn: sqlite3.Connection, origin: str) -> tuple[int, str] 
 
 def prove_event(ledger_path: str | os.PathLike, event_id: str, log_origin: str) -> str:
     """The c2sp.org/tlog-proof@v1 receipt of an event's entry under the latest stored checkpoint."""
-    from .proofs import Prover
+    from ledger.tlog.chain import leaf_bytes
+    from ledger.tlog.receipt import make_receipt
+
+    from .read import Entry
+    from .schema import ENTRY_COLUMNS
 
     conn = _read_connection(ledger_path)
     try:
         conn.execute("BEGIN")
         row = conn.execute("SELECT seq FROM event_ids WHERE event_id = ?", (event_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no entry with event_id {event_id!r} in {ledger_path}")
-        return Prover(conn, log_origin).receipt(row[0])
+            raise UnknownEventError(f"no entry with event_id {event_id!r} in {ledger_path}")
+        cols = conn.execute(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq = ?", (row[0],)).fetchone()
+        entry = Entry(*cols)
+        origin = origin_for(log_origin, entry.topic, entry.partition)
+        latest = latest_checkpoint(conn, origin)
+        index = tiles.leaf_index(conn, entry.topic, entry.partition, entry.offset)
+        if latest is None or latest[0] <= index:
+            raise NotCheckpointedError(f"event {event_id} (leaf {index} of {origin}) is not under a stored checkpoint yet; "
+                             "run `ledger checkpoint --key FILE` first")
+        size, note = latest
+        proof = tiles.reader(conn, entry.topic, entry.partition).inclusion_proof(index, size)
+        return make_receipt(leaf_bytes(entry.record())[1:], index, proof, note)
     finally:
         conn.close()
 

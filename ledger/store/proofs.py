@@ -14,7 +14,8 @@ checkpoints, the tiles and the entries are one state:
 Leaf indexes are counted once per partition up to its largest offset asked
 (:func:`.tiles.leaf_indexes`), each partition's tile reader is kept for all its entries (tiles
 read once, shared expansions), and a partition's latest checkpoint is read once. An entry no
-stored checkpoint covers yet is refused with :class:`NotCheckpointed`, naming it and what to run.
+stored checkpoint covers yet is refused with :class:`~.checkpoints.NotCheckpointedError`, naming it and
+what to run.
 """
 
 from __future__ import annotations
@@ -28,15 +29,11 @@ from ledger.tlog.receipt import make_receipt
 
 from ..errors import StoreError
 from . import tiles
-from .checkpoints import origin_for
+from .checkpoints import NotCheckpointedError, origin_for
 from .read import Entry
 from .schema import ENTRY_COLUMNS
 
 _IN_MAX = 900
-
-
-class NotCheckpointed(StoreError):
-    """An entry lies beyond every stored checkpoint of its partition: sign one first."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ class Prover:
         if latest is None or latest[0] <= where.index:
             what = where.entry.event_id or where.entry.where()
             state = "has no stored checkpoint" if latest is None else f"has its latest checkpoint at size {latest[0]}"
-            raise NotCheckpointed(f"entry {what} is leaf {where.index} of {where.origin}, which {state}: no "
+            raise NotCheckpointedError(f"entry {what} is leaf {where.index} of {where.origin}, which {state}: no "
                                   "checkpoint covers it yet; run `ledger checkpoint --key FILE` first")
         return where, latest[0], latest[1]
 

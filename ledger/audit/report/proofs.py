@@ -43,7 +43,10 @@ def build_report_with_proofs(source, subject: str, *, audience: str, log_origin:
 
 
 def attach_proofs(report: Report, source, log_origin: str) -> None:
-    """Give each timeline line its receipt (auditor) or log position (subject); NotCheckpointed if uncovered."""
+    """Give each timeline line its receipt (auditor) or log position (subject).
+
+    NotCheckpointedError (ledger/store/checkpoints.py) when no stored checkpoint covers a line's entry.
+    """
     prover = Prover(source, log_origin)
     prover.load(report.line_seqs)
     if report.audience == "auditor":
