@@ -63,21 +63,40 @@ def settings_from(args: argparse.Namespace):
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Which module registers a command, so a run of one command imports only its module (`ledger prove`
+#: starts in ~0.1 s instead of importing all 17). A command missing here still works: the whole parser
+#: is built (tests/unit/test_cli_lazy.py checks every entry names the module that registers it).
+COMMAND_HOMES = {
+    "prove": "tlog", "checkpoint": "tlog", "verify-receipt": "keys", "verify-report": "keys", "keys": "keys",
+    "head": "ledgerfile", "verify": "ledgerfile", "export": "ledgerfile", "reprocess": "ledgerfile",
+    "who-saw": "query", "disclosures": "query", "accesses": "query", "conflicts": "query",
+    "obligations": "query", "report": "report", "replay": "replay", "diff": "replay",
+}
+
+
+def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The ``ledger`` parser; ``only`` registers just those command modules (a one-command run)."""
     parser = argparse.ArgumentParser(
         prog="ledger",
         description="Audit and disclosure ledger: who saw which customer's data, when, and why.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else only:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(subparsers, common)
     return parser
 
 
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """Only the command's own module when the first argument names a known command; else every module."""
+    home = COMMAND_HOMES.get(argv[0]) if argv else None
+    return build_parser(None if home is None else (home,))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser_for(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

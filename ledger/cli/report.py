@@ -28,9 +28,21 @@ customer's consent or at their request, and national-security requests; it
 looks back six years. Times are ISO-8601 with an offset; --as-of T answers as
 the ledger stood at recorded time T.
 
+With proofs (--format json only): --proofs gives the auditor's report a
+receipt (c2sp.org/tlog-proof@v1) for every line, under the latest checkpoint
+of its partition (run `ledger checkpoint` first). A subject report never
+carries receipts (leaf data would let the customer test guesses of hidden
+ids): --sign-key FILE gives each line its log position (origin, index), adds
+the signed checkpoints they fall under and signs the whole report (RFC 8785
+canonical JSON) with a report key of its own (`ledger keys generate NAME
+--out DIR --report`). --sign-key also signs an auditor's report (and implies
+--proofs). Check either offline with `ledger verify-report`.
+
 example:
   ledger report cust-000042 --format html --output cust-000042.html
   ledger report cust-000042 --audience auditor --as-of 2026-03-01T00:00:00Z --format json
+  ledger report cust-000042 --audience auditor --proofs --output proved.json
+  ledger report cust-000042 --sign-key keys/reports.example.com.key --output signed.json
 
 --output refuses to write over the ledger file (by inode: a symlink or another
 path to it is the same file) or any SQLite file, and over an existing file
@@ -62,6 +74,12 @@ def register(subparsers, common) -> None:
                    help="recipient kind left out of the accounting (repeatable; default none)")
     p.add_argument("--include-consented", action="store_true",
                    help="also account for disclosures made under the customer's consent")
+    p.add_argument("--proofs", action="store_true",
+                   help="json: a receipt per line (auditor) or log positions and checkpoints (subject, with "
+                        "--sign-key)")
+    p.add_argument("--sign-key", metavar="FILE", help="sign the report with this report key (mode 0600; not "
+                                                       "the log's key); implies --proofs")
+    p.add_argument("--log-origin", metavar="ORIGIN", help="log origin of the checkpoints (env LEDGER_LOG_ORIGIN)")
     p.set_defaults(func=run)
 
 
@@ -72,22 +90,66 @@ def rules_from(args):
                                         args.lookback_years)
 
 
+def _proof_options(args):
+    """(with proofs?, report signer or None), refusing combinations that cannot be proved."""
+    from ..errors import ValidationError
+
+    proofs = args.proofs or bool(args.sign_key)
+    if not proofs:
+        return False, None
+    option = "--sign-key" if args.sign_key else "--proofs"
+    if args.format != "json":
+        raise ValidationError(option, f"proofs are carried by the JSON report only; use --format json, not "
+                              f"{args.format}")
+    if args.audience == "subject" and not args.sign_key:
+        raise ValidationError("--proofs", "a subject report holds no receipts (they would hand out leaf data); it "
+                              "is proved by its signature: give --sign-key FILE, a report key made with "
+                              "`ledger keys generate NAME --out DIR --report`")
+    signer = None
+    if args.sign_key:
+        from ledger.tlog.keyfile import load_signer
+
+        signer = load_signer(args.sign_key)
+    return True, signer
+
+
 def run(args) -> int:
     from ledger.audit.report import build_report, render
 
     from .query import open_ledger
 
     rules = rules_from(args)
+    proofs, signer = _proof_options(args)
     policy = None
     if args.policy:
         from ledger.model.policy import load
 
         policy = load(args.policy)  # a refused file is a PolicyError: exit 1 with its line, no report
+    log_origin = None
+    if proofs:
+        from ledger.audit.report.proofs import check_report_key
+
+        from .tlog import _settings
+
+        log_origin = _settings(args).log_origin
+        if signer is not None:
+            check_report_key(signer, log_origin)
     with open_ledger(args) as ledger:
-        report = build_report(ledger, args.subject, audience=args.audience, as_of=args.as_of, rules=rules,
-                              policy=policy)
+        if proofs:
+            from ledger.audit.report.proofs import build_report_with_proofs
+
+            report = build_report_with_proofs(ledger, args.subject, audience=args.audience, log_origin=log_origin,
+                                              as_of=args.as_of, rules=rules, policy=policy)
+        else:
+            report = build_report(ledger, args.subject, audience=args.audience, as_of=args.as_of, rules=rules,
+                                  policy=policy)
         ledger_path = ledger.path
-    text = render(report, args.format)
+    if proofs:
+        from ledger.audit.report.proofs import render_proved
+
+        text = render_proved(report, signer)
+    else:
+        text = render(report, args.format)
     if args.output:
         write_output(args.output, text.encode("utf-8"), ledger_path, force=args.force)
         print(f"wrote {args.output} ({len(report.timeline)} events, "

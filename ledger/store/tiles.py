@@ -85,6 +85,16 @@ def has_tables(source) -> bool:
     return _conn(source).execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tlog_tiles'").fetchone() is not None
 
 
+def _as_bytes(value) -> bytes:
+    """A stored tile as bytes. A tampered row may hold text or a number; as bytes it differs from the
+    rebuilt tile (verify names it)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    if isinstance(value, (int, float)):
+        return bytes(str(value), "ascii")
+    return bytes(value)
+
+
 class SqliteHashStore:
     """A :class:`ledger.tlog.merkle.HashStore` over one partition's rows of ``tlog_tiles``.
 
@@ -103,10 +113,21 @@ class SqliteHashStore:
             (self.topic, self.partition, level, index)).fetchone()
         if row is None:
             return None
-        value = row[0]
-        # A tampered row may hold text or a number; as bytes it differs from the rebuilt tile (verify names it).
-        return value.encode("utf-8", "replace") if isinstance(value, str) else bytes(str(value), "ascii") \
-            if isinstance(value, (int, float)) else bytes(value)
+        return _as_bytes(row[0])
+
+    def get_tiles(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Several tiles in one statement (what a proof needs): ``{(level, index): hashes}`` of those stored."""
+        out: dict[tuple[int, int], bytes] = {}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i:i + 400]
+            params: list = [v for key in chunk for v in key] + [self.topic, self.partition]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            for level, index, value in self.conn.execute(
+                    f"WITH wanted (level, idx) AS (VALUES {values}) SELECT t.level, t.idx, t.hashes FROM wanted "
+                    "CROSS JOIN tlog_tiles AS t ON t.topic = ? AND t.partition = ? AND t.level = wanted.level "
+                    "AND t.idx = wanted.idx", params):
+                out[(level, index)] = _as_bytes(value)
+        return out
 
     def put_tile(self, level: int, index: int, hashes: bytes) -> None:
         self.conn.execute(_UPSERT, (self.topic, self.partition, level, index, hashes))
@@ -148,6 +169,25 @@ def leaf_index(conn: sqlite3.Connection, topic: str, partition: int, offset: int
     """The leaf index of the row at ``offset``: how many rows of its partition lie before it."""
     return conn.execute("SELECT count(*) FROM entries WHERE topic = ? AND partition = ? AND offset < ?",
                         (topic, partition, offset)).fetchone()[0]
+
+
+def leaf_indexes(conn: sqlite3.Connection, topic: str, partition: int, offsets) -> dict[int, int]:
+    """``{offset: leaf index}`` for many rows of one partition, counting the index once up to the last.
+
+    The offsets are sorted and the rows between consecutive ones counted, so the whole costs one
+    walk of the (topic, partition, offset) index up to the largest offset, not one per row.
+    """
+    out: dict[int, int] = {}
+    below, previous = 0, None
+    for offset in sorted(set(offsets)):
+        if previous is None:
+            below = leaf_index(conn, topic, partition, offset)
+        else:
+            below += conn.execute("SELECT count(*) FROM entries WHERE topic = ? AND partition = ? AND offset >= ? "
+                                  "AND offset < ?", (topic, partition, previous, offset)).fetchone()[0]
+        out[offset] = below
+        previous = offset
+    return out
 
 
 # Where Ledger.append's entry tuples (schema.ENTRY_COLUMNS) hold the tree's inputs.

@@ -8,18 +8,33 @@ Reading guide: ``model.py`` builds the report's data, ``audience.py`` is the
 filter for what a customer may see, ``render_html.py`` / ``render_csv.py``
 format it; ``tabular.py`` and ``columns.py`` serve the query commands;
 ``inert.py`` makes stored text harmless on the way out (CSV formulas,
-terminal escapes, invisible characters).
+terminal escapes, invisible characters); ``proofs.py`` attaches receipts,
+positions and the report signature, ``opened.py`` checks a customer's
+report against receipts an auditor opened.
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from .model import AccountingRules, Report, build_report
+if TYPE_CHECKING:
+    from .model import Report
 
 FORMATS = ("json", "html", "csv")
 
 __all__ = ["AccountingRules", "Report", "build_report", "render", "FORMATS"]
+
+
+def __getattr__(name: str):
+    """The model's names on first use, so ``audience`` and ``opened`` import without the store (PEP 562)."""
+    if name in ("AccountingRules", "Report", "build_report"):
+        from . import model
+
+        value = getattr(model, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def render(report: Report, fmt: str) -> str:

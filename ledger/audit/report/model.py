@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from ledger.audit.obligations import NOTHING_OWED, CaseBook, load_cases
-from ledger.audit.query import DISCLOSURE_TYPES, who_saw
+from ledger.audit.query import DISCLOSURE_TYPES, WHO_SAW_TYPES, side_rows, to_row
 from ledger.errors import ValidationError
 from ledger.model.taxonomy import category_label, purpose_label, within
 from ledger.model.times import iso, parse_as_of, parse_time
@@ -130,10 +130,15 @@ class Report:
     promises: dict | None = None
     time_zone: str = "UTC"
     kind: str = field(default="subject-access-report")
+    #: with proofs, subject audience: the signed checkpoints the lines' log positions fall under
+    checkpoints: list[str] | None = None
+    #: the entry (seq) behind each timeline line, in order: where proofs are looked up (not output)
+    line_seqs: list[int] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for key in ("notices", "anomalies", "promises"):
+        del data["line_seqs"]
+        for key in ("notices", "anomalies", "promises", "checkpoints"):
             if data[key] is None:
                 del data[key]
         return data
@@ -169,7 +174,9 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
     as_of_time = None if as_of is None else parse_as_of(as_of)
     judged = as_of_time or generated
 
-    rows = list(who_saw(source, subject, as_of=as_of_time))
+    history = [(seq, to_row(text, ts, etype, marks)) for seq, text, ts, etype, *_, marks in
+               side_rows(source, "subjects", "subject_id", subject, WHO_SAW_TYPES, as_of=as_of_time)]
+    rows = [row for _, row in history]
     # A record contradicting an entry of its event_id (ledger.repeats) is a claim, not an event of the
     # ledger: the auditor sees it in the timeline (with ``contradicts``); nothing is counted from it.
     events = [e for e in rows if "contradicts" not in e]
@@ -179,10 +186,12 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
 
     shown: list[tuple[dict, dict]] = []  # (event, view) pairs that pass the audience's filter
     timeline: list[dict] = []
-    for event in rows:
+    line_seqs: list[int] = []
+    for seq, event in history:
         if "contradicts" in event:
             if audience == "auditor":
                 timeline.append(view_for(audience, event, subject))
+                line_seqs.append(seq)
             continue
         because = withholding.withheld_with(event)
         if because and audience == "subject":
@@ -201,6 +210,7 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
                                   "notified": subject in book.case(event["event_id"]).notified(judged)}
         shown.append((event, view))
         timeline.append(view)
+        line_seqs.append(seq)
 
     start = rules.window_start(judged)
     accountable = [
@@ -223,7 +233,7 @@ def _build_report(source, subject: str, *, audience: str, as_of, rules: Accounti
         subject=subject, audience=audience, generated_at=iso(generated), judged_at=iso(judged),
         parameters=parameters, heads=heads, timeline=timeline,
         accounting=accounting(accountable, audience), gdpr=gdpr_view(shown, audience), notices=notices,
-        anomalies=anomalies, promises=promises,
+        anomalies=anomalies, promises=promises, line_seqs=line_seqs,
     )
 
 
