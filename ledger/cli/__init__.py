@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt
     "tlog",  # checkpoint, prove
+    "witness",  # witness follow (witness serve beside it)
     "doctor",
     "policy",  # policy check, show, publish
     "findings",
