@@ -77,13 +77,13 @@ def run_checkpoint(args) -> int:
     return 0 if args.no_publish else publish(settings)
 
 
-def publish(settings) -> int:
+def publish(settings, timeout: float = 30.0) -> int:
     """Publish what is stored and not yet acknowledged; a failure is one line on stderr and exit 1."""
     from ..ingest.checkpointing import PublishError, publish_checkpoints
     from ..kafka.topics import checkpoints_topic
 
     try:
-        steps = publish_checkpoints(settings)
+        steps = publish_checkpoints(settings, timeout=timeout)
     except PublishError as err:
         print(f"ledger checkpoint: error: {err}", file=sys.stderr)
         return 1
