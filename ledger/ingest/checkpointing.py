@@ -168,10 +168,14 @@ class Checkpointer:
     """Signs and publishes checkpoints for the writer after committed batches, when one is due.
 
     The writer calls :meth:`after_commit` once per committed batch (an O(1) check) and
-    :meth:`finish` when it stops. Signing goes through store.checkpoints.issue_checkpoints —
-    the same fork protection as ``ledger checkpoint`` — and reads a committed snapshot of the
+    :meth:`finish` when it stops. A due round runs on the writer's commit thread between two
+    commits (``schedule``, CommitPipeline.between_commits): there it never waits for a commit's
+    write lock, and the writer goes on fetching and preparing meanwhile; a round due while one
+    is running is folded into the next. Signing goes through store.checkpoints.issue_checkpoints
+    — the same fork protection as ``ledger checkpoint`` — and reads a committed snapshot of the
     file through its own connection. A failed publish is reported on stderr and retried at the
-    next checkpoint (the checkpoints stay stored); a fork stops the writer.
+    next checkpoint (the checkpoints stay stored); a fork stops the writer (raised by the next
+    :meth:`after_commit` or by :meth:`finish`).
     """
 
     def __init__(self, settings: Settings, key_path: str | os.PathLike, every: Every, *, publish: bool = True,
@@ -185,18 +189,33 @@ class Checkpointer:
         self._entries = 0
         self._last = clock()
         self._producer = None
+        self._running = None  # the Future of the round in progress
         self.rounds = 0  # checkpoint rounds run (for tests and progress)
         self.publish_failures = 0
 
-    def after_commit(self, entries: int) -> None:
+    def after_commit(self, entries: int, schedule=None) -> None:
+        """Count a committed batch; start a round when due (``schedule(call) -> Future``; None: run it here)."""
         self._entries += entries
+        if self._running is not None:
+            if not self._running.done():
+                return  # the round in progress signs what is committed by then; the rest waits for the next
+            running, self._running = self._running, None
+            running.result()  # a ForkError stops the writer here
         if self._entries and self._due():
-            self.checkpoint()
+            self._entries, self._last = 0, self.clock()
+            if schedule is None:
+                self.checkpoint()
+            else:
+                self._running = schedule(self.checkpoint)
 
     def finish(self) -> None:
-        """A last checkpoint if anything was committed since the previous one; then close the producer."""
+        """Wait for a round in progress, then a last one if anything was committed since; close the producer."""
         try:
+            if self._running is not None:
+                running, self._running = self._running, None
+                running.result()
             if self._entries:
+                self._entries = 0
                 self.checkpoint()
         finally:
             if self._producer is not None:
@@ -212,7 +231,6 @@ class Checkpointer:
         """Sign, store (and write files), then publish; ForkError propagates (the writer stops)."""
         from ledger.store.checkpoints import write_checkpoint_files
 
-        self._entries, self._last = 0, self.clock()
         issued = issue_checkpoints(self.settings.db, self.signer, self.key_path, self.settings.log_origin)
         if self.out_dir is not None:
             write_checkpoint_files(self.out_dir, issued)

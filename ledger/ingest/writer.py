@@ -84,7 +84,8 @@ class LedgerWriter:
         self.progress = progress
         self.progress_every = progress_every
         self.stats = WriterStats()
-        self.checkpointer = checkpointer  # has after_commit(entries) and finish(); None: no checkpoints
+        self.checkpointer = checkpointer  # has after_commit(entries, schedule) and finish(); None: no checkpoints
+        self._pipeline = None
         self._stopping = False
 
     def stop(self, *_: object) -> None:
@@ -110,6 +111,7 @@ class LedgerWriter:
                 last_progress = started
                 gc.freeze()  # the long-lived objects made so far need no more GC passes
                 with CommitPipeline(ingestor) as pipeline:  # batch N commits while N+1 is fetched and prepared
+                    self._pipeline = pipeline
                     while not self._stopping:
                         records = self._next_batch(consumer)
                         if records:
@@ -191,7 +193,7 @@ class LedgerWriter:
         prepared, n_records = done
         self._count(n_records, prepared)
         if self.checkpointer is not None:  # only now is this batch's tree committed
-            self.checkpointer.after_commit(n_records)
+            self.checkpointer.after_commit(n_records, self._pipeline.between_commits)
         if self.group_id is None:
             return
         # For lag monitoring only (best effort); the ledger holds the authoritative positions.
