@@ -105,6 +105,7 @@ def writer_cost(events: int, repeat: int, kafka_client: str) -> None:
         modes = {"none": None, "every 10000 entries": Every(entries=10_000), "every 1s": Every(seconds=1.0)}
         rates: dict[str, list[float]] = {m: [] for m in modes}
         rounds: dict[str, list[int]] = {m: [] for m in modes}
+        round_ms: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
         for run in range(repeat):
             for mode, every in modes.items():
                 db = os.path.join(tmp, f"w{run}-{len(rates[mode])}-{mode.replace(' ', '_')}.db")
@@ -117,6 +118,7 @@ def writer_cost(events: int, repeat: int, kafka_client: str) -> None:
                 stats = writer.run(until_idle=True, install_signals=False)
                 rates[mode].append(stats.records / stats.seconds)
                 rounds[mode].append(0 if checkpointer is None else checkpointer.rounds)
+                round_ms[mode] += [] if checkpointer is None else checkpointer.round_ms
                 for suffix in ("", "-wal", "-shm"):
                     if os.path.exists(db + suffix):
                         os.remove(db + suffix)
@@ -125,6 +127,11 @@ def writer_cost(events: int, repeat: int, kafka_client: str) -> None:
             median = statistics.median(rates[mode])
             print(f"writer, checkpoints {mode}: {median:,.0f} events/s (runs {', '.join(f'{r:,.0f}' for r in rates[mode])}"
                   f"; checkpoint rounds per run {rounds[mode]}); ratio to none {median / base:.3f}")
+            if round_ms[mode]:
+                sign = statistics.median(s for s, _ in round_ms[mode])
+                pub = statistics.median(p for _, p in round_ms[mode])
+                print(f"  one round, on the commit thread: sign + store {sign:.1f} ms, publish {pub:.1f} ms "
+                      f"(medians of {len(round_ms[mode])} rounds)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.config import Settings
+from ledger.errors import BrokerError
 from ledger.kafka import BEGINNING, Partition, event_partitions, open_consumer
 from ledger.kafka.topics import checkpoints_topic
 from ledger.tlog.follow import Follower, Outcome
@@ -51,8 +52,10 @@ def follow(settings: Settings, follower: Follower, *, from_beginning: bool = Fal
         partitions = event_partitions(consumer, settings.topic_prefix, [topic])
         stored = {} if from_beginning else follower.state.positions(topic)
         consumer.assign({tp: stored.get(tp.partition, BEGINNING) for tp in partitions})
+        checked: set[Partition] = set()
         while not stopping():
             records = consumer.poll(max_records=500, timeout=poll_timeout)
+            _check_not_beyond_end(consumer, partitions, stored, checked)
             for record in records:
                 outcome = follower.take(record.key, record.value)
                 stats.add(outcome)
@@ -67,6 +70,22 @@ def follow(settings: Settings, follower: Follower, *, from_beginning: bool = Fal
     finally:
         consumer.close()
     return stats
+
+
+def _check_not_beyond_end(consumer, partitions, stored: dict[int, int], checked: set) -> None:
+    """A stored position past a partition's end: the topic was recreated or truncated (brokers differ in
+    whether they say so: some wait silently), so stop rather than wait for records that never come."""
+    for tp in partitions:
+        if tp in checked or tp.partition not in stored:
+            continue
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        checked.add(tp)
+        if stored[tp.partition] > highwater:
+            raise BrokerError(f"{tp.topic}[{tp.partition}] ends at offset {highwater} but this follower's state "
+                              f"says it read up to {stored[tp.partition]}: the topic was recreated or truncated. "
+                              "Check with the log's operator; --from-beginning reads it again from its start")
 
 
 def write_cosigned(follower: Follower, origin: str, out_dir: str | os.PathLike) -> Path:

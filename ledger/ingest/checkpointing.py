@@ -89,14 +89,33 @@ def checkpoint_record(step: PublicationStep) -> tuple[bytes, bytes]:
     return step.origin.encode("utf-8"), add_checkpoint_body(step.old_size, step.proof, step.note)
 
 
-def publish_checkpoints(settings: Settings, producer=None, *, timeout: float = 30.0) -> list[PublicationStep]:
+STEPS_PER_CALL = 1000  # per origin: bounds one publishing pass after a long broker outage
+
+
+def publish_checkpoints(settings: Settings, producer=None, *, timeout: float = 30.0,
+                        all_pending: bool = True) -> list[PublicationStep]:
     """Publish every stored checkpoint of this log not yet acknowledged; returns what was sent.
 
-    Raises :class:`PublishError` naming the origin and size that failed; the origins whose
-    records were all acknowledged are still marked (their steps are not sent again).
+    Raises :class:`PublishError` naming the origin and size that failed; what was acknowledged
+    before the failure stays marked (each origin's acknowledged prefix is not sent again).
+    ``all_pending=False`` sends at most ``STEPS_PER_CALL`` per origin (the writer's rounds: the
+    rest goes with the next round).
     """
+    sent: list[PublicationStep] = []
+    while True:
+        steps = _publish_pass(settings, producer, timeout)
+        sent += steps
+        per_origin: dict[str, int] = {}
+        for step in steps:
+            per_origin[step.origin] = per_origin.get(step.origin, 0) + 1
+        if not all_pending or max(per_origin.values(), default=0) < STEPS_PER_CALL:
+            return sent
+
+
+def _publish_pass(settings: Settings, producer, timeout: float) -> list[PublicationStep]:
     marker = published_path(settings.db)
-    steps = publication_steps(settings.db, settings.log_origin, load_published(marker))
+    steps = publication_steps(settings.db, settings.log_origin, load_published(marker),
+                              limit_per_origin=STEPS_PER_CALL)
     if not steps:
         return []
     topic = checkpoints_topic(settings.topic_prefix)
@@ -127,8 +146,6 @@ def publish_checkpoints(settings: Settings, producer=None, *, timeout: float = 3
     finally:
         if own and producer is not None:
             producer.close(timeout=0 if failed else 10)
-    for origin in failed:
-        acked.pop(origin, None)
     if acked:
         _record_published(marker, acked)
     if failed:
@@ -192,6 +209,7 @@ class Checkpointer:
         self._running = None  # the Future of the round in progress
         self.rounds = 0  # checkpoint rounds run (for tests and progress)
         self.publish_failures = 0
+        self.round_ms: list[tuple[float, float]] = []  # (sign + store, publish) wall ms per round, for bench/
 
     def after_commit(self, entries: int, schedule=None) -> None:
         """Count a committed batch; start a round when due (``schedule(call) -> Future``; None: run it here)."""
@@ -231,15 +249,22 @@ class Checkpointer:
         """Sign, store (and write files), then publish; ForkError propagates (the writer stops)."""
         from ledger.store.checkpoints import write_checkpoint_files
 
+        started = time.perf_counter()
         issued = issue_checkpoints(self.settings.db, self.signer, self.key_path, self.settings.log_origin)
         if self.out_dir is not None:
             write_checkpoint_files(self.out_dir, issued)
         self.rounds += 1
+        signed = time.perf_counter()
+        self._publish()
+        self.round_ms.append(((signed - started) * 1e3, (time.perf_counter() - signed) * 1e3))
+        return issued
+
+    def _publish(self) -> None:
         if self.publish:
             try:
                 if self._producer is None:
                     self._producer = open_producer(self.settings)
-                publish_checkpoints(self.settings, self._producer)
+                publish_checkpoints(self.settings, self._producer, all_pending=False)
             except BrokerError as err:
                 self.publish_failures += 1
                 if self._producer is not None:
@@ -247,4 +272,3 @@ class Checkpointer:
                     self._producer = None
                 print(f"ledger consume: checkpoint publish failed, retried at the next checkpoint: {err}",
                       file=self.log, flush=True)
-        return issued

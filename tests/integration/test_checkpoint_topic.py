@@ -265,3 +265,44 @@ def test_a_forked_checkpoint_on_the_topic_is_an_alarm(settings, keys, tmp_path):
     assert f"ALARM  {head.origin} size {head.size}" in run.stdout
     assert f"fork: size {head.size} was cosigned with another root" in run.stdout and "ALARM" in run.stderr and "Traceback" not in run.stderr
     assert "refused  -" in run.stdout and "proof line line 2" in run.stdout
+
+
+def test_a_backlog_is_published_in_passes_and_in_order(settings, keys, monkeypatch):
+    """Three rounds stored without publishing, one step per pass: `publish_checkpoints` sends them all, chained;
+    the writer's bounded form sends one pass only."""
+    from ledger.ingest import checkpointing
+
+    workload = simulate(seed=29, events=300, subjects=20)
+    signer = load_signer(keys[0])
+    for start in (0, 100, 200):
+        emit_all(settings, workload.events[start:start + 100])
+        write(settings)
+        issue_checkpoints(settings.db, signer, keys[0], settings.log_origin)
+    monkeypatch.setattr(checkpointing, "STEPS_PER_CALL", 1)
+    first = publish_checkpoints(settings, all_pending=False)
+    assert len(first) == len({s.origin for s in first})  # one per origin
+    rest = publish_checkpoints(settings)
+    steps = chains(published(settings))
+    assert_chained(steps)
+    assert len(first) + len(rest) == sum(len(pairs) for pairs in steps.values())
+    assert max(len(pairs) for pairs in steps.values()) == 3
+
+
+def test_a_follower_position_beyond_the_topic_end_is_an_error(settings, keys, tmp_path):
+    """A state file ahead of the topic (recreated or truncated): a clear error, not a silent wait or a clean exit."""
+    from ledger.audit.witness_follow import follow
+    from ledger.errors import BrokerError
+    from ledger.tlog.follow import Follower, FollowState
+    from ledger.tlog.keyfile import load_verifier
+    from ledger.tlog.witness import Witness
+
+    state_file = tmp_path / "w.db"
+    witness = Witness([load_signer(keys[2], cosigner=True)], [load_verifier(keys[1])], state_file)
+    state = FollowState(state_file)
+    state.save_positions(checkpoints_topic(settings.topic_prefix), {0: 1000})
+    try:
+        with pytest.raises(BrokerError, match="was recreated or truncated"):
+            follow(settings, Follower(witness, state), until_idle=True)
+    finally:
+        state.close()
+        witness.close()

@@ -6,6 +6,7 @@ from an older copy or rewritten (a fork), checking its own state file beside the
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -157,7 +158,7 @@ def test_publication_steps_chain_each_origin_from_the_stored_checkpoint_below(wo
         topic, _, part = origin[len(ORIGIN) + 1:].rpartition("/")
         reader = tiles.reader(conn, topic, int(part))
         assert chain[0].old_size == 0 and chain[0].proof == ()
-        for before, after in zip(chain, chain[1:]):
+        for before, after in itertools.pairwise(chain):
             assert after.old_size == before.size < after.size
             verify_consistency(after.old_size, after.size, list(after.proof), reader.root(after.old_size),
                                reader.root(after.size))
