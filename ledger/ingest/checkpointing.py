@@ -17,7 +17,8 @@ so a witness following the topic (``ledger witness follow``) feeds each value to
 from the checkpoints stored in the ledger (store.checkpoints.publication_steps), and
 ``<ledger>.published.json`` beside the ledger file records, per origin, the largest size the
 broker acknowledged. A failed publish leaves the marker where it was, and the next call sends
-the same records again, in the same order, byte for byte; a follower recognises a repeat.
+the same records again, in the same order (the same checkpoints and proofs; a stored checkpoint
+may have gained cosignatures meanwhile); a follower recognises a repeat.
 """
 
 from __future__ import annotations
@@ -236,9 +237,13 @@ class Checkpointer:
                 self._entries = 0
                 self.checkpoint()
         finally:
-            if self._producer is not None:
-                self._producer.close(timeout=10)
-                self._producer = None
+            self.close()
+
+    def close(self) -> None:
+        """Close the publishing producer (idempotent; the writer calls it however it stops)."""
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+            self._producer = None
 
     def _due(self) -> bool:
         if self.every.entries is not None:

@@ -136,6 +136,8 @@ class LedgerWriter:
             finally:
                 if dlq is not None:
                     dlq.close(timeout=10)
+                if self.checkpointer is not None:
+                    self.checkpointer.close()
                 consumer.close()
         finally:
             ledger.close()
