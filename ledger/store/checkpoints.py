@@ -224,8 +224,9 @@ def publication_steps(ledger_path: str | os.PathLike, log_origin: str, after: di
     """The stored checkpoints of this log above ``after[origin]`` (0 if absent), oldest first per origin.
 
     Each carries the consistency proof from the stored checkpoint just below it, so the steps of
-    one origin chain: a witness that took one can take the next. Deterministic, so publishing a
-    step again gives the very same record (a repeat a follower recognises). At most
+    one origin chain: a witness that took one can take the next. Deterministic (the same
+    checkpoint and proof each time; the note may have gained cosignatures), so publishing a step
+    again is a repeat a follower recognises. At most
     ``limit_per_origin`` steps per origin (the rest come on the next call).
     """
     conn = _read_connection(ledger_path)
