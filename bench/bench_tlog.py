@@ -2,6 +2,7 @@
 
     python bench/bench_tlog.py                   # 1,000,000 leaves, median of 3
     python bench/bench_tlog.py --leaves 200000 --repeat 1
+    python bench/bench_tlog.py --writer --writer-events 200000   # the writer with and without --checkpoint-every
 
 Prints:
 
@@ -13,6 +14,13 @@ Prints:
 - signing a checkpoint, and ``verify_receipt`` on a receipt of that tree (one witness), p50 / p99;
 - tree recomputation from leaf hashes (``root_of``) and from leaf data (hashing each leaf too),
   in leaves per second.
+
+With ``--writer`` (instead of the above): the real writer (``LedgerWriter``) on a local broker
+(or LEDGER_BENCH_BOOTSTRAP) reads the same produced topics into fresh ledger files, alternately
+without and with a checkpointer (``--checkpoint-every`` of 10,000 entries and of 1 s, signing,
+storing and publishing to the checkpoints topic), three times each; prints the medians of
+events/s and their ratio (one run: the ratio is what this shared machine can resolve), and how
+many checkpoint rounds each run made.
 
 Leaf hashes are generated before any timing starts. The cyclic GC is paused while timing, as
 ingest pauses it.
@@ -78,13 +86,68 @@ def show(label: str, wall: list[float], cpu: list[float], target: str = "") -> N
           f"CPU p50 {percentile(cpu, .5):.3f} ms, p99 {percentile(cpu, .99):.3f} ms{target}")
 
 
+def writer_cost(events: int, repeat: int, kafka_client: str) -> None:
+    """Writer throughput with and without its own checkpoints, on the same topics, interleaved."""
+    import os
+    import tempfile
+
+    from bench_ingest import produce
+    from common import bench_settings, describe_client, machine
+
+    from ledger.ingest.checkpointing import Checkpointer, Every
+    from ledger.ingest.writer import LedgerWriter
+    from ledger.tlog.keyfile import write_key_pair
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp, bench_settings(kafka_client=kafka_client) as settings:
+        print(describe_client(settings))
+        produce(settings, events)
+        modes = {"none": None, "every 10000 entries": Every(entries=10_000), "every 1s": Every(seconds=1.0)}
+        rates: dict[str, list[float]] = {m: [] for m in modes}
+        rounds: dict[str, list[int]] = {m: [] for m in modes}
+        round_ms: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+        for run in range(repeat):
+            for mode, every in modes.items():
+                db = os.path.join(tmp, f"w{run}-{len(rates[mode])}-{mode.replace(' ', '_')}.db")
+                here = settings.with_(db=db)
+                checkpointer = None
+                if every is not None:  # a key per ledger: one key signing two fresh ledgers would be a fork
+                    key, _, _ = write_key_pair(settings.log_origin, db + ".keys")
+                    checkpointer = Checkpointer(here, key, every)
+                writer = LedgerWriter(here, group_id=None, checkpointer=checkpointer)
+                stats = writer.run(until_idle=True, install_signals=False)
+                rates[mode].append(stats.records / stats.seconds)
+                rounds[mode].append(0 if checkpointer is None else checkpointer.rounds)
+                round_ms[mode] += [] if checkpointer is None else checkpointer.round_ms
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(db + suffix):
+                        os.remove(db + suffix)
+        base = statistics.median(rates["none"])
+        for mode in modes:
+            median = statistics.median(rates[mode])
+            print(f"writer, checkpoints {mode}: {median:,.0f} events/s (runs {', '.join(f'{r:,.0f}' for r in rates[mode])}"
+                  f"; checkpoint rounds per run {rounds[mode]}); ratio to none {median / base:.3f}")
+            if round_ms[mode]:
+                sign = statistics.median(s for s, _ in round_ms[mode])
+                pub = statistics.median(p for _, p in round_ms[mode])
+                print(f"  one round, on the commit thread: sign + store {sign:.1f} ms, publish {pub:.1f} ms "
+                      f"(medians of {len(round_ms[mode])} rounds)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--writer", action="store_true", help="measure the writer with and without checkpoints")
+    parser.add_argument("--writer-events", type=int, default=200_000)
+    parser.add_argument("--kafka-client", choices=("auto", "confluent", "kafka-python"), default="auto")
     parser.add_argument("--leaves", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1000, help="leaves per extend() call (a writer batch)")
     parser.add_argument("--proofs", type=int, default=10_000)
     args = parser.parse_args(argv)
+    if args.writer:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        writer_cost(args.writer_events, args.repeat, args.kafka_client)
+        return 0
     n = args.leaves
     leaves = [sha256(i.to_bytes(8, "big")).digest() for i in range(n)]
     gc.disable()

@@ -30,7 +30,7 @@ COMMAND_MODULES = (
     "replay",  # replay, diff
     "keys",  # keys generate, verify-receipt
     "tlog",  # checkpoint, prove
-    "witness",  # witness serve, evidence
+    "witness",  # witness serve, follow, evidence
     "doctor",
     "policy",  # policy check, show, publish
     "findings",
@@ -67,7 +67,7 @@ def settings_from(args: argparse.Namespace):
 #: starts in ~0.1 s instead of importing all 17). A command missing here still works: the whole parser
 #: is built (tests/unit/test_cli_lazy.py checks every entry names the module that registers it).
 COMMAND_HOMES = {
-    "prove": "tlog", "checkpoint": "tlog", "verify-receipt": "keys", "verify-report": "keys", "keys": "keys",
+    "prove": "tlog", "checkpoint": "tlog", "witness": "witness", "verify-receipt": "keys", "verify-report": "keys", "keys": "keys",
     "head": "ledgerfile", "verify": "ledgerfile", "export": "ledgerfile", "reprocess": "ledgerfile",
     "who-saw": "query", "disclosures": "query", "accesses": "query", "conflicts": "query",
     "obligations": "query", "report": "report", "replay": "replay", "diff": "replay",

@@ -21,10 +21,12 @@ def register(subparsers, common) -> None:
         help="sign a checkpoint (c2sp.org/tlog-checkpoint) of every topic-partition's tree",
         description="For every topic-partition, sign a checkpoint of its committed Merkle tree with origin "
                     "<LEDGER_LOG_ORIGIN>/<topic>/<partition>, only if it is consistent with what this key "
-                    "signed before (recorded in <key>.signed.json beside the key). Stores them in the ledger "
-                    "and writes one file per origin to --out (replaced atomically). Safe beside a running "
-                    "writer: reads a committed snapshot and inserts the checkpoints in a short transaction "
-                    "of its own.",
+                    "signed before (recorded in <key>.signed.json beside the key). Stores them in the ledger, "
+                    "writes one file per origin to --out (replaced atomically), then publishes every stored "
+                    "checkpoint not yet acknowledged to the <prefix>checkpoints topic with the consistency "
+                    "proof from the previous one (a failed publish exits 1; the checkpoints stay stored and "
+                    "the next run sends them). Safe beside a running writer: reads a committed snapshot and "
+                    "inserts the checkpoints in a short transaction of its own.",
         epilog="example:\n  ledger checkpoint --key keys/ledger.example.com_audit.key --out checkpoints/\n",
     )
     p.add_argument("--key", metavar="FILE", required=True, help="the log's signer key file (mode 0600)")
@@ -32,6 +34,7 @@ def register(subparsers, common) -> None:
                                                 "beside the ledger file)")
     p.add_argument("--log-origin", metavar="ORIGIN", help="log origin (env LEDGER_LOG_ORIGIN)")
     add_witness_options(p)
+    p.add_argument("--no-publish", action="store_true", help="do not publish to the checkpoints topic (no broker)")
     p.set_defaults(func=run_checkpoint)
 
     p = subparsers.add_parser(
@@ -76,9 +79,24 @@ def run_checkpoint(args) -> int:
         change = f"new (from {item.previous_size})" if item.new else "unchanged"
         print(f"{item.origin}  size {item.size}  {change}")
     print(f"{len(issued)} checkpoint(s) signed by {signer.name}; files in {out}")
+    rc = 0 if args.no_publish else publish(settings)
     if shortfall:
         print(f"ledger checkpoint: error: {shortfall}", file=sys.stderr)
         return 1
+    return rc
+
+
+def publish(settings, timeout: float = 30.0) -> int:
+    """Publish what is stored and not yet acknowledged; a failure is one line on stderr and exit 1."""
+    from ..ingest.checkpointing import PublishError, publish_checkpoints
+    from ..kafka.topics import checkpoints_topic
+
+    try:
+        steps = publish_checkpoints(settings, timeout=timeout)
+    except PublishError as err:
+        print(f"ledger checkpoint: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{len(steps)} checkpoint record(s) published to {checkpoints_topic(settings.topic_prefix)}")
     return 0
 
 

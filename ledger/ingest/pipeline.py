@@ -388,6 +388,23 @@ class CommitPipeline:
         future.result()
         return prepared, tag
 
+    def between_commits(self, call):
+        """Run ``call()`` on the commit thread after the commit in progress and before the next one.
+
+        Returns a Future. For work that must not wait on a commit's write lock nor hold up
+        prepare (the writer's own checkpoints): the next ``submit`` queues behind it.
+        """
+        if self._pool is None:
+            from concurrent.futures import Future
+
+            future = Future()
+            try:
+                future.set_result(call())
+            except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(err)
+            return future
+        return self._pool.submit(call)
+
     def __enter__(self) -> "CommitPipeline":
         return self
 

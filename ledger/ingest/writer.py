@@ -15,6 +15,9 @@ Run it as ``ledger consume``. Start reading at :meth:`LedgerWriter.run`.
   it with the ledger; a shorter log or a different record stops the writer.
 * Offsets are also committed to Kafka under ``group_id``, after SQLite, only so
   that standard tools can show lag. The ledger's own offsets are authoritative.
+* With a ``checkpointer`` (``--checkpoint-every``, ledger/ingest/checkpointing.py) the writer
+  signs and publishes checkpoints of its committed trees when one is due, checked once per
+  committed batch, and once more when it stops.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class LedgerWriter:
         progress: bool = False,
         progress_every: float = 2.0,
         batch_max_bytes: int | None = None,
+        checkpointer=None,
     ):
         self.settings = settings
         self.batch_size = batch_size
@@ -80,6 +84,8 @@ class LedgerWriter:
         self.progress = progress
         self.progress_every = progress_every
         self.stats = WriterStats()
+        self.checkpointer = checkpointer  # has after_commit(entries, schedule) and finish(); None: no checkpoints
+        self._pipeline = None
         self._stopping = False
 
     def stop(self, *_: object) -> None:
@@ -105,6 +111,7 @@ class LedgerWriter:
                 last_progress = started
                 gc.freeze()  # the long-lived objects made so far need no more GC passes
                 with CommitPipeline(ingestor) as pipeline:  # batch N commits while N+1 is fetched and prepared
+                    self._pipeline = pipeline
                     while not self._stopping:
                         records = self._next_batch(consumer)
                         if records:
@@ -121,12 +128,16 @@ class LedgerWriter:
                         if until_idle and not records and consumer.caught_up(partitions):
                             break
                     self._committed(pipeline.wait(), consumer)
+                if self.checkpointer is not None:
+                    self.checkpointer.finish()
                 self.stats.seconds = time.monotonic() - started
                 if self.progress:
                     self._print_progress(consumer, partitions, final=True)
             finally:
                 if dlq is not None:
                     dlq.close(timeout=10)
+                if self.checkpointer is not None:
+                    self.checkpointer.close()
                 consumer.close()
         finally:
             ledger.close()
@@ -183,6 +194,8 @@ class LedgerWriter:
             return
         prepared, n_records = done
         self._count(n_records, prepared)
+        if self.checkpointer is not None:  # only now is this batch's tree committed
+            self.checkpointer.after_commit(n_records, self._pipeline.between_commits)
         if self.group_id is None:
             return
         # For lag monitoring only (best effort); the ledger holds the authoritative positions.

@@ -3,10 +3,14 @@
     topic_for("LegalDisclosure", "ledger.")   # "ledger.disclosure"
     create_topics(Settings.load())            # idempotent; returns a TopicStatus per topic
 
-Seven topics live under a prefix: five for events (see ``TOPIC_SUFFIX``; ``policy``
-holds PolicyPublished), a dead-letter topic and ``findings`` (what the live
-findings service publishes; the writer does not read it). Kafka is the system of record the ledger is replayed from,
-so retention is infinite. Partition counts are never changed once a topic
+Eight topics live under a prefix: five for events (see ``TOPIC_SUFFIX``; ``policy``
+holds PolicyPublished), a dead-letter topic, ``findings`` (what the live
+findings service publishes; the writer does not read it) and ``checkpoints``
+(the log's signed checkpoints with their consistency proofs, key = origin; what
+``ledger witness follow`` reads). Kafka is the system of record the ledger is replayed from,
+so retention is infinite; the checkpoints topic is never compacted either
+(``cleanup.policy=delete``): its key is the origin, and compaction would keep
+only each origin's latest checkpoint, losing the proofs that chain them. Partition counts are never changed once a topic
 exists: the record key (the smallest subject id) picks the partition, and a
 new count would move keys and break per-subject ordering. A topic found with
 another count is reported, not altered.
@@ -39,6 +43,9 @@ DLQ_SUFFIX = "dlq"
 #: Where the live findings service publishes Finding and Retraction records (not an event topic:
 #: the writer does not read it).
 FINDINGS_SUFFIX = "findings"
+#: Where signed checkpoints are published with the consistency proof from the previous one
+#: (docs/architecture.md "Checkpoints topic"); key = origin.
+CHECKPOINTS_SUFFIX = "checkpoints"
 
 # Infinite retention by time and by size: the ledger must be replayable from Kafka.
 # LogAppendTime: the broker, not the producer, sets each record's timestamp, which the ledger
@@ -46,6 +53,8 @@ FINDINGS_SUFFIX = "findings"
 # tansu 0.6 stores the setting but keeps the producer's timestamp (RELIABILITY.md), so the
 # ledger also flags implausible times itself (ledger.timecheck).
 TOPIC_CONFIGS = {"retention.ms": "-1", "retention.bytes": "-1", "message.timestamp.type": "LogAppendTime"}
+# Keyed by origin, yet every record must stay: a compacted topic would drop the proofs between checkpoints.
+CHECKPOINTS_TOPIC_CONFIGS = {**TOPIC_CONFIGS, "cleanup.policy": "delete"}
 
 
 def topic_for(event_type: str, prefix: str) -> str:
@@ -73,9 +82,19 @@ def findings_topic(prefix: str) -> str:
     return prefix + FINDINGS_SUFFIX
 
 
+def checkpoints_topic(prefix: str) -> str:
+    """The topic signed checkpoints are published to (ledger.ingest.checkpointing)."""
+    return prefix + CHECKPOINTS_SUFFIX
+
+
 def all_topics(prefix: str) -> list[str]:
-    """Every topic ``create_topics`` manages: the event topics, the DLQ, then findings."""
-    return [*event_topics(prefix), dlq_topic(prefix), findings_topic(prefix)]
+    """Every topic ``create_topics`` manages: the event topics, the DLQ, findings, then checkpoints."""
+    return [*event_topics(prefix), dlq_topic(prefix), findings_topic(prefix), checkpoints_topic(prefix)]
+
+
+def configs_for(name: str, prefix: str) -> dict[str, str]:
+    """The configuration a topic is created with."""
+    return dict(CHECKPOINTS_TOPIC_CONFIGS if name == checkpoints_topic(prefix) else TOPIC_CONFIGS)
 
 
 def replication_for(broker_count: int) -> tuple[int, dict[str, str]]:
@@ -118,6 +137,13 @@ def _config_warnings(a, name: str) -> list[str]:
             f"for replay (kafka-configs --alter --entity-type topics --entity-name {name} "
             f"--add-config retention.ms=-1)"
         )
+    cleanup = configs.get("cleanup.policy")
+    if cleanup is not None and "compact" in cleanup:
+        warnings.append(
+            f"{name}: cleanup.policy is {cleanup}; compaction deletes older records of a key, and the ledger "
+            f"needs every one (kafka-configs --alter --entity-type topics --entity-name {name} "
+            f"--add-config cleanup.policy=delete)"
+        )
     stamp = configs.get("message.timestamp.type")
     if stamp is not None and stamp != "LogAppendTime":
         warnings.append(
@@ -148,8 +174,12 @@ def create_topics(settings: "Settings", partitions: int | None = None) -> list[T
         created: set[str] = set()
         if missing:
             replicas, extra = replication_for(a.broker_count())
-            # A topic a concurrent creator made first is not an error (not in ``created``).
-            created = a.create_topics(missing, wanted, replicas, {**TOPIC_CONFIGS, **extra})
+            by_configs: dict[tuple, list[str]] = {}  # one request per distinct configuration
+            for name in missing:
+                by_configs.setdefault(tuple(sorted(configs_for(name, settings.topic_prefix).items())), []).append(name)
+            for configs, alike in by_configs.items():
+                # A topic a concurrent creator made first is not an error (not in ``created``).
+                created |= a.create_topics(alike, wanted, replicas, {**dict(configs), **extra})
             if created:
                 # Creation is acknowledged before every broker knows the topic.
                 a.wait_for_topics(sorted(created))

@@ -5,7 +5,14 @@ committed tree (origin ``<log origin>/<topic>/<partition>``). Before signing it 
 against the signer's own record of what it last signed for that origin — a JSON file beside the
 key (``<key>.signed.json``), not in the ledger — with a consistency proof from the ledger's tiles.
 A ledger restored from an old backup (a smaller tree) or rewritten (a root the proof does not
-reach) is refused with :class:`ForkError`, so the key never signs two views of one log.
+reach) is refused with :class:`ForkError`, so the key never signs two views of one log. Reading,
+checking and recording that state happen under an exclusive ``flock`` on ``<key>.signed.json.lock``,
+so a writer checkpointing on its own (``ledger consume --checkpoint-every``) and an operator's
+``ledger checkpoint`` with the same key can never roll the record back between them.
+
+:func:`publication_steps` turns the stored checkpoints into what the checkpoints topic carries:
+each checkpoint with the consistency proof from the previous stored checkpoint of its origin
+(ledger/ingest/checkpointing.py publishes them).
 
 Beside a running writer: the trees are read in one read transaction (WAL: only committed batches,
 and the writer is never blocked), and the checkpoints are inserted through a write connection of
@@ -16,10 +23,12 @@ which guards the entries, is not needed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +72,21 @@ def origin_for(log_origin: str, topic: str, partition: int) -> str:
 def state_path(key_path: str | os.PathLike) -> Path:
     """Where the signer records what it signed: beside the key file."""
     return Path(f"{key_path}.signed.json")
+
+
+@contextmanager
+def signer_lock(state: Path):
+    """Exclusive for one signing (read the state, check, sign, record); blocks until a concurrent one ends."""
+    lock = state.with_name(state.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise StoreError(f"cannot open the signer's lock file {lock}: {err.strerror}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def load_state(path: Path) -> dict[str, tuple[int, bytes]]:
@@ -117,7 +141,18 @@ def issue_checkpoints(ledger_path: str | os.PathLike, signer: Signer, key_path: 
         raise StoreError(f"the key is named {signer.name!r} but the log origin is {log_origin!r}: a log key's "
                          "name is the log origin (LEDGER_LOG_ORIGIN) or a '/'-prefix of it")
     spath = state_path(key_path)
-    state = load_state(spath)
+    with signer_lock(spath):
+        state = load_state(spath)
+        issued = _sign_consistent(ledger_path, signer, log_origin, state)
+        for item in issued:
+            state[item.origin] = (item.size, item.root)
+        save_state(spath, state)  # recorded before the checkpoints are stored or published
+        # Stored under the lock too, so the ledger's checkpoints appear in the order they were signed.
+        store_checkpoints(ledger_path, issued, now_ms)
+    return issued
+
+
+def _sign_consistent(ledger_path, signer: Signer, log_origin: str, state) -> list[Issued]:
     conn = _read_connection(ledger_path)
     issued: list[Issued] = []
     try:
@@ -147,10 +182,6 @@ def issue_checkpoints(ledger_path: str | os.PathLike, signer: Signer, key_path: 
             issued.append(Issued(origin, size, root, note, old_size, tuple(proof), (old_size, old_root) != (size, root)))
     finally:
         conn.close()
-    for item in issued:
-        state[item.origin] = (item.size, item.root)
-    save_state(spath, state)  # recorded before the checkpoints are stored or published
-    store_checkpoints(ledger_path, issued, now_ms)
     return issued
 
 
@@ -183,6 +214,54 @@ def write_checkpoint_files(out_dir: str | os.PathLike, issued: list[Issued]) -> 
         os.replace(tmp, path)
         written.append(path)
     return written
+
+
+@dataclass(frozen=True)
+class PublicationStep:
+    """One record of the checkpoints topic: a stored checkpoint and the proof from its predecessor."""
+
+    origin: str
+    old_size: int  # the previous stored checkpoint's size for the origin (0: none)
+    size: int
+    proof: tuple[bytes, ...]  # consistency proof from old_size to size (empty when old_size is 0)
+    note: str  # the signed checkpoint as stored, with any cosignatures
+
+
+def publication_steps(ledger_path: str | os.PathLike, log_origin: str, after: dict[str, int],
+                      *, limit_per_origin: int = 1000) -> list[PublicationStep]:
+    """The stored checkpoints of this log above ``after[origin]`` (0 if absent), oldest first per origin.
+
+    Each carries the consistency proof from the stored checkpoint just below it, so the steps of
+    one origin chain: a witness that took one can take the next. Deterministic (the same
+    checkpoint and proof each time; the note may have gained cosignatures), so publishing a step
+    again is a repeat a follower recognises. At most
+    ``limit_per_origin`` steps per origin (the rest come on the next call).
+    """
+    conn = _read_connection(ledger_path)
+    steps: list[PublicationStep] = []
+    try:
+        conn.execute("BEGIN")
+        readers: dict[str, object] = {}
+        prefix = log_origin + "/"
+        for origin in [o for (o,) in conn.execute("SELECT DISTINCT origin FROM checkpoints ORDER BY origin")]:
+            if not origin.startswith(prefix):
+                continue  # signed under another log origin (the setting changed): not this log's
+            topic, _, part = origin[len(prefix):].rpartition("/")
+            start = after.get(origin, 0)
+            below = conn.execute("SELECT max(size) FROM checkpoints WHERE origin = ? AND size <= ?",
+                                 (origin, start)).fetchone()[0]
+            old = below or 0
+            for size, note in conn.execute("SELECT size, note FROM checkpoints WHERE origin = ? AND size > ? "
+                                           "ORDER BY size LIMIT ?", (origin, start, limit_per_origin)).fetchall():
+                proof: list[bytes] = []
+                if old:
+                    reader = readers.get(origin) or readers.setdefault(origin, tiles.reader(conn, topic, int(part)))
+                    proof = reader.consistency_proof(old, size)
+                steps.append(PublicationStep(origin, old, size, tuple(proof), note))
+                old = size
+    finally:
+        conn.close()
+    return steps
 
 
 def latest_checkpoint(conn: sqlite3.Connection, origin: str) -> tuple[int, str] | None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from .checkpoint import key_covers, parse_checkpoint, parse_size
 from .errors import FormatError, ProofError, SignatureError, TlogError
 from .merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
-from .note import COSIGNATURE_V1, ED25519, Signer, Verifier, b64decode_strict, parse_note, verified_signatures
+from .note import COSIGNATURE_V1, ED25519, Signer, Verifier, b64, b64decode_strict, parse_note, verified_signatures
 
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_PROOF_LINES = 63
@@ -102,6 +102,14 @@ class AddCheckpointRequest:
 class _Refusal(Exception):
     def __init__(self, response: Response, evidence: str | None = None):
         self.response, self.evidence = response, evidence
+
+
+def add_checkpoint_body(old_size: int, proof, checkpoint: str) -> bytes:
+    """The add-checkpoint body for a signed checkpoint and the proof from ``old_size`` (inverse of the parser)."""
+    if len(proof) > MAX_PROOF_LINES:
+        raise FormatError("add-checkpoint request", f"{len(proof)} consistency proof lines; at most {MAX_PROOF_LINES}")
+    lines = [f"old {old_size}", *(b64(h) for h in proof)]
+    return ("\n".join(lines) + "\n\n" + checkpoint).encode("utf-8")
 
 
 def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:

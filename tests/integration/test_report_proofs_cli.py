@@ -59,7 +59,7 @@ def ledger(work, keys, tmp_path):
     events, records = work
     db = tmp_path / "ledger.db"
     ingest_records(db, records, batch=100)
-    signed = cli("checkpoint", "--db", str(db), "--key", str(keys["log"]))
+    signed = cli("checkpoint", "--db", str(db), "--key", str(keys["log"]), "--no-publish")
     assert signed.returncode == 0, signed.stderr
     return db, busiest_subject(events)
 
@@ -88,7 +88,7 @@ def test_entries_beyond_the_latest_checkpoint_are_refused(work, keys, tmp_path):
     events, records = work
     db = tmp_path / "ledger.db"
     ingest_records(db, records[:200], batch=100)
-    assert cli("checkpoint", "--db", str(db), "--key", str(keys["log"])).returncode == 0
+    assert cli("checkpoint", "--db", str(db), "--key", str(keys["log"]), "--no-publish").returncode == 0
     ingest_records(db, records[200:], batch=100)
     refused = cli("report", busiest_subject(events), "--audience", "auditor", "--proofs", "--db", str(db))
     assert refused.returncode == 1 and refused.stdout == ""
@@ -164,7 +164,7 @@ def test_an_earlier_identical_copy_proves_recorded_at(work, keys, tmp_path):
     next_offset = 1 + max(r.offset for r in records if (r.topic, r.partition) == (target.topic, other))
     copy = Record(target.topic, other, next_offset, target.timestamp - 5000, target.key, target.value, target.headers)
     ingest_records(db, [*records, copy], batch=100)
-    assert cli("checkpoint", "--db", str(db), "--key", str(keys["log"])).returncode == 0
+    assert cli("checkpoint", "--db", str(db), "--key", str(keys["log"]), "--no-publish").returncode == 0
     out = tmp_path / "auditor.json"
     assert cli("report", subject, "--audience", "auditor", "--proofs", "--db", str(db),
                "--output", str(out)).returncode == 0

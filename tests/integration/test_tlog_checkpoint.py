@@ -6,6 +6,7 @@ from an older copy or rewritten (a fork), checking its own state file beside the
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ ORIGIN = "ledger.test/audit"
 
 def cli(*args, cwd=None):
     env = {**os.environ, "LEDGER_LOG_ORIGIN": ORIGIN}
+    if args[0] == "checkpoint":  # no broker here: publishing is tested in test_checkpoint_topic.py
+        args = (*args, "--no-publish")
     return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=120)
 
@@ -104,3 +107,63 @@ def test_a_rewritten_history_is_not_signed(work, key, tmp_path):
     refused = cli("checkpoint", "--db", str(other), "--key", str(key[0]))
     assert refused.returncode == 1
     assert "not consistent" in refused.stderr and "Not signing" in refused.stderr
+
+
+def test_a_signing_waits_for_another_holding_the_signer_lock(work, key, tmp_path):
+    """The writer's own rounds and `ledger checkpoint` share one key: a signing waits while another holds the lock."""
+    import fcntl
+    import threading
+
+    from ledger.store.checkpoints import issue_checkpoints, state_path
+    from ledger.tlog.keyfile import load_signer
+
+    _, records = work
+    db = tmp_path / "ledger.db"
+    ingest_records(db, records[:100], batch=50)
+    lock = state_path(key[0]).with_name(state_path(key[0]).name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (issue_checkpoints(db, load_signer(key[0]), key[0], ORIGIN), done.set()))
+    thread.start()
+    try:
+        assert not done.wait(1.0) and not state_path(key[0]).exists()
+    finally:
+        os.close(fd)
+    thread.join(30)
+    assert done.is_set() and state_path(key[0]).exists()
+
+
+def test_publication_steps_chain_each_origin_from_the_stored_checkpoint_below(work, key, tmp_path):
+    """Steps above the marker, oldest first per origin, each with a proof from the size below it that verifies."""
+    from ledger.store import tiles
+    from ledger.store.checkpoints import issue_checkpoints, publication_steps
+    from ledger.tlog.keyfile import load_signer
+    from ledger.tlog.merkle import verify_consistency
+
+    _, records = work
+    db = tmp_path / "ledger.db"
+    signer = load_signer(key[0])
+    for start, end in ((0, 150), (150, 400), (400, 600)):
+        ingest_records(db, records[start:end], batch=50)
+        issue_checkpoints(db, signer, key[0], ORIGIN)
+    steps = publication_steps(db, ORIGIN, {})
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    by_origin: dict[str, list] = {}
+    for step in steps:
+        by_origin.setdefault(step.origin, []).append(step)
+    for origin, chain in by_origin.items():
+        topic, _, part = origin[len(ORIGIN) + 1:].rpartition("/")
+        reader = tiles.reader(conn, topic, int(part))
+        assert chain[0].old_size == 0 and chain[0].proof == ()
+        for before, after in itertools.pairwise(chain):
+            assert after.old_size == before.size < after.size
+            verify_consistency(after.old_size, after.size, list(after.proof), reader.root(after.old_size),
+                               reader.root(after.size))
+    conn.close()
+    marker = {o: chain[0].size for o, chain in by_origin.items()}
+    later = publication_steps(db, ORIGIN, marker)
+    assert later == [s for s in steps if s.size > marker[s.origin]]
+    assert publication_steps(db, "another.example/log", {}) == []

@@ -132,9 +132,10 @@ def test_verify_receipt_from_stdin_in_a_subprocess():
 
 
 def test_new_commands_have_help_with_an_example(capsys):
-    """keys generate and verify-receipt document themselves with an example."""
+    """keys generate, verify-receipt and witness follow document themselves with an example."""
     for argv, example in ((["keys", "generate", "--help"], "examples:\n  ledger keys generate"),
-                          (["verify-receipt", "--help"], "example:\n  ledger verify-receipt")):
+                          (["verify-receipt", "--help"], "example:\n  ledger verify-receipt"),
+                          (["witness", "follow", "--help"], "example:\n  ledger witness follow")):
         with pytest.raises(SystemExit):
             main(argv)
         assert example in capsys.readouterr().out

@@ -12,6 +12,7 @@ from ledger.kafka import admin
 from ledger.kafka.topics import (
     TOPIC_SUFFIX,
     all_topics,
+    checkpoints_topic,
     create_topics,
     dlq_topic,
     event_topics,
@@ -49,10 +50,10 @@ def test_unknown_event_type_is_refused_naming_the_type_field():
 
 
 def test_topic_lists_follow_the_prefix():
-    """Five event topics (policy: issue 15), the DLQ and findings, all under the given prefix."""
+    """Five event topics (policy: issue 15), the DLQ, findings and checkpoints (issue 14), all under the prefix."""
     assert event_topics("p.") == ["p.access", "p.sharing", "p.disclosure", "p.consent", "p.policy"]
-    assert dlq_topic("p.") == "p.dlq"
-    assert all_topics("p.") == [*event_topics("p."), "p.dlq", "p.findings"]
+    assert dlq_topic("p.") == "p.dlq" and checkpoints_topic("p.") == "p.checkpoints"
+    assert all_topics("p.") == [*event_topics("p."), "p.dlq", "p.findings", "p.checkpoints"]
 
 
 @pytest.mark.parametrize("brokers, expected", [
@@ -92,6 +93,17 @@ def test_created_topics_keep_records_forever(settings):
     if not all("retention.ms" in topics[n] for n in names):
         pytest.skip("this broker does not report retention.ms")
     assert {n: topics[n]["retention.ms"] for n in names} == {n: "-1" for n in names}
+
+
+def test_the_checkpoints_topic_is_never_compacted(settings):
+    """Keyed by origin, yet every record must stay: created with cleanup.policy=delete and retention.ms=-1."""
+    target = fresh(settings)
+    create_topics(target)
+    with admin(target) as a:
+        configs = a.topic_config(checkpoints_topic(target.topic_prefix))
+    if "cleanup.policy" not in configs:
+        pytest.skip("this broker does not report cleanup.policy")
+    assert (configs["cleanup.policy"], configs.get("retention.ms")) == ("delete", "-1")
 
 
 def test_created_topics_ask_the_broker_to_set_recorded_time(settings):
@@ -181,13 +193,13 @@ def test_topics_commands_create_then_list(settings, capsys):
     target = fresh(settings)
     args = ["--bootstrap-servers", target.bootstrap_servers, "--topic-prefix", target.topic_prefix]
     assert main(["topics", "list", *args]) == 0
-    assert capsys.readouterr().out.count("missing") == 7
+    assert capsys.readouterr().out.count("missing") == 8
     assert main(["topics", "create", "--partitions", "2", *args]) == 0
-    assert capsys.readouterr().out.count("created") == 7
+    assert capsys.readouterr().out.count("created") == 8
     assert main(["topics", "create", "--partitions", "5", *args]) == 0
     out, err = capsys.readouterr()
-    assert out.count("exists") == 7
-    assert err.count("warning:") == 7 and "not 5; left unchanged" in err
+    assert out.count("exists") == 8
+    assert err.count("warning:") == 8 and "not 5; left unchanged" in err
     assert main(["topics", "list", *args]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert sorted(line.split() for line in listed) == sorted([n, "2"] for n in all_topics(target.topic_prefix))

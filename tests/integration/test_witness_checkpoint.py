@@ -60,7 +60,7 @@ def witness(tmp_path):
 
 
 def checkpoint(db, keys, *witness_args, out=None):
-    args = ["checkpoint", "--db", str(db), "--key", str(keys["key"]), *witness_args]
+    args = ["checkpoint", "--db", str(db), "--key", str(keys["key"]), "--no-publish", *witness_args]
     return cli(*args, *(["--out", str(out)] if out else []))
 
 
@@ -160,7 +160,7 @@ def test_a_witness_holding_a_larger_tree_is_an_alarm(records, keys, witness, tmp
     elsewhere.mkdir()
     key_copy = elsewhere / "log.key"
     shutil.copy(keys["key"], key_copy)  # no .signed.json here: this signer does not know what was signed
-    run = cli("checkpoint", "--db", str(short), "--key", str(key_copy), "--witness", witness.url,
+    run = cli("checkpoint", "--db", str(short), "--key", str(key_copy), "--no-publish", "--witness", witness.url,
               "--witness-vkey", str(keys["witness_vkey"]), "--min-witnesses", "0")
     assert run.returncode == 1
     assert "ALARM" in run.stderr and witness.url in run.stderr and "Not retrying" in run.stderr

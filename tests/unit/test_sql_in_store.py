@@ -9,6 +9,7 @@ ledger/store/ (reads.py and the Ledger's methods) and nothing else.
 Exceptions, each a module that owns a file that is not the ledger:
 - ledger/produce/outbox.py: the SDK's outbox file (its own tables ``outbox``, ``outbox_quarantine``);
 - ledger/tlog/witness.py: a witness's state file (``checkpoints``, ``evidence``);
+- ledger/tlog/follow.py: a witness follower's tables in that file (``follow_positions``, ``follow_cosigned``);
 - ledger/audit/flat_export.py: the flat export's output file, built with sqlite-utils (``db.conn``
   is sqlite-utils' connection to that output; its views are SQL on the export's own tables, which
   happen to share names such as ``data_accessed``, never on the ledger file).
@@ -29,6 +30,7 @@ STORE = ROOT / "store"
 EXCEPTIONS = {
     "produce/outbox.py": "owns the SDK's outbox file",
     "tlog/witness.py": "owns a witness's state file",
+    "tlog/follow.py": "owns a witness follower's tables in the witness's state file",
     "audit/flat_export.py": "owns the flat export's output file (sqlite-utils)",
 }
 _TABLES = "|".join(sorted(APPEND_ONLY_TABLES))
