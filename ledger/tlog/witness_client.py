@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 
 from .checkpoint import parse_size
 from .errors import FormatError, SignatureError, TlogError
-from .note import COSIGNATURE_V1, Verified, Verifier, b64, parse_note, verified_signatures
+from .note import COSIGNATURE_V1, Verified, Verifier, parse_note, verified_signatures
+from .witness import add_checkpoint_body
 
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_CONFLICTS = 3  # 409s in a row before giving up (another log process moving the witness too)
@@ -116,7 +117,7 @@ class WitnessClient:
                proof_from: Callable[[int], Sequence[bytes]]) -> list[Verified]:
         """The verified cosignatures of ``signed_note`` (a checkpoint of ``size``), following 409s."""
         for _ in range(MAX_CONFLICTS + 1):
-            status, content_type, body = self._post(_request_body(signed_note, old_size, proof))
+            status, content_type, body = self._post(add_checkpoint_body(old_size, proof, signed_note))
             if status == 200:
                 return self._cosignatures(signed_note, body)
             if status == 409:
@@ -240,8 +241,3 @@ class WitnessClient:
 def _printable(text: str) -> str:
     """A witness's reason as one line without control characters (it goes to the operator's terminal)."""
     return "".join(c if c.isprintable() else " " for c in text)
-
-
-def _request_body(signed_note: str, old_size: int, proof: Sequence[bytes]) -> bytes:
-    lines = [f"old {old_size}"] + [b64(h) for h in proof]
-    return ("\n".join(lines) + "\n\n" + signed_note).encode("utf-8")
