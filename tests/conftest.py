@@ -31,10 +31,10 @@ from uuid import uuid4
 import pytest
 
 # Tiers live in folders (tests/README.md); the shared builders in tests/support/ import by bare module name.
-_HERE = Path(__file__).resolve().parent
-for _folder in ("support", "unit", "integration"):
-    if str(_HERE / _folder) not in sys.path:
-        sys.path.insert(0, str(_HERE / _folder))
+# Test modules never import each other: what they share lives in support/.
+_SUPPORT = str(Path(__file__).resolve().parent / "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
 
 from ledger.config import Settings
 from ledger.dev.broker import LocalBroker
