@@ -31,7 +31,7 @@ from uuid import uuid4
 import pytest
 
 # Tiers live in folders (tests/README.md); the shared builders in tests/support/ import by bare module name.
-# Test modules never import each other: what they share lives in support/.
+# Test modules never import each other (unit/test_test_layout.py): what they share lives in support/.
 _SUPPORT = str(Path(__file__).resolve().parent / "support")
 if _SUPPORT not in sys.path:
     sys.path.insert(0, _SUPPORT)
