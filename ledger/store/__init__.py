@@ -6,8 +6,8 @@ stage reads goes through reads.py (the only SQL on the ledger's tables is in thi
 
 from . import reads
 from .heads import Head, read_heads
-from .ledger import READER_CACHE_KIB, AppendBatch, FirstSeen, Ledger, Tip
-from .read import Entry, iter_entries, iter_rejected_records, iter_side_rows
+from .ledger import READER_CACHE_KIB, AppendBatch, FirstSeen, Ledger, Move, StoredOccurrence, Tip
+from .read import Entry, IndexRow, iter_entries, iter_rejected_records, iter_side_rows
 from .schema import ENTRY_COLUMNS, EVIDENCE_COLUMNS, SIDE_TABLES
 
 __all__ = [
@@ -18,7 +18,10 @@ __all__ = [
     "read_heads",
     "Tip",
     "FirstSeen",
+    "StoredOccurrence",
+    "Move",
     "Entry",
+    "IndexRow",
     "iter_entries",
     "iter_side_rows",
     "iter_rejected_records",

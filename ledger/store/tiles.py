@@ -103,7 +103,7 @@ class SqliteHashStore:
             (self.topic, self.partition, level, index)).fetchone()
         if row is None:
             return None
-        value = row[0]
+        (value,) = row
         # A tampered row may hold text or a number; as bytes it differs from the rebuilt tile (verify names it).
         return value.encode("utf-8", "replace") if isinstance(value, str) else bytes(str(value), "ascii") \
             if isinstance(value, (int, float)) else bytes(value)
@@ -125,7 +125,8 @@ def stored_size(conn: sqlite3.Connection, topic: str, partition: int) -> int:
         "ORDER BY idx DESC LIMIT 1", (topic, partition)).fetchone()
     if row is None:
         return 0
-    return row[0] * TILE_WIDTH + row[1] // HASH_SIZE
+    index, length = row
+    return index * TILE_WIDTH + length // HASH_SIZE
 
 
 def tree_sizes(source) -> dict[tuple[str, int], int]:
