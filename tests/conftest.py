@@ -10,11 +10,12 @@ Which broker ``kafka`` uses, first match wins:
 Fixtures:
     kafka           (session)  ``.bootstrap`` and ``.kind``
     settings        (function) Settings on a fresh topic prefix, topics created (3 partitions), once per client
+    plain_settings  (function) Settings for a test that never reaches Kafka: no broker, no topics, run once
     durable_broker  (function) a started LocalBroker on S3-on-moto storage, for kill/restart tests
     kafka_client    (function) "kafka-python", then "confluent": a test using it runs once per client
     client_settings (function) ``settings`` (kept for the seam's tests; the same client)
 
-Tests using any of them get the ``broker`` marker. ``slow`` tests are skipped
+Tests using any of them but ``plain_settings`` get the ``broker`` marker. ``slow`` tests are skipped
 unless ``LEDGER_SLOW=1``. With kafka-python on tansu a consumer-group join
 costs about half of ``session_timeout_ms``: prefer ``assign()`` in tests.
 """
@@ -124,6 +125,27 @@ def settings(kafka, tmp_path, kafka_client) -> Settings:
     )
     create_topics(settings)
     return settings
+
+
+#: Where plain_settings points: nothing listens on port 1 of loopback, so a test that reaches for Kafka
+#: after all fails with a BrokerError rather than passing by accident.
+NO_BROKER = "127.0.0.1:1"
+
+
+@pytest.fixture
+def plain_settings(tmp_path) -> Settings:
+    """Settings like ``settings`` (fresh topic prefix, ledger file in ``tmp_path``) for a test that never
+    reaches Kafka, such as one that checks the ledger file is locked or refused before any broker is asked.
+
+    Not parametrized by client, no broker started and no topics created: the test runs once.
+    """
+    return Settings.load(
+        env={},
+        bootstrap_servers=NO_BROKER,
+        topic_prefix=f"t{uuid4().hex[:10]}.",
+        db=str(tmp_path / "ledger.db"),
+        partitions=3,
+    )
 
 
 @pytest.fixture
