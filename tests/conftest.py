@@ -10,11 +10,12 @@ Which broker ``kafka`` uses, first match wins:
 Fixtures:
     kafka           (session)  ``.bootstrap`` and ``.kind``
     settings        (function) Settings on a fresh topic prefix, topics created (3 partitions), once per client
+    plain_settings  (function) Settings for a test that never reaches Kafka: no broker, no topics, run once
     durable_broker  (function) a started LocalBroker on S3-on-moto storage, for kill/restart tests
     kafka_client    (function) "kafka-python", then "confluent": a test using it runs once per client
     client_settings (function) ``settings`` (kept for the seam's tests; the same client)
 
-Tests using any of them get the ``broker`` marker. ``slow`` tests are skipped
+Tests using any of them but ``plain_settings`` get the ``broker`` marker. ``slow`` tests are skipped
 unless ``LEDGER_SLOW=1``. With kafka-python on tansu a consumer-group join
 costs about half of ``session_timeout_ms``: prefer ``assign()`` in tests.
 """
@@ -31,10 +32,10 @@ from uuid import uuid4
 import pytest
 
 # Tiers live in folders (tests/README.md); the shared builders in tests/support/ import by bare module name.
-_HERE = Path(__file__).resolve().parent
-for _folder in ("support", "unit", "integration"):
-    if str(_HERE / _folder) not in sys.path:
-        sys.path.insert(0, str(_HERE / _folder))
+# Test modules never import each other (unit/test_test_layout.py): what they share lives in support/.
+_SUPPORT = str(Path(__file__).resolve().parent / "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
 
 from ledger.config import Settings
 from ledger.dev.broker import LocalBroker
@@ -124,6 +125,27 @@ def settings(kafka, tmp_path, kafka_client) -> Settings:
     )
     create_topics(settings)
     return settings
+
+
+#: Where plain_settings points: nothing listens on port 1 of loopback, so a test that reaches for Kafka
+#: after all fails with a BrokerError rather than passing by accident.
+NO_BROKER = "127.0.0.1:1"
+
+
+@pytest.fixture
+def plain_settings(tmp_path) -> Settings:
+    """Settings like ``settings`` (fresh topic prefix, ledger file in ``tmp_path``) for a test that never
+    reaches Kafka, such as one that checks the ledger file is locked or refused before any broker is asked.
+
+    Not parametrized by client, no broker started and no topics created: the test runs once.
+    """
+    return Settings.load(
+        env={},
+        bootstrap_servers=NO_BROKER,
+        topic_prefix=f"t{uuid4().hex[:10]}.",
+        db=str(tmp_path / "ledger.db"),
+        partitions=3,
+    )
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from ledger.store import reads
 from ledger.store.coverage import Coverage
@@ -60,12 +60,28 @@ class DiffResult:
         return not self.differences
 
 
-def _rows(conn) -> Iterator[tuple]:
-    """(topic, partition, offset, timestamp, event_id, leaf, json) with leaf = the recomputed hash, or None if
-    the stored hash does not match the row's own evidence."""
-    for topic, partition, offset, timestamp, event_id, stored, key, headers, value, text in reads.raw_record_rows(conn):
-        leaf = leaf_hash(Record(topic, partition, offset, timestamp, key, value, headers_from_json(headers)))
-        yield topic, partition, offset, timestamp, event_id, leaf if leaf == stored else None, text
+class _Compared(NamedTuple):
+    """One record as diff compares it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    event_id: str | None
+    leaf: bytes | None  # the recomputed leaf hash, or None if the stored one does not match the row's evidence
+    json: str | None
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
+def _rows(conn) -> Iterator[_Compared]:
+    for r in reads.raw_record_rows(conn):
+        record = Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, headers_from_json(r.headers))
+        leaf = leaf_hash(record)
+        yield _Compared(r.topic, r.partition, r.offset, r.timestamp, r.event_id, leaf if leaf == r.leaf_hash else None,
+                        r.json)
 
 
 def diff_ledgers(a: str | Path, b: str | Path, *, common_range: bool = False) -> DiffResult:
@@ -78,23 +94,23 @@ def diff_ledgers(a: str | Path, b: str | Path, *, common_range: bool = False) ->
         rows_a, rows_b = _rows(conn_a), _rows(conn_b)
         ra, rb = next(rows_a, None), next(rows_b, None)
         while ra is not None or rb is not None:
-            key_a = ra[:3] if ra is not None else None
-            key_b = rb[:3] if rb is not None else None
+            key_a = ra.position if ra is not None else None
+            key_b = rb.position if rb is not None else None
             if rb is None or (ra is not None and key_a < key_b):
                 if keep(ra):
-                    result.differences.append(Difference("only_in_a", *ra[:3], ra[4], None))
+                    result.differences.append(Difference("only_in_a", *ra.position, ra.event_id, None))
                 ra = next(rows_a, None)
             elif ra is None or key_b < key_a:
                 if keep(rb):
-                    result.differences.append(Difference("only_in_b", *rb[:3], None, rb[4]))
+                    result.differences.append(Difference("only_in_b", *rb.position, None, rb.event_id))
                 rb = next(rows_b, None)
             else:
                 if keep(ra) or keep(rb):
                     result.compared += 1
-                    if ra[5] is None or ra[5] != rb[5]:
-                        result.differences.append(Difference("leaf_differs", *ra[:3], ra[4], rb[4]))
-                    elif ra[6] != rb[6]:
-                        result.differences.append(Difference("json_differs", *ra[:3], ra[4], rb[4]))
+                    if ra.leaf is None or ra.leaf != rb.leaf:
+                        result.differences.append(Difference("leaf_differs", *ra.position, ra.event_id, rb.event_id))
+                    elif ra.json != rb.json:
+                        result.differences.append(Difference("json_differs", *ra.position, ra.event_id, rb.event_id))
                 ra, rb = next(rows_a, None), next(rows_b, None)
         return result
     finally:
@@ -103,10 +119,10 @@ def diff_ledgers(a: str | Path, b: str | Path, *, common_range: bool = False) ->
 
 
 def _common_filter(cov_a: Coverage, cov_b: Coverage):
-    """A predicate: does this (topic, partition, offset, timestamp, ...) row lie in both coverages?"""
+    """A predicate: does this record lie in both coverages?"""
 
-    def keep(row: tuple) -> bool:
-        topic, partition, offset, timestamp = row[:4]
-        return cov_a.covers(topic, partition, offset, timestamp) and cov_b.covers(topic, partition, offset, timestamp)
+    def keep(row: _Compared) -> bool:
+        where = (row.topic, row.partition, row.offset, row.timestamp)
+        return cov_a.covers(*where) and cov_b.covers(*where)
 
     return keep

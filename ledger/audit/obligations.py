@@ -442,7 +442,7 @@ def load_cases(source, *, as_of=None, disclosure_ids: Iterable[str] | None = Non
         event = json.loads(row.json)
         key = event["event_id"] if event["type"] == "LegalDisclosure" else event["disclosure_event_id"]
         if wanted is None or key in wanted:
-            book.add(event, Recorded(*row[1:]))
+            book.add(event, Recorded(row.timestamp, row.topic, row.partition, row.offset))
     return book
 
 

@@ -81,8 +81,8 @@ def side_rows(
     until=None,
     as_of=None,
     fetch: int = _FETCH,
-) -> Iterator[tuple[int, str, int, str, int, str, str, dict | None]]:
-    """``(seq, json, recorded_ms, type, occurred_at, event_id, status, marks)`` under ``key``, newest first.
+) -> Iterator[reads.SideRow]:
+    """The store's rows (``reads.SideRow``) under ``key``, newest first.
 
     ``recorded_ms`` is the earliest Kafka timestamp of the event's same-content
     copies; ``status`` is ``entry`` or ``contradiction``; ``marks`` is None or
@@ -99,7 +99,7 @@ def side_rows(
         if marks is not None:
             marks = ({"contradicts": _ref(marks["contradicts"])} if "contradicts" in marks
                      else {"contradicted_by": [_ref(r) for r in marks["contradicted_by"]]})
-        yield (*row[:7], marks)
+        yield row._replace(marks=marks)
 
 
 def _ref(ref: reads.Ref) -> dict:
@@ -148,9 +148,8 @@ def who_saw(
     id; ``purpose`` matches the code and its dotted children.
     """
     chosen = check_types(types, WHO_SAW_TYPES)
-    for _, text, ts, etype, *_, marks in side_rows(source, "subjects", "subject_id", subject, chosen,
-                                                   since=since, until=until, as_of=as_of):
-        row = to_row(text, ts, etype, marks)
+    for found in side_rows(source, "subjects", "subject_id", subject, chosen, since=since, until=until, as_of=as_of):
+        row = to_row(found.json, found.recorded_ms, found.type, found.marks)
         if actor is not None and row["actor"]["id"] != actor:
             continue
         if purpose is not None and not within(row.get("purpose"), purpose):
@@ -175,9 +174,9 @@ def disclosures(
     chosen = check_types(types, DISCLOSURE_TYPES)
     if kind is not None and kind not in RECIPIENT_KINDS:
         raise ValidationError("--kind", f"unknown recipient kind {kind!r}; choose from {', '.join(RECIPIENT_KINDS)}")
-    for _, text, ts, etype, *_, marks in side_rows(source, "recipients", "recipient_id", recipient, chosen,
-                                                   since=since, until=until, as_of=as_of):
-        row = to_row(text, ts, etype, marks)
+    for found in side_rows(source, "recipients", "recipient_id", recipient, chosen,
+                           since=since, until=until, as_of=as_of):
+        row = to_row(found.json, found.recorded_ms, found.type, found.marks)
         if kind is not None and row["recipient"]["kind"] != kind:
             continue
         row["subject_count"] = len(row["subject_ids"])
@@ -195,9 +194,8 @@ def accesses(
 ) -> Iterator[dict]:
     """Everything one actor did, newest first: denied and break-glass accesses included."""
     chosen = check_types(types, EVENT_TYPES)
-    for _, text, ts, etype, *_, marks in side_rows(source, "actors", "actor_id", actor, chosen,
-                                                   since=since, until=until, as_of=as_of):
-        yield to_row(text, ts, etype, marks)
+    for found in side_rows(source, "actors", "actor_id", actor, chosen, since=since, until=until, as_of=as_of):
+        yield to_row(found.json, found.recorded_ms, found.type, found.marks)
 
 
 def contradictions(source, *, as_of: datetime | str | None = None) -> Iterator[dict]:

@@ -50,7 +50,7 @@ from ledger.ingest.repeats import classify_repeat, recorded_earlier, split_reaso
 from ledger.ingest.routing import PREFIX as ROUTING_PREFIX
 from ledger.ingest.routing import routing_problem
 from ledger.model.timecheck import TimeLimits, time_flag
-from ledger.store import Entry, FirstSeen, Head, Ledger, iter_entries, iter_side_rows, reads
+from ledger.store import Entry, Head, IndexRow, Ledger, iter_entries, iter_side_rows, reads
 from ledger.store.index import SIDE_TABLE_NAMES, entry_columns, side_rows
 from ledger.store.schema import BUCKET_BITS
 from ledger.store import tiles
@@ -304,7 +304,7 @@ class _Verifier:
         for table, rows in self.side.items():
             self.report_misfiled(table, rows.misfiled)
             self.report_orphans(table, rows.take_below(e.seq))
-            found = [row[:4] for row in rows.take_equal(e.seq)]
+            found = [row.without_bucket() for row in rows.take_equal(e.seq)]
             if event is _UNKNOWN:
                 continue
             want = expected.get(table, [])
@@ -318,15 +318,15 @@ class _Verifier:
             self.report_orphans(table, rows.take_below(None))
             self.report_misfiled(table, rows.misfiled)
 
-    def report_orphans(self, table: str, orphans: list) -> None:
+    def report_orphans(self, table: str, orphans: list[IndexRow]) -> None:
         for orphan in orphans:
-            self.problem(f"{table} row {orphan[:4]!r} belongs to no entry (seq {orphan[1]} missing)")
+            self.problem(f"{table} row {orphan.without_bucket()!r} belongs to no entry (seq {orphan.seq} missing)")
 
-    def report_misfiled(self, table: str, misfiled: list) -> None:
+    def report_misfiled(self, table: str, misfiled: list[IndexRow]) -> None:
         """Rows under the wrong bucket: queries probing the right bucket would not find them."""
         for row in misfiled:
-            expected = row[1] >> self.bucket_bits if type(row[1]) is int else "none: seq is not an integer"
-            self.problem(f"{table} row {row[:4]!r} is filed under bucket {row[4]!r}, "
+            expected = row.seq >> self.bucket_bits if type(row.seq) is int else "none: seq is not an integer"
+            self.problem(f"{table} row {row.without_bucket()!r} is filed under bucket {row.bucket!r}, "
                          f"expected {expected} (seq >> {self.bucket_bits})")
         misfiled.clear()
 
@@ -334,8 +334,8 @@ class _Verifier:
     def decision_key(self, seq: int) -> tuple:
         """When ingest or reprocess decided an entry's status: the dedupe order."""
         if seq in self.reprocessed:
-            after, rid, _ = self.reprocessed[seq]
-            return (after, 1, rid)
+            move = self.reprocessed[seq]
+            return (move.after_seq, 1, move.id)
         return (seq, 0, 0)
 
     def check_statuses(self) -> None:
@@ -348,12 +348,13 @@ class _Verifier:
             self.ledger, (e.seq for e, _, _ in pending if e.status in ("conflict", "contradiction")))
         # The entries repeats are compared with, decoded again with this codec (as ingest does).
         winners = {first[event_id] for e, event_id, _ in pending if e.status != "entry" and event_id in first}
-        stored = self.ledger.first_details(w[0] for w in winners) if winners else {}
-        occurrences = {w: first_occurrence(self.codec, FirstSeen(*w), stored[w[0]]) for w in winners if w[0] in stored}
+        stored = self.ledger.first_details(w.seq for w in winners) if winners else {}
+        occurrences = {w: first_occurrence(self.codec, w, stored[w.seq]) for w in winners if w.seq in stored}
         for e, event_id, text in pending:
             winner = first.get(event_id)
-            if e.seq in self.reprocessed and self.reprocessed[e.seq][2] != e.status:
-                self.problem(f"reprocess_log says {self.reprocessed[e.seq][2]!r}, entry says {e.status!r}", e)
+            logged = self.reprocessed.get(e.seq)
+            if logged is not None and logged.new_status != e.status:
+                self.problem(f"reprocess_log says {logged.new_status!r}, entry says {e.status!r}", e)
             if e.status == "entry":
                 self.entry_count += 1
                 if winner != (e.seq, e.topic, e.partition):
@@ -362,30 +363,31 @@ class _Verifier:
             if winner is None or winner not in occurrences:
                 self.problem(f"status {e.status!r} but no first occurrence of {event_id} in event_ids", e)
                 continue
-            if not self.decision_key(winner[0]) < self.decision_key(e.seq):
-                self.problem(f"status {e.status!r} but the recorded first occurrence (seq {winner[0]}) "
+            if not self.decision_key(winner.seq) < self.decision_key(e.seq):
+                self.problem(f"status {e.status!r} but the recorded first occurrence (seq {winner.seq}) "
                              "comes later: this entry should have status 'entry'", e)
             occurrence = occurrences[winner]
             status, reason = classify_repeat(occurrence, text, e.topic, e.partition)
             if e.status != status:
-                self.problem(f"status {e.status!r} but the first occurrence (seq {winner[0]}) is on "
-                             f"{winner[1]}[{winner[2]}] and " + ("differs: " + reason if reason else "has the same content")
+                self.problem(f"status {e.status!r} but the first occurrence (seq {winner.seq}) is on "
+                             f"{winner.topic}[{winner.partition}] and " + ("differs: " + reason if reason else "has the same content")
                              + f": expected {status!r}", e)
             elif split_reason(e.reason)[0] != reason:
                 self.problem(f"reason {_short(e.reason)} differs from the re-derived {_short(reason)}", e)
             if e.status in ("conflict", "contradiction"):
                 self.conflict_count += 1
-                if conflicts.get(e.seq) != (event_id, winner[0]):
-                    self.problem(f"conflicts row {conflicts.get(e.seq)} does not match {(event_id, winner[0])}", e)
+                row = conflicts.get(e.seq)
+                if row != (event_id, winner.seq):
+                    self.problem(f"conflicts row {_plain(row)} does not match {(event_id, winner.seq)}", e)
             if e.status == "contradiction":
                 self.contradiction_count += 1
             copy = self.earlier.pop(e.seq, None)
             if recorded_earlier(e.status, e.timestamp, occurrence):
-                if copy != (winner[0], e.timestamp):
-                    self.problem(f"recorded before its entry (seq {winner[0]}) but the earlier_copies row is "
-                                 f"{copy}, expected {(winner[0], e.timestamp)}", e)
+                if copy != (winner.seq, e.timestamp):
+                    self.problem(f"recorded before its entry (seq {winner.seq}) but the earlier_copies row is "
+                                 f"{_plain(copy)}, expected {(winner.seq, e.timestamp)}", e)
             elif copy is not None:
-                self.problem(f"earlier_copies row {copy} but this entry is no same-content copy recorded "
+                self.problem(f"earlier_copies row {_plain(copy)} but this entry is no same-content copy recorded "
                              "before its entry", e)
 
     # -- whole-table checks ------------------------------------------------------------------------
@@ -397,15 +399,15 @@ class _Verifier:
         if count != self.conflict_count:
             self.problem(f"conflicts has {count} rows for {self.conflict_count} entries of status 'conflict' "
                          "or 'contradiction'")
-        for seq, (entry_seq, _) in sorted(self.earlier.items()):  # rows no checked entry claimed
-            self.problem(f"earlier_copies row (entry_seq {entry_seq}, seq {seq}) belongs to no decoded repeat")
+        for seq, copy in sorted(self.earlier.items()):  # rows no checked entry claimed
+            self.problem(f"earlier_copies row (entry_seq {copy.entry_seq}, seq {seq}) belongs to no decoded repeat")
         self.report.contradictions = self.contradiction_count
-        for seq, after_seq in reads.reprocess_mismatches(self.ledger):
-            self.problem(f"reprocess_log row for seq {seq} (after_seq {after_seq}) does not match its entry")
+        for row in reads.reprocess_mismatches(self.ledger):
+            self.problem(f"reprocess_log row for seq {row.seq} (after_seq {row.after_seq}) does not match its entry")
 
     def check_offsets(self) -> None:
         positions: dict[tuple[str, int], tuple[int, int]] = {}
-        for topic, partition, next_offset, last_seq, chain in reads.offsets_rows(self.ledger):
+        for topic, partition, next_offset, last_seq, chain in reads.offsets_rows(self.ledger):  # OffsetsRow
             where = (topic, partition)
             entry = self.ledger.entry_at(topic, partition, next_offset - 1)
             label = f"offsets row {topic}[{partition}] next_offset {next_offset}"
@@ -438,7 +440,7 @@ class _Verifier:
 
 
 class _Peekable:
-    """Side rows ``(key, seq, occurred_at, type, bucket)`` in seq order, handed out below / at a seq.
+    """Side rows (:class:`~ledger.store.IndexRow`) in seq order, handed out below / at a seq.
 
     A row under the wrong bucket arrives out of seq order: it is set aside in
     ``misfiled`` as soon as it is seen, so it cannot hold up the rows behind it.
@@ -447,26 +449,26 @@ class _Peekable:
     def __init__(self, rows, bucket_bits: int):
         self.rows = rows
         self.bucket_bits = bucket_bits
-        self.misfiled: list[tuple] = []
+        self.misfiled: list[IndexRow] = []
         self.head = self._next()
 
     def _next(self):
         for row in self.rows:
-            if type(row[1]) is int and row[4] == row[1] >> self.bucket_bits:
+            if type(row.seq) is int and row.bucket == row.seq >> self.bucket_bits:
                 return row
             self.misfiled.append(row)
         return None
 
     def take_below(self, seq: int | None) -> list:
         out = []
-        while self.head is not None and (seq is None or self.head[1] < seq):
+        while self.head is not None and (seq is None or self.head.seq < seq):
             out.append(self.head)
             self.head = self._next()
         return out
 
     def take_equal(self, seq: int) -> list:
         out = []
-        while self.head is not None and self.head[1] == seq:
+        while self.head is not None and self.head.seq == seq:
             out.append(self.head)
             self.head = self._next()
         return out
@@ -474,6 +476,11 @@ class _Peekable:
 
 def _hex(value) -> str:
     return value.hex() if isinstance(value, bytes) else repr(value)
+
+
+def _plain(row: tuple | None) -> str:
+    """A stored row as its values, e.g. ``(1, 0)`` (the findings name rows this way, not by their type)."""
+    return "None" if row is None else repr(tuple(row))
 
 
 def _short(value, limit: int = 120) -> str:

@@ -56,8 +56,8 @@ def register(subparsers, common) -> None:
                     "(a --vkey whose name is the checkpoint origin or a '/'-prefix of it), every cosignature "
                     "by a --witness-vkey and at least --min-witnesses of them, the entry's inclusion under "
                     "the checkpoint's root (leaf hash SHA-256(00 || extra)), and that the record decodes with "
-                    "the schemas. Prints the entry's type, times, actor, subjects and purpose and exits 0; "
-                    "otherwise names the check that failed and exits 1.",
+                    "the schemas. Prints the entry's type, times, actor, subjects (the first 5; --json lists "
+                    "all) and purpose and exits 0; otherwise names the check that failed and exits 1.",
         epilog="example:\n  ledger verify-receipt entry.tlog-proof --vkey ledger.example.com_audit.vkey \\\n"
                "      --witness-vkey w1.vkey --witness-vkey w2.vkey --min-witnesses 1\n",
     )
@@ -143,6 +143,19 @@ def _read(path: str) -> bytes:
         raise ReceiptError("format", f"cannot read {path}: {err.strerror or err}") from err
 
 
+SHOWN_SUBJECTS = 5
+
+
+def first_few(values: list[str], limit: int = SHOWN_SUBJECTS) -> str:
+    """``a, b, c`` or, past ``limit``, the first ``limit`` and ``... and N more (--json lists all)``.
+
+    A bulk job's entry names hundreds of customers; the receipt's JSON form keeps every one.
+    """
+    shown = ", ".join(values[:limit])
+    hidden = len(values) - limit
+    return shown if hidden <= 0 else f"{shown} ... and {hidden:,} more (--json lists all)"
+
+
 def run_verify_receipt(args) -> int:
     from ..tlog.keyfile import load_verifier
     from ..tlog.receipt import verify_receipt
@@ -169,7 +182,7 @@ def run_verify_receipt(args) -> int:
         ("occurred_at", summary["occurred_at"]),
         ("recorded_at", summary["recorded_at"]),
         ("actor", f"{actor.get('id')} ({detail})" if detail else actor.get("id")),
-        ("subjects", ", ".join(summary["subject_ids"] or [])),
+        ("subjects", first_few(summary["subject_ids"] or [])),
         ("purpose", summary["purpose"] or "-"),
         ("record", f"{log['topic']}[{log['partition']}]@{log['offset']}"),
         ("witnesses", ", ".join(summary["witnesses"]) or "none checked"),

@@ -8,6 +8,11 @@ auditor's questions: which promises were kept and broken in the month, and for o
 customer: who saw their data, and why; then signs checkpoints with a key made in
 demo-out/keys/, proves one of that customer's events and verifies the receipt offline. Leaves the
 ledger file and an HTML report in ``demo-out/``.
+
+The simulated month ends shortly before the run (:func:`recent_window`): the records are written
+today, and a record of something that happened more than 30 days before it was recorded is flagged
+late by ``ledger verify`` (ledger.model.timecheck), which a demo of a live ledger should not show.
+Given the seed the workload is the same on every run but for the dates it is anchored to.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ledger.config import Settings
@@ -32,6 +38,19 @@ from .simulate import simulate
 
 OUT = Path("demo-out")
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
+
+
+DEMO_DAYS = 28  # the simulated month: it ends the day before the run, inside the 30-day lateness limit
+
+
+def recent_window(now: datetime, days: int = DEMO_DAYS) -> datetime:
+    """The start of a ``days``-day history ending at the midnight UTC before today's (``now``'s day).
+
+    Every simulated event then lies between ``days + 1`` days and one day before ``now``, so with
+    ``days`` below 29 none is recorded more than 30 days late, whenever in the day the demo runs.
+    """
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days + 1)
 
 
 def step(text: str) -> None:
@@ -50,7 +69,7 @@ def show(cli, args: list[str], lines: int = 25) -> int:
     return code
 
 
-def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
+def main(events: int = 20_000, subjects: int = 500, seed: int = 7, now: datetime | None = None) -> int:
     from ledger.cli import main as cli
     from ledger.ingest.writer import LedgerWriter
 
@@ -65,8 +84,11 @@ def main(events: int = 20_000, subjects: int = 500, seed: int = 7) -> int:
         for status in create_topics(settings):
             print(f"  {status.name}: {status.partitions} partitions")
 
-        step(f"emitting {events:,} simulated events (seed {seed}, {subjects} customers)")
-        workload = simulate(seed=seed, events=events, subjects=subjects)
+        start = recent_window(now or datetime.now(UTC))
+        end = start + timedelta(days=DEMO_DAYS)
+        step(f"emitting {events:,} simulated events (seed {seed}, {subjects} customers, "
+             f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d})")
+        workload = simulate(seed=seed, events=events, subjects=subjects, start=start, days=DEMO_DAYS)
         started = time.monotonic()
         with AuditProducer(settings) as producer:
             # The company's policy first, so it is in force for the whole month (ledger policy publish).

@@ -32,7 +32,7 @@ from typing import Sequence
 
 from ledger.errors import DecodeError, LedgerError, StoreError, ValidationError
 from ledger.model.timecheck import TimeLimits, time_flag
-from ledger.store import AppendBatch, FirstSeen, Ledger, Tip, iter_rejected_records
+from ledger.store import AppendBatch, FirstSeen, Ledger, Move, StoredOccurrence, Tip, iter_rejected_records
 from ledger.store.index import entry_columns, index_row
 from ledger.store.schema import (
     COL_EVENT_ID,
@@ -332,17 +332,17 @@ def occurrence_of_row(row: list) -> FirstOccurrence:
                            row[COL_JSON])
 
 
-def first_occurrence(codec, seen: FirstSeen, stored: tuple) -> FirstOccurrence:
+def first_occurrence(codec, seen: FirstSeen, stored: StoredOccurrence) -> FirstOccurrence:
     """The first occurrence as the file holds it, its readable form decoded again with ``codec``.
 
-    ``stored`` is ``(offset, timestamp, value, json)``. Decoding again (rather
-    than reading the stored JSON) compares both records through the same
-    reader schema, whichever versions were installed when the entry was written.
+    Decoding again (rather than reading the stored JSON) compares both records
+    through the same reader schema, whichever versions were installed when the
+    entry was written.
     """
-    offset, timestamp, value, text = stored
+    value = stored.value
     event = decode_value(codec, value)[0] if isinstance(value, bytes) else None  # (verify: a tampered column)
-    return FirstOccurrence(seen.seq, seen.topic, seen.partition, offset, timestamp,
-                           text if event is None else entry_columns(event)["json"])
+    return FirstOccurrence(seen.seq, seen.topic, seen.partition, stored.offset, stored.timestamp,
+                           stored.json if event is None else entry_columns(event)["json"])
 
 
 class CommitPipeline:
@@ -464,9 +464,9 @@ def _reprocess(ledger: Ledger, codec) -> ReprocessResult:
             elif recorded_earlier(status, entry.timestamp, occurrence):
                 rows.earlier.append((seen.seq, entry.seq, entry.timestamp))
         counts[status] += 1
-        moves.append((entry.seq, after_seq, entry.reason, status,
-                      join_reasons(reason, time_flag(cols["occurred_at"], entry.timestamp, limits)),
-                      event_id, cols["type"], cols["occurred_at"], cols["json"]))
+        moves.append(Move(seq=entry.seq, after_seq=after_seq, old_reason=entry.reason, new_status=status,
+                          new_reason=join_reasons(reason, time_flag(cols["occurred_at"], entry.timestamp, limits)),
+                          event_id=event_id, type=cols["type"], occurred_at=cols["occurred_at"], json=cols["json"]))
     if moves:
         ledger.mark_reprocessed(moves, rows)
     return ReprocessResult(len(rejected), counts, len(rejected) - len(moves))

@@ -15,6 +15,7 @@ _HOMES = {
     "reads": None,
     "Head": "heads", "read_heads": "heads",
     "READER_CACHE_KIB": "ledger", "AppendBatch": "ledger", "FirstSeen": "ledger", "Ledger": "ledger", "Tip": "ledger",
+    "Move": "ledger", "StoredOccurrence": "ledger", "IndexRow": "read",
     "Entry": "read", "iter_entries": "read", "iter_rejected_records": "read", "iter_side_rows": "read",
     "ENTRY_COLUMNS": "schema", "EVIDENCE_COLUMNS": "schema", "SIDE_TABLES": "schema",
 }
@@ -27,7 +28,10 @@ __all__ = [
     "read_heads",
     "Tip",
     "FirstSeen",
+    "StoredOccurrence",
+    "Move",
     "Entry",
+    "IndexRow",
     "iter_entries",
     "iter_side_rows",
     "iter_rejected_records",

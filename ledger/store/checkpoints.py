@@ -268,7 +268,7 @@ def latest_checkpoint(conn: sqlite3.Connection, origin: str) -> tuple[int, str] 
     """The stored checkpoint of ``origin`` with the largest size: (size, note), or None."""
     row = conn.execute("SELECT size, note FROM checkpoints WHERE origin = ? ORDER BY size DESC LIMIT 1",
                        (origin,)).fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else tuple(row)
 
 
 def prove_event(ledger_path: str | os.PathLike, event_id: str, log_origin: str) -> str:
@@ -285,7 +285,7 @@ def prove_event(ledger_path: str | os.PathLike, event_id: str, log_origin: str) 
         row = conn.execute("SELECT seq FROM event_ids WHERE event_id = ?", (event_id,)).fetchone()
         if row is None:
             raise UnknownEventError(f"no entry with event_id {event_id!r} in {ledger_path}")
-        cols = conn.execute(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq = ?", (row[0],)).fetchone()
+        cols = conn.execute(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries WHERE seq = ?", row).fetchone()  # (seq,)
         entry = Entry(*cols)
         origin = origin_for(log_origin, entry.topic, entry.partition)
         latest = latest_checkpoint(conn, origin)

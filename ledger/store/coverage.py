@@ -60,7 +60,8 @@ def read_coverage(conn: sqlite3.Connection) -> Coverage:
     """The stored coverage of a replayed ledger, or the one a live ledger's entries imply."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (COVERAGE_KEY,)).fetchone()
     if row is not None:
-        return Coverage.from_json(row[0])
+        (text,) = row
+        return Coverage.from_json(text)
     spans = conn.execute(
         "SELECT topic, partition, min(offset), max(offset) + 1 FROM entries GROUP BY topic, partition"
     ).fetchall()

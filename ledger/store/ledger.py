@@ -51,6 +51,29 @@ class FirstSeen(NamedTuple):
     partition: int
 
 
+class StoredOccurrence(NamedTuple):
+    """What dedupe compares a repeat with: the stored columns of an event_id's first entry."""
+
+    offset: int
+    timestamp: int | None  # Kafka ms
+    value: bytes | None  # as stored: verify meets tampered types here too
+    json: str | None
+
+
+class Move(NamedTuple):
+    """One rejected entry that ``ledger reprocess`` moves to a decoded status (Ledger.mark_reprocessed)."""
+
+    seq: int
+    after_seq: int  # the ledger's last seq when reprocess decided: verify replays dedupe in this order
+    old_reason: str | None  # why it was rejected, kept in reprocess_log
+    new_status: str  # entry | duplicate | conflict | contradiction
+    new_reason: str | None
+    event_id: str
+    type: str
+    occurred_at: int  # µs
+    json: str
+
+
 @dataclass
 class AppendBatch:
     """Rows for one atomic append, each a tuple in its table's column order."""
@@ -276,25 +299,25 @@ class Ledger:
             self._trees.forget()
             raise
 
-    def mark_reprocessed(self, moves: list[tuple], rows: AppendBatch) -> None:
+    def mark_reprocessed(self, moves: list[Move], rows: AppendBatch) -> None:
         """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.
 
-        ``moves``: ``(seq, after_seq, old_reason, new_status, new_reason, event_id, type, occurred_at, json)``;
-        ``rows``: their side, event_ids, conflicts and earlier_copies rows (no entries, no offsets).
+        ``rows``: the moves' side, event_ids, conflicts and earlier_copies rows (no entries, no offsets).
         """
         now = int(time.time() * 1000)
         try:
             with self.atomic() as conn:
-                for seq, after_seq, old_reason, status, reason, event_id, etype, occurred_at, text in moves:
+                for move in moves:
                     conn.execute(
                         "INSERT INTO reprocess_log (seq, after_seq, old_reason, new_status, reprocessed_at) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (seq, after_seq, old_reason, status, now),
+                        (move.seq, move.after_seq, move.old_reason, move.new_status, now),
                     )
                     conn.execute(
                         "UPDATE entries SET status = ?, reason = ?, event_id = ?, type = ?, "
                         "occurred_at = ?, json = ? WHERE seq = ? AND status = 'rejected'",
-                        (status, reason, event_id, etype, occurred_at, text, seq),
+                        (move.new_status, move.new_reason, move.event_id, move.type, move.occurred_at, move.json,
+                         move.seq),
                     )
                 self._insert_rows(conn, rows)
         except sqlite3.Error as err:
@@ -414,13 +437,14 @@ class Ledger:
                 found[event_id] = FirstSeen(seq, topic, partition)
         return found
 
-    def first_details(self, seqs: Iterable[int]) -> dict[int, tuple]:
-        """``{seq: (offset, timestamp, value, json)}`` of entries: what dedupe compares a repeat with."""
+    def first_details(self, seqs: Iterable[int]) -> dict[int, StoredOccurrence]:
+        """``{seq: StoredOccurrence}`` of entries: what dedupe compares a repeat with."""
         wanted = list(seqs)
-        found: dict[int, tuple] = {}
+        found: dict[int, StoredOccurrence] = {}
         for i in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[i : i + _IN_CHUNK]
-            found.update((row[0], row[1:]) for row in self.conn.execute(
+            found.update((seq, StoredOccurrence(offset, timestamp, value, text))
+                         for seq, offset, timestamp, value, text in self.conn.execute(
                 f"SELECT seq, offset, timestamp, value, json FROM entries WHERE seq IN ({', '.join('?' * len(chunk))})",
                 chunk))
         return found

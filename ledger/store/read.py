@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from ledger.wire.record import Record
 
@@ -75,8 +75,25 @@ def iter_rejected_records(source) -> Iterator[Entry]:
     return iter_entries(source, where="status = 'rejected' AND kind = 'record'")
 
 
-def iter_side_rows(source, table: str) -> Iterator[tuple]:
-    """Rows ``(key, seq, occurred_at, type, bucket)`` of a side table, ordered by bucket, seq, key.
+class IndexRow(NamedTuple):
+    """One stored row of a side table (subjects, actors, recipients, categories).
+
+    Read back as stored: a tampered file may hold any type in any column, which verify reports.
+    """
+
+    key: object  # the table's key column: subject_id, actor_id, recipient_id or category
+    seq: object  # the entry's seq
+    occurred_at: object  # µs
+    type: object
+    bucket: object  # seq >> bucket_bits when filed right (schema.py)
+
+    def without_bucket(self) -> tuple:
+        """``(key, seq, occurred_at, type)``: what ``index.side_rows`` derives from the entry (a plain tuple)."""
+        return (self.key, self.seq, self.occurred_at, self.type)
+
+
+def iter_side_rows(source, table: str) -> Iterator[IndexRow]:
+    """Every row of a side table, ordered by bucket, seq, key.
 
     That is seq order for every row filed under its right bucket; SQLite only
     sorts within a bucket, so the memory this takes does not grow with the file.
@@ -85,4 +102,4 @@ def iter_side_rows(source, table: str) -> Iterator[tuple]:
     cur = getattr(source, "conn", source).execute(
         f"SELECT {key}, seq, occurred_at, type, bucket FROM {table} ORDER BY bucket, seq, {key}")
     while rows := cur.fetchmany(_FETCH):
-        yield from rows
+        yield from map(IndexRow._make, rows)

@@ -16,6 +16,7 @@ ms; parsing the user's time options is the caller's job.
     notice_entries(ledger, types, as_of_ms)      # obligations' notice cases
     time_flagged(ledger, event_ids)              # report anomalies
     reprocess_log / earlier_copies / conflict_rows / table_count / reprocess_mismatches / offsets_rows  (verify)
+    (iter_side_rows in read.py and Ledger.first_details / mark_reprocessed give and take named rows too)
     open_raw / raw_record_rows / read_coverage   (diff)
     newest_timestamp(ledger)                     (readiness)
     snapshot(ledger)                             one read transaction over several of the above
@@ -102,6 +103,35 @@ class OffsetsRow(NamedTuple):
     next_offset: int
     last_seq: int
     chain_hash: bytes
+
+
+class Reprocessed(NamedTuple):
+    """A ``reprocess_log`` row: when ``ledger reprocess`` moved an entry and to what."""
+
+    after_seq: int  # the ledger's last seq then: the dedupe order verify replays
+    id: int  # the log row's id: moves of one run in order
+    new_status: str
+
+
+class EarlierCopy(NamedTuple):
+    """An ``earlier_copies`` row: a same-content repeat recorded before its entry."""
+
+    entry_seq: int
+    timestamp: int  # the repeat's Kafka ms
+
+
+class ConflictRow(NamedTuple):
+    """A ``conflicts`` row: a conflict or contradiction and the entry holding its event_id."""
+
+    event_id: str
+    first_seq: int
+
+
+class ReprocessMismatch(NamedTuple):
+    """A ``reprocess_log`` row that matches no record entry of the logged status."""
+
+    seq: int
+    after_seq: int
 
 
 class RawRecord(NamedTuple):
@@ -208,26 +238,32 @@ def side_rows(
         )
         previous = None
         for chunk in _tie_complete_chunks(order, fetch):
-            found = {}
+            found = {}  # seq -> (json, timestamp, type, event_id, status)
             for i in range(0, len(chunk), _IN_MAX):  # a long run of equal times makes a long chunk
                 seqs = [seq for _, seq in chunk[i : i + _IN_MAX]]
-                found.update((row[0], row) for row in conn.execute(
+                found.update((seq, rest) for seq, *rest in conn.execute(
                     f"SELECT seq, json, timestamp, type, event_id, status FROM entries WHERE seq IN "
                     f"({', '.join('?' * len(seqs))}) AND status IN ('entry', 'contradiction'){entry_filter}",
                     [*seqs, *entry_params]))
-            rows = [(*found[seq][:4], occurred_at, *found[seq][4:]) for occurred_at, seq in chunk if seq in found]
+            rows = []
+            for occurred_at, seq in chunk:  # occurred_at as the side table files it
+                if seq in found:
+                    text, timestamp, etype, event_id, status = found[seq]
+                    rows.append(SideRow(seq, text, timestamp, etype, occurred_at, event_id, status, None))
             # An entry before the records contradicting it; the JSON text orders equal-time contradictions.
-            rows.sort(key=lambda row: (row[4], row[5], row[6] == "entry", row[1]), reverse=True)
+            rows.sort(key=lambda row: (row.occurred_at, row.event_id, row.status == "entry", row.json), reverse=True)
             earliest, marks = repeats.lookup(rows)
             for row in rows:
-                if row[6] == "entry":
+                if row.status == "entry":
                     # Ingest indexes only an event_id's first entry; should two rows ever carry one
                     # event_id they would share occurred_at and sit side by side in this order.
-                    if row[5] == previous:
+                    if row.event_id == previous:
                         continue
-                    previous = row[5]
-                seq = row[0]
-                yield SideRow(seq, row[1], earliest.get(seq, row[2]), *row[3:7], marks.get(seq))
+                    previous = row.event_id
+                if row.seq in earliest or row.seq in marks:  # rare: a repeat recorded earlier, a contradiction
+                    row = row._replace(recorded_ms=earliest.get(row.seq, row.recorded_ms),
+                                       marks=marks.get(row.seq))
+                yield row
     except sqlite3.Error as err:
         raise StoreError(f"cannot read the ledger: {err}") from err
 
@@ -243,10 +279,10 @@ class _Repeats:
         self.copies, self.conflicts = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM earlier_copies), EXISTS (SELECT 1 FROM conflicts)").fetchone()
 
-    def lookup(self, rows: list[tuple]) -> tuple[dict[int, int], dict[int, dict]]:
+    def lookup(self, rows: list[SideRow]) -> tuple[dict[int, int], dict[int, dict]]:
         earliest: dict[int, int] = {}
         marks: dict[int, dict] = {}
-        entries = [row[0] for row in rows if row[6] == "entry"]
+        entries = [row.seq for row in rows if row.status == "entry"]
         if self.copies and entries:
             for chunk in _chunks(entries):
                 earliest.update(self.conn.execute(
@@ -261,7 +297,7 @@ class _Repeats:
                 "ORDER BY e.topic, e.partition, e.offset", chunk):
                 if self.as_of_ms is None or ref[5] <= self.as_of_ms:
                     marks.setdefault(first_seq, {"contradicted_by": []})["contradicted_by"].append(Ref(*ref))
-        contradictions = [row[0] for row in rows if row[6] == "contradiction"]
+        contradictions = [row.seq for row in rows if row.status == "contradiction"]
         for chunk in _chunks(contradictions):
             for seq, *ref in self.conn.execute(
                 f"SELECT c.seq, {_REF_COLUMNS}, (SELECT reason FROM entries WHERE seq = c.seq) FROM conflicts AS c "
@@ -276,12 +312,15 @@ _REF_COLUMNS = "e.seq, e.topic, e.partition, e.offset, e.type, e.timestamp"
 def _tie_complete_chunks(cursor, size: int) -> Iterator[list[tuple[int, int]]]:
     """``(occurred_at, seq)`` rows in lists of about ``size``, never splitting equal occurred_at."""
     chunk: list[tuple[int, int]] = []
+    last_time = None
     while rows := cursor.fetchmany(size):
         for row in rows:
-            if len(chunk) >= size and row[0] != chunk[-1][0]:
+            occurred_at, _ = row
+            if len(chunk) >= size and occurred_at != last_time:
                 yield chunk
                 chunk = []
             chunk.append(row)
+            last_time = occurred_at
     if chunk:
         yield chunk
 
@@ -359,28 +398,31 @@ def time_flagged(source, event_ids: list[str]) -> list[tuple]:
 def newest_timestamp(source) -> int | None:
     """Kafka timestamp (ms) of the last entry appended, or None for an empty ledger."""
     row = _conn(source).execute("SELECT timestamp FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    (timestamp,) = row
+    return timestamp
 
 
 # -- what verify re-derives and compares ---------------------------------------------------------
-def reprocess_log(source) -> dict[int, tuple[int, int, str]]:
-    """``{seq: (after_seq, id, new_status)}`` of every ``ledger reprocess`` move."""
-    return {seq: (after, rid, status) for rid, seq, after, status in _conn(source).execute(
+def reprocess_log(source) -> dict[int, Reprocessed]:
+    """``{seq: Reprocessed}`` of every ``ledger reprocess`` move."""
+    return {seq: Reprocessed(after, rid, status) for rid, seq, after, status in _conn(source).execute(
         "SELECT id, seq, after_seq, new_status FROM reprocess_log")}
 
 
-def earlier_copies(source) -> dict[int, tuple[int, int]]:
-    """``{repeat seq: (entry_seq, timestamp)}``: repeats recorded before their entry (a few rows)."""
-    return {seq: (entry_seq, ts) for entry_seq, seq, ts in _conn(source).execute(
+def earlier_copies(source) -> dict[int, EarlierCopy]:
+    """``{repeat seq: EarlierCopy}``: repeats recorded before their entry (a few rows)."""
+    return {seq: EarlierCopy(entry_seq, ts) for entry_seq, seq, ts in _conn(source).execute(
         "SELECT entry_seq, seq, timestamp FROM earlier_copies")}
 
 
-def conflict_rows(source, seqs: Iterable[int]) -> dict[int, tuple[str, int]]:
-    """``{seq: (event_id, first_seq)}`` of the conflicts rows of ``seqs``."""
+def conflict_rows(source, seqs: Iterable[int]) -> dict[int, ConflictRow]:
+    """``{seq: ConflictRow}`` of the conflicts rows of ``seqs``."""
     wanted = list(seqs)
-    found: dict[int, tuple[str, int]] = {}
+    found: dict[int, ConflictRow] = {}
     for chunk in _chunks(wanted):
-        found.update((r[0], r[1:]) for r in _conn(source).execute(
+        found.update((seq, ConflictRow(event_id, first_seq)) for seq, event_id, first_seq in _conn(source).execute(
             f"SELECT seq, event_id, first_seq FROM conflicts WHERE seq IN ({_marks(chunk)})", chunk))
     return found
 
@@ -396,12 +438,11 @@ def table_count(source, table: str) -> int:
     return _conn(source).execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def reprocess_mismatches(source) -> list[tuple[int, int]]:
-    """``(seq, after_seq)`` of reprocess_log rows that match no record entry of the logged status."""
-    return _conn(source).execute(
+def reprocess_mismatches(source) -> list[ReprocessMismatch]:
+    """reprocess_log rows that match no record entry of the logged status."""
+    return [ReprocessMismatch(*row) for row in _conn(source).execute(
         "SELECT r.seq, r.after_seq FROM reprocess_log r LEFT JOIN entries e ON e.seq = r.seq "
-        "WHERE e.seq IS NULL OR e.kind != 'record' OR e.status != r.new_status OR r.after_seq < r.seq"
-    ).fetchall()
+        "WHERE e.seq IS NULL OR e.kind != 'record' OR e.status != r.new_status OR r.after_seq < r.seq")]
 
 
 def offsets_rows(source) -> Iterator[OffsetsRow]:

@@ -113,7 +113,8 @@ class SqliteHashStore:
             (self.topic, self.partition, level, index)).fetchone()
         if row is None:
             return None
-        return _as_bytes(row[0])
+        (value,) = row
+        return _as_bytes(value)
 
     def get_tiles(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Several tiles in one statement (what a proof needs): ``{(level, index): hashes}`` of those stored."""
@@ -146,7 +147,8 @@ def stored_size(conn: sqlite3.Connection, topic: str, partition: int) -> int:
         "ORDER BY idx DESC LIMIT 1", (topic, partition)).fetchone()
     if row is None:
         return 0
-    return row[0] * TILE_WIDTH + row[1] // HASH_SIZE
+    index, length = row
+    return index * TILE_WIDTH + length // HASH_SIZE
 
 
 def tree_sizes(source) -> dict[tuple[str, int], int]:

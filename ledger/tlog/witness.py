@@ -206,7 +206,10 @@ class Witness:
     def _check_and_cosign(self, request, note, checkpoint, verified) -> Response:
         origin = checkpoint.origin
         row = self._db.execute("SELECT size, root FROM checkpoints WHERE origin = ?", (origin,)).fetchone()
-        stored_size, stored_root = (row[0], bytes(row[1])) if row else (0, None)
+        stored_size, stored_root = 0, None
+        if row is not None:
+            stored_size, root = row
+            stored_root = bytes(root)
         self._stored = (stored_size, stored_root)
         if row is None:
             key = next(v for v in verified).verifier.name
@@ -274,7 +277,8 @@ class Witness:
                                    (origin_hash,)).fetchone()
         if row is None:
             return Response.text(404, "this witness has not cosigned a checkpoint for that origin")
-        return Response(200, TEXT, row[0].encode("utf-8"))
+        (text,) = row
+        return Response(200, TEXT, text.encode("utf-8"))
 
     def evidence(self) -> list[dict]:
         """Every refused, validly signed checkpoint kept, oldest first."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from fill import fill_ledger
-from test_events import sample
+from samples import sample
 
 from ledger.config import Settings
 from ledger.errors import LedgerLockedError, OutboxRelayError, StoreError

@@ -15,7 +15,7 @@ import sys
 import pytest
 from fill import fill_ledger
 from kafkautil import read_topics
-from test_events import sample
+from samples import sample
 
 
 def ledger_cmd(*argv: str, env: dict | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:

@@ -229,8 +229,8 @@ def test_a_raw_record_with_an_invisible_id_is_rejected_by_the_writer(tmp_path, c
     """Avro bytes written straight to a topic with an invisible actor id are kept 'rejected', never indexed."""
     from io import BytesIO
 
+    from builders import CODEC, make_event, make_record, open_writer
     from fastavro import schemaless_writer
-    from test_ingest import CODEC, make_event, make_record, open_writer
 
     event = make_event(1)
     version = CODEC.newest("DataAccessed")
@@ -251,7 +251,7 @@ def test_a_raw_record_with_an_invisible_id_is_rejected_by_the_writer(tmp_path, c
 
 def _stranger_events():
     """An access and a share on the victim by another customer, and one share the victim asked for."""
-    from test_events import sample
+    from samples import sample
 
     stranger = {"id": "cust-stranger-99", "type": "SUBJECT"}
     me = {"id": "cust-victim-13", "type": "SUBJECT"}

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builders import make_event
 from kafkautil import read_topics
-from test_ingest import make_event
 
 from ledger.audit.diff import diff_ledgers
 from ledger.audit.verify import verify_ledger

@@ -81,12 +81,12 @@ def test_a_window_holds_exactly_the_records_recorded_inside_it(settings, three_w
     assert not diff_ledgers(settings.db, into).same  # the window covers less than the live ledger
 
 
-def test_replay_refuses_to_overwrite(settings, three_waves, tmp_path):
-    """Replay writes only a fresh ledger file."""
+def test_replay_refuses_to_overwrite(plain_settings, tmp_path):
+    """Replay writes only a fresh ledger file (refused before any broker is asked)."""
     existing = tmp_path / "there.db"
     existing.write_bytes(b"")
     with pytest.raises(StoreError):
-        replay(settings, existing)
+        replay(plain_settings, existing)
 
 
 def _tamper(path: str) -> dict[str, tuple]:

@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from builders import CODEC, make_event, make_record, open_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ingest import CODEC, make_event, make_record, open_writer
-from test_verify import sample_ledger, verify_file
+from ledgers import sample_ledger, verify_file
 
 from ledger.errors import LedgerLockedError, StoreError
 from ledger.store import Ledger, iter_entries
@@ -130,7 +130,7 @@ def test_export_is_a_consistent_standalone_copy(sample, tmp_path):
     """export() writes a single-file copy that verifies and has the same heads; it never overwrites."""
     target = tmp_path / "copy.db"
     with Ledger.open(sample) as ledger:
-        assert ledger.export(target) == 12  # the sample ledger (test_verify.sample_records)
+        assert ledger.export(target) == 12  # the sample ledger (ledgers.sample_records)
         heads = ledger.heads()
         with pytest.raises(StoreError, match="already exists"):
             ledger.export(target)

@@ -15,7 +15,7 @@ from uuid import uuid4
 
 import kafka
 import pytest
-from test_ingest import make_event
+from builders import make_event
 
 from ledger.audit.verify import verify_ledger
 from ledger.ingest.replay import replay

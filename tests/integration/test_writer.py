@@ -166,13 +166,13 @@ def test_restart_reads_only_what_is_new(settings):
     assert verified(settings.db)
 
 
-def test_second_writer_on_the_same_file_is_refused(settings):
-    """Only one writer may own a ledger file at a time."""
-    holder = Ledger.open(settings.db, readonly=False, create=True)
+def test_second_writer_on_the_same_file_is_refused(plain_settings):
+    """Only one writer may own a ledger file at a time (refused before any broker is asked)."""
+    holder = Ledger.open(plain_settings.db, readonly=False, create=True)
     holder.lock_for_writing()
     try:
         with pytest.raises(LedgerLockedError):
-            run_writer(settings)
+            run_writer(plain_settings)
     finally:
         holder.close()
 

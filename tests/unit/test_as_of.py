@@ -12,9 +12,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from builders import CODEC, make_event, make_record, open_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ingest import CODEC, make_event, make_record, open_writer
 
 from ledger.audit.obligations import obligations
 from ledger.audit.query import disclosures, iso_millis, who_saw

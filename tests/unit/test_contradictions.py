@@ -12,7 +12,7 @@ import io
 import json
 
 import pytest
-from test_ingest import START, make_event, make_record, open_writer
+from builders import START, make_event, make_record, open_writer
 
 from ledger.audit.query import contradictions, disclosures, who_saw
 from ledger.audit.report import build_report

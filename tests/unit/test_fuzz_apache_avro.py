@@ -35,7 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schema_walk import NEW_FIELD, full_sample, newer_schemas
-from test_codec import valid_events
+from strategies import valid_events
 
 from ledger.errors import DecodeError
 from ledger.model import events

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_codec import ANY_EVENT, ANY_TYPED
+from strategies import ANY_EVENT, ANY_TYPED
 
 from ledger.model import events
 from ledger.store.index import entry_columns, micros, readable_json
@@ -147,7 +147,7 @@ def test_side_rows_expanded_in_sqlite_equal_the_python_derivation(tmp_path_facto
 @pytest.mark.parametrize("char", ["\x00", "\n", "\x7f"])
 def test_identifiers_with_control_characters_are_refused(field, char):
     """Subject, actor and recipient ids key the indexes and fill report columns: no control characters."""
-    from test_ingest import make_event
+    from builders import make_event
 
     event = events.to_json(make_event(1, "DataShared"))
     if field == "subject_ids":

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_ingest import make_event, make_record, open_writer, v2_schemas
-from test_verify import sample_ledger, tamper
+from builders import make_event, make_record, open_writer, v2_schemas
+from ledgers import sample_ledger, tamper
 
 from ledger.cli import main
 from ledger.wire.codec import Codec
@@ -29,7 +29,7 @@ def test_head_prints_one_sorted_line_per_partition(db, capsys):
     lines = out.splitlines()
     assert code == 0 and [line.split()[:3] for line in lines] == [
         ["ledger.access", "0", "2"], ["ledger.access", "1", "6"], ["ledger.consent", "0", "0"],
-        ["ledger.disclosure", "0", "1"], ["ledger.sharing", "0", "0"]]  # the sample ledger (test_verify)
+        ["ledger.disclosure", "0", "1"], ["ledger.sharing", "0", "0"]]  # the sample ledger (ledgers.py)
     assert all(len(line.split()[3]) == 64 for line in lines)
     assert run(capsys, "head", "--db", str(db))[1] == out
 

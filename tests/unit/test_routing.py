@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from builders import make_event, make_record
 from hypothesis import given
 from hypothesis import strategies as st
-from test_ingest import make_event, make_record
 
 from ledger.ingest.routing import expected_topic, routing_problem
 from ledger.kafka.topics import TOPIC_SUFFIX

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from ledger.errors import StoreError
-from ledger.store import AppendBatch, Head, Ledger, reads
+from ledger.store import AppendBatch, Head, IndexRow, Ledger, Move, StoredOccurrence, iter_side_rows, reads
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 MINUTE = 60_000_000
@@ -178,3 +178,49 @@ def test_table_counts_and_offsets_rows(store):
     assert [(r.next_offset, r.last_seq) for r in reads.offsets_rows(led)] == [(2, 2), (3, 3)]
     with pytest.raises(StoreError, match="no ledger table"):
         reads.table_count(led, "sqlite_master")
+
+
+def test_side_table_rows_and_first_details_are_named_rows(store):
+    """iter_side_rows gives IndexRows (filed under bucket seq >> bucket_bits); first_details StoredOccurrences."""
+    writer, reader = store
+    b = batch(writer, [event(n, subject=f"cust-{n}") for n in range(1, 7)], first_offset=40)
+    writer.append(b)
+    led = reader()
+    rows = list(iter_side_rows(led, "subjects"))
+    assert all(isinstance(r, IndexRow) for r in rows)
+    assert [(r.key, r.seq, r.bucket) for r in rows] == [(f"cust-{n}", n, n >> 2) for n in range(1, 7)]
+    assert rows[0].without_bucket() == ("cust-1", 1, event(1)["occurred_at"], "DataAccessed")
+    assert type(rows[0].without_bucket()) is tuple  # verify prints it as the values index.side_rows derives
+    found = led.first_details([2, 5, 99])
+    assert set(found) == {2, 5}
+    assert found[5] == StoredOccurrence(offset=44, timestamp=b.entries[4][6], value=b"v", json=b.entries[4][16])
+
+
+def test_a_reprocess_move_is_logged_and_read_back_as_named_rows(store):
+    """mark_reprocessed takes Moves; reprocess_log, conflict_rows and earlier_copies read named rows back."""
+    writer, reader = store
+    first, repeat = event(1), event(2)
+    b = batch(writer, [first, repeat])
+    entry = list(b.entries[1])  # seq 2 arrived rejected: a schema the writer did not know yet
+    entry[11:17] = ["rejected", "unknown schema", None, None, None, None]
+    b.entries[1] = tuple(entry)
+    del b.index[1], b.event_ids[1]
+    writer.append(b)
+    text = b.entries[0][16]
+    moves = [Move(seq=2, after_seq=2, old_reason="unknown schema", new_status="conflict",
+                  new_reason="conflicts with seq 1", event_id=first["event_id"], type="DataAccessed",
+                  occurred_at=repeat["occurred_at"], json=text)]
+    rows = AppendBatch()
+    rows.conflicts.append((2, first["event_id"], 1))
+    rows.earlier.append((1, 2, 5))  # the store keeps the rows it is given; which a move needs is ingest's call
+    writer.mark_reprocessed(moves, rows)
+    led = reader()
+    log = reads.reprocess_log(led)
+    assert list(log) == [2] and isinstance(log[2], reads.Reprocessed)
+    assert (log[2].after_seq, log[2].new_status) == (2, "conflict")
+    assert reads.conflict_rows(led, [1, 2]) == {2: reads.ConflictRow(event_id=first["event_id"], first_seq=1)}
+    assert reads.earlier_copies(led) == {2: reads.EarlierCopy(entry_seq=1, timestamp=5)}
+    assert reads.reprocess_mismatches(led) == []
+    moved = led.entry_at("ledger.access", 0, 1)
+    assert (moved["status"], moved["reason"]) == ("conflict", "conflicts with seq 1")
+    assert moved["event_id"] == first["event_id"]

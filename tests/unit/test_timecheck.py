@@ -14,9 +14,9 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from builders import CODEC, START, make_event, make_record
 from hypothesis import given
 from hypothesis import strategies as st
-from test_ingest import CODEC, START, make_event, make_record
 
 from ledger.audit.report import build_report, render
 from ledger.audit.verify import verify_ledger

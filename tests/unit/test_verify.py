@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
 import pytest
+from builders import make_event, make_record, open_writer, record_streams, v2_schemas
 from hypothesis import HealthCheck, given, settings
-from test_ingest import CODEC, make_event, make_record, open_writer, record_streams, v2_schemas
+from ledgers import sample_ledger, tamper, verify_file
 
-from ledger.audit.verify import verify_ledger
 from ledger.errors import StoreError, VerificationError
 from ledger.ingest.pipeline import reprocess
 from ledger.store import Head, Ledger, iter_entries, read_heads
@@ -25,50 +24,9 @@ TAMPER_DIR = Path(__file__).parent.parent / "data" / "tamper"
 TAMPER_CASES = sorted(TAMPER_DIR.glob("*.json"))
 
 
-def sample_records() -> list:
-    """Twelve entries covering every status: seq 1..12 as listed in tests/data/tamper/README.md."""
-    e1, e2, e3 = make_event(1), make_event(2), make_event(3)
-    reused = make_event(6, "LegalDisclosure", event_id=e2["event_id"])  # another event under e2's id
-    return [
-        make_record(e1, offset=0),                               # seq 1 entry
-        make_record(e2, offset=1),                               # seq 2 entry
-        make_record(e1, offset=2),                               # seq 3 duplicate of seq 1
-        make_record(e2, partition=1, offset=0),                  # seq 4 conflict with seq 2
-        make_record(b"junk", partition=1, offset=1),             # seq 5 rejected
-        make_record(e3, partition=1, offset=5),                  # seq 6 gap 2..4, seq 7 entry
-        make_record(make_event(4, "DataShared"), "ledger.sharing", 0, 0),       # seq 8 entry
-        make_record(make_event(5, "LegalDisclosure"), "ledger.disclosure", 0, 0),  # seq 9 entry
-        make_record(reused, "ledger.disclosure", 0, 1),          # seq 10 contradiction of seq 2
-        make_record(make_event(7), "ledger.consent", 0, 0),      # seq 11 rejected: misrouted
-        make_record(e3, partition=1, offset=6, timestamp=1_772_323_200_000),  # seq 12 duplicate of seq 7,
-    ]                                                            # recorded before it (earlier_copies)
-
-
-def sample_ledger(path: Path) -> Path:
-    ledger, ingestor = open_writer(path)
-    ingestor.ingest(sample_records())
-    ledger.close()
-    return path
-
-
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     return sample_ledger(tmp_path_factory.mktemp("pristine") / "ledger.db")
-
-
-def verify_file(path: Path, **kwargs):
-    with Ledger.open(path) as ledger:
-        return verify_ledger(ledger, codec=kwargs.pop("codec", CODEC), **kwargs)
-
-
-def tamper(path: Path, statements: list[str]) -> None:
-    """Run SQL on the file the way an attacker with file access would: triggers dropped first."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-        conn.execute(f"DROP TRIGGER {name}")
-    for sql in statements:
-        conn.execute(sql)
-    conn.close()
 
 
 def test_sample_ledger_verifies(pristine):
