@@ -374,7 +374,8 @@ def consistency_from_size(ledger_path: str | os.PathLike, origin: str, old_size:
                            "ORDER BY size DESC LIMIT 1", (origin,)).fetchone()
         if row is None:
             raise NotCheckpointedError(f"no stored checkpoint of {origin}")
-        latest = StoredCheckpoint(row[0], row[1], bytes(row[2]), row[3], row[4])
+        stored_origin, size, root, note, signed_at = row
+        latest = StoredCheckpoint(stored_origin, size, bytes(root), note, signed_at)
         if not 0 < old_size <= latest.size:
             raise ValidationError("old_size", f"{old_size} is not from 1 to the latest checkpoint's size {latest.size}")
         proof = tiles.reader(conn, topic, int(part)).consistency_proof(old_size, latest.size) \

@@ -91,7 +91,7 @@ class Prover:
         if origin not in self._checkpoints:
             row = self.conn.execute("SELECT size, note FROM checkpoints WHERE origin = ? ORDER BY size DESC "
                                     "LIMIT 1", (origin,)).fetchone()
-            self._checkpoints[origin] = None if row is None else (row[0], row[1])
+            self._checkpoints[origin] = None if row is None else tuple(row)
         return self._checkpoints[origin]
 
     def covering(self, seq: int) -> tuple[Located, int, str]:
@@ -128,4 +128,7 @@ class Prover:
         """The seq of the same-content copy recorded before the entry ``seq`` (earliest first), or None."""
         row = self.conn.execute("SELECT seq FROM earlier_copies WHERE entry_seq = ? ORDER BY timestamp, seq "
                                 "LIMIT 1", (seq,)).fetchone()
-        return None if row is None else row[0]
+        if row is None:
+            return None
+        (earlier,) = row
+        return earlier

@@ -135,7 +135,10 @@ def _cosigned_by(note_text: str, verifiers: Sequence[Verifier]) -> set[tuple[str
 def _stored_note(conn: sqlite3.Connection, item: Issued) -> str | None:
     row = conn.execute("SELECT note FROM checkpoints WHERE origin = ? AND size = ?",
                        (item.origin, item.size)).fetchone()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    (note,) = row
+    return note
 
 
 def _append_cosignatures(ledger_path, gained: dict[tuple[str, int], list[str]],
@@ -154,7 +157,8 @@ def _append_cosignatures(ledger_path, gained: dict[tuple[str, int], list[str]],
                                    (origin, size)).fetchone()
                 if row is None:
                     raise StoreError(f"the checkpoint of {origin} at size {size} is not in the ledger")
-                note, have, add = row[0], _cosigned_by(row[0], verifiers), []
+                (note,) = row
+                have, add = _cosigned_by(note, verifiers), []
                 for line in lines:
                     key = _line_key(line)
                     if key not in have:

@@ -93,7 +93,10 @@ class FollowState:
     def cosigned_root(self, origin: str, size: int) -> bytes | None:
         row = self._db.execute("SELECT root FROM follow_cosigned WHERE origin = ? AND size = ?",
                                (origin, size)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        (root,) = row
+        return bytes(root)
 
     def remember(self, origin: str, size: int, root: bytes) -> None:
         self._db.execute("INSERT OR IGNORE INTO follow_cosigned (origin, size, root) VALUES (?, ?, ?)",

@@ -347,7 +347,7 @@ def test_the_browser_verifier_passes_the_rfc6962_inclusion_vectors(signed_world,
 def test_the_browser_verifier_accepts_the_signed_note_spec_examples(signed_world, browser):
     """signed-note.md's example vkey and note (and its checkpoint example) verify in Chromium; a changed
     text, a wrong key ID and an unknown signer are refused."""
-    from test_tlog_note import SPEC_CHECKPOINT, SPEC_NOTE, SPEC_VKEY
+    from note_examples import SPEC_CHECKPOINT, SPEC_NOTE, SPEC_VKEY
 
     server, _, _, _, _ = signed_world
     login(browser, server, server.token("audit:read"))
