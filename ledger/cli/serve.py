@@ -40,6 +40,7 @@ Routes: /v1/subjects/{id}/who-saw, /v1/subjects/{id}/report, /v1/actors/{id}/acc
 example:
   ledger serve --db ledger.db --listen 127.0.0.1:8080 --token-key /etc/ledger/api.key.pub
   ledger serve --listen 0.0.0.0:8443 --token-key api.key.pub --certfile cert.pem --keyfile key.pem
+  ledger serve --db ledger.db --token-key api.key.pub --workers 2     # one process per core
 """
 
 
@@ -83,6 +84,13 @@ def register(subparsers, common) -> None:
                    help="source_service of the recorded reads (default ledger-api)")
     s.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="longest a query may run before it is refused with 503 (default 10)")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes on the one socket, sharing the outbox (default 1)")
+    s.add_argument("--threads", type=int, default=8, metavar="N",
+                   help="threads per process that run the queries (default 8)")
+    s.add_argument("--server-timing", action="store_true",
+                   help="send a Server-Timing header: ms spent recording the read (record) and in the "
+                        "application (app); for benchmarks and diagnosis")
     s.add_argument("--certfile", metavar="PEM", help="TLS certificate (with --keyfile)")
     s.add_argument("--keyfile", metavar="PEM", help="TLS private key (with --certfile)")
     s.set_defaults(func=run_serve)

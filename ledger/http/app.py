@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from ledger.store import reads
 
+from . import timing
 from .cursor import CursorSigner
 from .problems import error_response, install
 
@@ -44,6 +46,13 @@ class ServerState:
     signer: CursorSigner = field(default_factory=CursorSigner)
     request_seconds: float = 10.0
     secure_cookies: bool = False
+    #: Threads that run the routes' SQLite work (anyio's default is 40). The queries hold the GIL
+    #: for most of their time, so more threads only queue for it (and keep more connections open).
+    threads: int = 8
+    #: Send a Server-Timing header (time recording the read, time in the application): --server-timing.
+    server_timing: bool = False
+    #: Called when the server stops (a worker process closes its recorder this way).
+    on_shutdown: list = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def ledger(self):
@@ -60,12 +69,15 @@ class ServerState:
 class LimitsAndHeaders:
     """Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request): limits, headers, request id."""
 
-    def __init__(self, app):
+    def __init__(self, app, server_timing: bool = False):
         self.app = app
+        self.server_timing = server_timing
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        spans = timing.open_table() if self.server_timing else None
+        started = time.perf_counter_ns()
         scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
         headers = dict((k.lower(), v) for k, v in scope.get("headers", ()))
         refusal = None
@@ -89,6 +101,9 @@ class LimitsAndHeaders:
                         (b"x-frame-options", b"DENY")]
                 if not public:
                     raw.append((b"cache-control", b"no-store"))
+                if spans is not None:
+                    spans["app"] = (time.perf_counter_ns() - started) / 1e6
+                    raw.append((b"server-timing", timing.header_value(spans)))
                 message = {**message, "headers": raw}
             await send(message)
 
@@ -103,14 +118,25 @@ _OURS = {b"content-security-policy", b"x-content-type-options", b"referrer-polic
 def create_app(state: ServerState) -> FastAPI:
     from . import api, pages
 
-    app = FastAPI(title="ledger", version="1",
+    @asynccontextmanager
+    async def lifespan(app):
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = state.threads
+        try:
+            yield
+        finally:
+            for stop in state.on_shutdown:
+                stop()
+
+    app = FastAPI(title="ledger", version="1", lifespan=lifespan,
                   description="Who saw which customer's data, when, and why: the ledger's read API. Every "
                               "answered read of customer data is itself recorded in the ledger.",
                   docs_url=None, redoc_url=None)
     app.state.ledger_http = state
     install(app)
 
-    app.add_middleware(LimitsAndHeaders)
+    app.add_middleware(LimitsAndHeaders, server_timing=state.server_timing)
 
     @app.get("/healthz", include_in_schema=True, summary="the process is up")
     def healthz():

@@ -14,9 +14,8 @@ import threading
 import time
 
 import pytest
-from test_events import sample
-
 from ledger.config import Settings
+from ledger.dev.simulate import simulate
 from ledger.errors import StoreError
 from ledger.produce.outbox import Outbox, RelayedElsewhere, quarantine
 from ledger.produce.producer import wire_record
@@ -27,8 +26,7 @@ NOWHERE = Settings.load(env={}, bootstrap_servers="127.0.0.1:1")
 
 def wires(n: int):
     codec = default_codec()
-    return [wire_record({**sample("ConsentChanged"), "subject_ids": [f"cust-{i}"]}, codec, "ledger.")
-            for i in range(n)]
+    return [wire_record(event, codec, "ledger.") for event in simulate(seed=5, events=n, subjects=10).events[:n]]
 
 
 def put_all(box: Outbox, items) -> tuple[list, list]:
