@@ -88,11 +88,12 @@ def add_report_customer(path: Path, events: int) -> None:
 
 
 def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, clients: int, duration: float,
-                subjects: int, seed: int) -> dict:
+                subjects: int, seed: int, plain: bool = False) -> dict:
     from httpkit import start_server
 
+    extra = () if plain else ("--workers", str(workers), "--server-timing")
     server = start_server(db, tmp, bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
-                          extra=("--workers", str(workers), "--server-timing"))
+                          extra=extra)
     try:
         token = server.token("audit:read", holder="emp-bench")
         rng = random.Random(seed)
@@ -164,6 +165,8 @@ def main() -> int:
     ap.add_argument("--workers", default="2", help="server processes, comma-separated to compare (default 2)")
     ap.add_argument("--report-events", type=int, default=1000, help="events of the report customer (default 1000)")
     ap.add_argument("--rebuild", action="store_true", help="build the ledger again")
+    ap.add_argument("--plain-server", action="store_true",
+                    help="start `ledger serve` without --workers/--server-timing (a server from before them)")
     args = ap.parse_args()
     subjects = args.subjects or max(1, args.entries // 100)
     db = ledger_path(args.entries)
@@ -180,7 +183,8 @@ def main() -> int:
             runs = []
             for run in range(args.runs):
                 r = who_saw_run(db, settings, tmp / f"w{workers}-r{run}", workers=workers, rate=args.rate,
-                                clients=args.clients, duration=args.duration, subjects=subjects, seed=run)
+                                clients=args.clients, duration=args.duration, subjects=subjects, seed=run,
+                                plain=args.plain_server)
                 rec = r["server_timing"].get("record", [float("nan")])
                 runs.append(r)
                 print(f"workers {workers} run {run + 1}: achieved {r['achieved']:.1f} req/s, errors "
@@ -189,7 +193,7 @@ def main() -> int:
                       f"{pct(rec, 50):.2f} p99 {pct(rec, 99):.2f} ms; load average {os.getloadavg()[0]:.1f}; "
                       f"{r['left_in_outbox']} read(s) not yet relayed after 30 s", flush=True)
 
-            def med(f):
+            def med(f, runs=runs):
                 return statistics.median(f(r) for r in runs)
 
             print(f"workers {workers}, medians of {len(runs)}:")
