@@ -98,6 +98,7 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         token = server.token("audit:read", holder="emp-bench")
         rng = random.Random(seed)
         paths = [f"/v1/subjects/{subject_id(rng.randrange(subjects))}/who-saw" for _ in range(int(rate * duration))]
+        cpu_before = process_tree_cpu(server.proc.pid)
         done = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "httpload.py"), server.url, "--rate", str(rate),
              "--clients", str(clients), "--check-page", "--header", f"Authorization: Bearer {token}",
@@ -106,6 +107,7 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         if done.returncode != 0:
             raise RuntimeError(f"the load failed:\n{done.stderr[-2000:]}")
         result = json.loads(done.stdout)
+        result["server_cpu_ms_per_request"] = (process_tree_cpu(server.proc.pid) - cpu_before) * 1000 / len(paths)
         # The records reach Kafka too: wait a little for the relay, and say what is left.
         deadline = time.monotonic() + 30
         while _pending(server.outbox) and time.monotonic() < deadline:
@@ -114,6 +116,23 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         return result
     finally:
         server.stop()
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants (the worker processes)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return total
 
 
 def _pending(outbox: Path) -> int:
@@ -190,7 +209,8 @@ def main() -> int:
                 print(f"workers {workers} run {run + 1}: achieved {r['achieved']:.1f} req/s, errors "
                       f"{r['errors'] or 'none'}; from when due p50 {pct(r['latencies_ms'], 50):.1f} p99 "
                       f"{pct(r['latencies_ms'], 99):.1f} max {max(r['latencies_ms']):.1f} ms; recording p50 "
-                      f"{pct(rec, 50):.2f} p99 {pct(rec, 99):.2f} ms; load average {os.getloadavg()[0]:.1f}; "
+                      f"{pct(rec, 50):.2f} p99 {pct(rec, 99):.2f} ms; server CPU "
+                      f"{r['server_cpu_ms_per_request']:.2f} ms/request; load average {os.getloadavg()[0]:.1f}; "
                       f"{r['left_in_outbox']} read(s) not yet relayed after 30 s", flush=True)
 
             def med(f, runs=runs):
@@ -200,7 +220,8 @@ def main() -> int:
             print(f"  who-saw first page, from when due: p50 {med(lambda r: pct(r['latencies_ms'], 50)):.1f} ms, "
                   f"p99 {med(lambda r: pct(r['latencies_ms'], 99)):.1f} ms, "
                   f"max {med(lambda r: max(r['latencies_ms'])):.1f} ms; achieved {med(lambda r: r['achieved']):.1f} "
-                  f"req/s; errors {sum(sum(r['errors'].values()) for r in runs)}")
+                  f"req/s; errors {sum(sum(r['errors'].values()) for r in runs)}; server CPU "
+                  f"{med(lambda r: r['server_cpu_ms_per_request']):.2f} ms per request")
             print(f"  recording one read (Server-Timing record): p50 "
                   f"{med(lambda r: pct(r['server_timing'].get('record', [0]), 50)):.2f} ms, p99 "
                   f"{med(lambda r: pct(r['server_timing'].get('record', [0]), 99)):.2f} ms; time in the app p50 "

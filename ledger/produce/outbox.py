@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from .producer import WireRecord
 
 BATCH_ROWS = 2000
+#: Pause of the relay after a batch smaller than BATCH_ROWS, so that events put one by one are sent in
+#: batches: Kafka gets them at most this much later, and nobody's call waits for it.
+RELAY_LINGER_SECONDS = 0.05
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
 #: Default wait of ``put`` for another process's write lock on the outbox file.
 WRITE_TIMEOUT_SECONDS = 30.0
@@ -374,6 +377,10 @@ class Outbox:
                     if not sent:
                         self._wake.wait(0.5)
                         self._wake.clear()
+                    elif len(sent) < BATCH_ROWS:
+                        # Let the next batch gather what is put meanwhile: one send round and one delete
+                        # commit per batch, not per event, when events trickle in (a server's reads).
+                        self._stop.wait(RELAY_LINGER_SECONDS)
                 except BrokerError:
                     if producer is not None:
                         producer.close(timeout=0)

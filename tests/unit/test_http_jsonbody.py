@@ -1,4 +1,4 @@
-"""Pages are encoded by orjson when installed, byte for byte as Starlette's encoder would write them."""
+"""orjson, when installed, encodes pages and decodes stored rows exactly as the standard json module would."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def test_what_orjson_refuses_goes_through_the_standard_encoder():
         JSONResponse({"t": "\udcff"})
     with pytest.raises(UnicodeEncodeError):
         PageJSONResponse({"t": "\udcff"})
+
+
+STORED = ['{"a":"\\u2028<script>","b":[1,-2,null,true],"c":{"d":"\\u00e9\\ud83d\\ude00"}}',
+          '{"big":123456789012345678901234567890}', '{"neg":-9223372036854775809}',
+          '{"id":"SUP-12345678901234567890"}', '{"lone":"\\udcff"}', '{"x":"' + "\udcff" + '"}']
+
+
+@pytest.mark.parametrize("text", STORED)
+def test_stored_rows_decode_the_same_with_or_without_orjson(text):
+    """to_row's decoder gives the standard decoder's dict, for what orjson reads and what it refuses."""
+    import json
+
+    from ledger.audit.query import _decode
+
+    assert _decode(text) == json.loads(text)
