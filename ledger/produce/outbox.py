@@ -398,18 +398,29 @@ class Outbox:
         """Settle the futures of our rows that the relaying process delivered (or quarantined) and deleted.
 
         Without this, a process sharing the outbox would keep a future per row for ever (a server's
-        memory would grow with every recorded read) and its ``flush`` would never return.
+        memory would grow with every recorded read) and its ``flush`` would never return. The relay
+        sends rows in id order and deletes what was acknowledged, so every row below the oldest one
+        left is gone: one probe however long the backlog (a row deleted out of turn, quarantined in the
+        middle of a batch, is settled once the rows before it are gone).
         """
         with self._futures_lock:
             if not self._futures:
                 return
-            low, high = min(self._futures), max(self._futures)
-        span = (low, high)
-        left = {r[0] for r in conn.execute("SELECT id FROM outbox WHERE id BETWEEN ? AND ?", span)}
-        quarantined = dict(conn.execute("SELECT id, reason FROM outbox_quarantine WHERE id BETWEEN ? AND ?", span))
+        oldest_left = conn.execute("SELECT min(id) FROM outbox").fetchone()[0]
         with self._futures_lock:
-            for row_id in [i for i in self._futures if low <= i <= high and i not in left]:
-                future, topic = self._futures.pop(row_id), self._topics.pop(row_id, None)
+            gone = [i for i in self._futures if oldest_left is None or i < oldest_left]
+        if not gone:
+            return
+        quarantined = {}
+        for start in range(0, len(gone), 500):
+            chunk = gone[start:start + 500]
+            quarantined.update(conn.execute(f"SELECT id, reason FROM outbox_quarantine WHERE id IN "
+                                            f"({', '.join('?' * len(chunk))})", chunk))
+        with self._futures_lock:
+            for row_id in gone:
+                future, topic = self._futures.pop(row_id, None), self._topics.pop(row_id, None)
+                if future is None:
+                    continue
                 if row_id in quarantined:
                     future.set_exception(StoreError(f"outbox {self.path}: row {row_id} quarantined by the "
                                                     f"relaying process: {quarantined[row_id]}"))

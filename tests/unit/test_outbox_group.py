@@ -136,7 +136,10 @@ def test_a_process_that_does_not_relay_settles_its_deliveries_when_the_relayer_d
             time.sleep(1.5)
             assert not any(f.done() for f in futures)  # rows still in the file: not delivered yet
             conn = sqlite3.connect(path, isolation_level=None)
-            conn.execute("DELETE FROM outbox WHERE id IN (1, 2)")  # what the relaying process does after the acks
+            conn.execute("DELETE FROM outbox WHERE id = 1")  # what the relaying process does after an ack
+            futures[0].result(timeout=5)
+            assert not futures[1].done() and not futures[2].done()  # still in the file: still waiting
+            conn.execute("DELETE FROM outbox WHERE id = 2")
             quarantine(conn, 3, "headers are not JSON")
             conn.close()
             box.flush(timeout=10)  # returns: nothing of ours is waiting any more
