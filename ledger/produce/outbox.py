@@ -7,9 +7,9 @@ first caller writes every row queued by then in one transaction, one fsync,
 and each caller returns only once the transaction holding its own row has
 committed, or raises if it failed; a server recording many reads at once
 pays one fsync per group instead of one per read, and never waits for
-more than the commit in progress and its own. A relay thread sends outbox rows in id order and deletes each
-row once Kafka acknowledged it; ``ledger outbox drain PATH`` delivers what a
-dead process left behind.
+more than the commit in progress and its own. A relay thread sends outbox
+rows in id order and deletes each row once Kafka acknowledged it; ``ledger
+outbox drain PATH`` delivers what a dead process left behind.
 
 Delivery is at-least-once: a row whose ack was lost is sent again, and the
 ledger removes the repeat by ``event_id``. Order: the relay sends a bounded
