@@ -98,7 +98,7 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         token = server.token("audit:read", holder="emp-bench")
         rng = random.Random(seed)
         paths = [f"/v1/subjects/{subject_id(rng.randrange(subjects))}/who-saw" for _ in range(int(rate * duration))]
-        cpu_before = process_tree_cpu(server.proc.pid)
+        cpu_before = process_cpus(server.proc.pid)
         done = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "httpload.py"), server.url, "--rate", str(rate),
              "--clients", str(clients), "--check-page", "--header", f"Authorization: Bearer {token}",
@@ -107,7 +107,11 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         if done.returncode != 0:
             raise RuntimeError(f"the load failed:\n{done.stderr[-2000:]}")
         result = json.loads(done.stdout)
-        result["server_cpu_ms_per_request"] = (process_tree_cpu(server.proc.pid) - cpu_before) * 1000 / len(paths)
+        cpu_after = process_cpus(server.proc.pid)
+        used = {p: cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after}
+        result["server_cpu_ms_per_request"] = sum(used.values()) * 1000 / len(paths)
+        # Per process, busiest first: shows whether the workers shared the connections evenly.
+        result["cpu_share"] = sorted((u / max(sum(used.values()), 1e-9) for u in used.values()), reverse=True)
         # The records reach Kafka too: wait a little for the relay, and say what is left.
         deadline = time.monotonic() + 30
         while _pending(server.outbox) and time.monotonic() < deadline:
@@ -120,19 +124,24 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
 
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and its live descendants (the worker processes)."""
+    return sum(process_cpus(pid).values())
+
+
+def process_cpus(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each live descendant, by pid."""
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
+    found, todo = {}, [pid]
     while todo:
         p = todo.pop()
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            found[p] = (int(fields[11]) + int(fields[12])) / tick
             todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile
-    return total
+    return found
 
 
 def _pending(outbox: Path) -> int:
@@ -169,6 +178,42 @@ def report_times(db: Path, tmp: Path, runs: int = 5) -> tuple[list[float], list[
         server.stop()
 
 
+def recording_in_process(tmp: Path, threads: int, per_thread: int) -> tuple[list[float], int | None]:
+    """``ReadRecorder.record`` wall times from ``threads`` threads at once (1: alone), and the outbox's commits.
+
+    No broker (the records stay in the outbox): this is the cost an answer waits for.
+    """
+    import threading
+
+    from ledger.config import Settings
+    from ledger.http.recording import ReadRecorder
+    from ledger.http.tokens import Principal
+
+    recorder = ReadRecorder(tmp / f"outbox-{threads}.db", Settings.load(env={}, bootstrap_servers="127.0.0.1:1"))
+    p = Principal("jti", frozenset({"audit:read"}), {"id": "emp-bench", "type": "EMPLOYEE", "role": "auditor",
+                                                     "organization": "Audit"}, 0)
+    times: list[float] = []
+    start = threading.Barrier(threads)
+
+    def work(k: int):
+        start.wait()
+        for i in range(per_thread):
+            t = time.perf_counter()
+            recorder.record(p, [subject_id(k * per_thread + i)], ["user.name", "user.contact.email"],
+                            route="/v1/subjects/{subject_id}/who-saw", query="limit=100", request_id=f"{k}-{i}",
+                            justification="benchmark")
+            times.append((time.perf_counter() - t) * 1000)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    commits = getattr(recorder._producer._outbox, "group_commits", None)
+    recorder.close(timeout=0.1)
+    return times, commits
+
+
 def line(name: str, ms: list[float]) -> str:
     return (f"  {name:<52} p50 {pct(ms, 50):8.1f} ms  p99 {pct(ms, 99):8.1f}  max {max(ms):8.1f}  (n={len(ms)})")
 
@@ -180,7 +225,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=200.0, help="offered requests per second (default 200)")
     ap.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of load per run (default 20)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per configuration; medians printed (default 3)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="runs per configuration; medians printed (default 3; 0: only the in-process figures)")
     ap.add_argument("--workers", default="2", help="server processes, comma-separated to compare (default 2)")
     ap.add_argument("--report-events", type=int, default=1000, help="events of the report customer (default 1000)")
     ap.add_argument("--rebuild", action="store_true", help="build the ledger again")
@@ -198,7 +244,7 @@ def main() -> int:
           f"{args.runs} run(s) per configuration; local broker on the same cores")
     with tempfile.TemporaryDirectory(prefix="ledger-bench-http-") as tmpdir, bench_settings(db=str(db)) as settings:
         tmp = Path(tmpdir)
-        for workers in [int(w) for w in args.workers.split(",")]:
+        for workers in [int(w) for w in args.workers.split(",")] if args.runs else []:
             runs = []
             for run in range(args.runs):
                 r = who_saw_run(db, settings, tmp / f"w{workers}-r{run}", workers=workers, rate=args.rate,
@@ -210,7 +256,9 @@ def main() -> int:
                       f"{r['errors'] or 'none'}; from when due p50 {pct(r['latencies_ms'], 50):.1f} p99 "
                       f"{pct(r['latencies_ms'], 99):.1f} max {max(r['latencies_ms']):.1f} ms; recording p50 "
                       f"{pct(rec, 50):.2f} p99 {pct(rec, 99):.2f} ms; server CPU "
-                      f"{r['server_cpu_ms_per_request']:.2f} ms/request; load average {os.getloadavg()[0]:.1f}; "
+                      f"{r['server_cpu_ms_per_request']:.2f} ms/request (shares "
+                      f"{'/'.join(f'{x:.0%}' for x in r['cpu_share'] if x >= 0.01)}); "
+                      f"load average {os.getloadavg()[0]:.1f}; "
                       f"{r['left_in_outbox']} read(s) not yet relayed after 30 s", flush=True)
 
             def med(f, runs=runs):
@@ -226,6 +274,10 @@ def main() -> int:
                   f"{med(lambda r: pct(r['server_timing'].get('record', [0]), 50)):.2f} ms, p99 "
                   f"{med(lambda r: pct(r['server_timing'].get('record', [0]), 99)):.2f} ms; time in the app p50 "
                   f"{med(lambda r: pct(r['server_timing'].get('app', [0]), 50)):.2f} ms", flush=True)
+        for threads, per_thread in ((1, 300), (20, 30)):
+            ms, commits = recording_in_process(tmp, threads, per_thread)
+            grouped = "" if commits is None else f"; {len(ms) / commits:.1f} records per commit"
+            print(line(f"recording one read in-process, {threads} thread(s) at once", ms) + grouped, flush=True)
         (tmp / "report").mkdir()
         portal, report = report_times(db, tmp / "report")
         print(line(f"portal page of {REPORT_SUBJECT} ({args.report_events:,} events)", portal))
