@@ -145,8 +145,9 @@ def main() -> int:
             bench_settings(db=str(args.db)) if not args.no_broker else _no_broker(args.db) as settings:
         tmp = Path(tmpdir)
         key, public = write_keypair(tmp / "api.key")
+        newer = {"threads": args.threads} if "threads" in ServeConfig.__dataclass_fields__ else {}  # a server before it
         config = ServeConfig(settings=settings, host="127.0.0.1", port=_free_port(), token_key=str(public),
-                             outbox=str(tmp / "outbox.db"), threads=args.threads)
+                             outbox=str(tmp / "outbox.db"), **newer)
         app, recorder = build(config)
         profiles = _profile_threads() if args.cprofile else None
         server = uvicorn.Server(uvicorn.Config(spans.asgi(app), host=config.host, port=config.port,
