@@ -1,4 +1,4 @@
-"""`ledger serve --workers 2` on a real broker: both processes answer, cursors cross them, every read reaches Kafka once."""
+"""`ledger serve --workers 2` on a real broker (both answer, cursors cross them, every read reaches Kafka once); --server-timing."""
 
 from __future__ import annotations
 
@@ -69,3 +69,27 @@ def test_two_workers_answer_follow_each_others_cursors_and_record_every_read_onc
     ours = [e["attributes"]["request_id"] for e in recorded
             if e["type"] == "DataAccessed" and e["actor"]["id"] == "emp-workers"]
     assert sorted(ours) == sorted(request_ids)  # every answered read once, whichever worker answered it
+
+
+def test_server_timing_is_sent_only_when_asked_for_and_names_the_recording(tmp_path):
+    """--server-timing: each answer carries record;dur= (when a read was recorded) and app;dur=; without it, nothing."""
+    workload = simulate(seed=9, events=200, subjects=4)
+    db = fill_ledger(tmp_path / "ledger.db", workload.events).path
+    subject = workload.a_rich_subject()
+    for flag, expected in ((("--server-timing",), True), ((), False)):
+        server = start_server(db, tmp_path / f"serve{len(flag)}", extra=flag)
+        try:
+            headers = server.auth(server.token("audit:read"))
+            r = httpx.get(f"{server.url}/v1/subjects/{subject}/who-saw", headers=headers, timeout=30)
+            assert r.status_code == 200
+            timing = r.headers.get("server-timing")
+            if not expected:
+                assert timing is None
+                continue
+            spans = dict(item.strip().split(";dur=") for item in timing.split(","))
+            assert set(spans) == {"record", "app"}
+            assert 0 < float(spans["record"]) <= float(spans["app"])
+            health = httpx.get(f"{server.url}/healthz", timeout=30)
+            assert health.headers["server-timing"].startswith("app;dur=")  # nothing recorded: app alone
+        finally:
+            server.stop()
