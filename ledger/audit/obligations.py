@@ -438,7 +438,8 @@ def load_cases(source, *, as_of=None, disclosure_ids: Iterable[str] | None = Non
 
         authorities = recorded_authorities(source, as_of_ms)
     book = CaseBook(authorities)
-    for row in reads.notice_entries(source, NOTICE_TYPES, as_of_ms):
+    # The store keeps only the wanted cases (in SQLite); the check here stays as the definition.
+    for row in reads.notice_entries(source, NOTICE_TYPES, as_of_ms, disclosure_ids=wanted):
         event = json.loads(row.json)
         key = event["event_id"] if event["type"] == "LegalDisclosure" else event["disclosure_event_id"]
         if wanted is None or key in wanted:

@@ -32,6 +32,7 @@ from its own timestamp (it is a different claim).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Iterable, Iterator
 
@@ -109,14 +110,36 @@ def _ref(ref: reads.Ref) -> dict:
             "fields": contradicted_fields(ref.reason)}
 
 
-_decode = json.JSONDecoder().raw_decode  # the stored text is compact JSON: skip loads' whitespace handling
+_std_decode = json.JSONDecoder().raw_decode  # the stored text is compact JSON: skip loads' whitespace handling
+try:
+    import orjson  # optional (the http extra brings it): decodes a who-saw page's rows about 2.5x faster
+except ImportError:
+    orjson = None
+
+
+#: 19 digits or more: possibly an integer outside 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _decode(text: str) -> dict:
+    """The stored readable form as a dict, the standard decoder's dict whichever decodes it.
+
+    orjson gets the text unless it holds a run of 19 digits (an integer beyond 64 bits would come
+    back a float); what it refuses (lone surrogates of a lenient read) goes to the standard decoder.
+    """
+    if orjson is not None and not _LONG_DIGITS.search(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return _std_decode(text)[0]
 
 
 
 
 def to_row(json_text: str, timestamp: int | None, event_type: str | None = None, marks: dict | None = None) -> dict:
     """The stored event with ``labels``, ``recorded_at`` and any contradiction ``marks`` added."""
-    row = _decode(json_text)[0]
+    row = _decode(json_text)
     if event_type and "type" not in row:
         row["type"] = event_type
     labels = {}

@@ -46,6 +46,7 @@ example:
   ledger serve --db ledger.db --token-key api.key.pub --log-vkey keys/ledger.example.com_audit.vkey \\
       --log-origin ledger.example.com/audit --bootstrap-servers kafka:9092
   ledger serve --listen 0.0.0.0:8443 --token-key api.key.pub --certfile cert.pem --keyfile key.pem
+  ledger serve --db ledger.db --token-key api.key.pub --workers 2     # one process per core
 """
 
 
@@ -93,6 +94,13 @@ def register(subparsers, common) -> None:
                    help="the log's verifier key (.vkey from `ledger keys generate`), served at /v1/log-vkey and "
                         "used by the pages that verify receipts and checkpoints; repeatable (key rotation)")
     s.add_argument("--log-origin", metavar="ORIGIN", help="log origin of the checkpoints (env LEDGER_LOG_ORIGIN)")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes on the one socket, sharing the outbox (default 1)")
+    s.add_argument("--threads", type=int, default=8, metavar="N",
+                   help="threads per process that run the queries (default 8)")
+    s.add_argument("--server-timing", action="store_true",
+                   help="send a Server-Timing header: ms spent recording the read (record) and in the "
+                        "application (app); for benchmarks and diagnosis")
     s.add_argument("--certfile", metavar="PEM", help="TLS certificate (with --keyfile)")
     s.add_argument("--keyfile", metavar="PEM", help="TLS private key (with --certfile)")
     s.set_defaults(func=run_serve)

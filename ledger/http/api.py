@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from .auth import admin, any_reader, auditor, reader_of_subject
 from .cursor import binding
+from .jsonbody import PageJSONResponse
 from .params import (
     MAX_PAGE,
     page_size,
@@ -160,7 +161,7 @@ def _subjects_and_categories(rows) -> tuple[set[str], set[str]]:
 def page_response(page, p: Principal, request: Request, limit: int, **extra) -> JSONResponse:
     body = {**extra, "items": page.items, "next_cursor": make_cursor(request, p, page.next_state),
             "limit": limit, "as_of": page.as_of, "time_zone": "UTC"}
-    return JSONResponse(body, headers={**NO_STORE, "X-Request-Id": request_id(request)})
+    return PageJSONResponse(body, headers={**NO_STORE, "X-Request-Id": request_id(request)})
 
 
 def subject_filter(ledger, subject: str, as_of: str):

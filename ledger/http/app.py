@@ -16,8 +16,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from ledger.store import reads
 
+from . import timing
 from .cursor import CursorSigner
 from .problems import error_response, install
 
@@ -49,6 +51,13 @@ class ServerState:
     log_origin: str = "ledger.local/audit"
     log_vkeys: tuple = ()  # tlog.note.Verifier of the log key(s) given to --log-vkey
     kafka_lag: object = None  # readiness.KafkaLag; None: Kafka not configured
+    #: Threads that run the routes' SQLite work (anyio's default is 40). The queries hold the GIL
+    #: for most of their time, so more threads only queue for it (and keep more connections open).
+    threads: int = 8
+    #: Send a Server-Timing header (time recording the read, time in the application): --server-timing.
+    server_timing: bool = False
+    #: Called when the server stops (a worker process closes its recorder this way).
+    on_shutdown: list = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def ledger(self):
@@ -65,12 +74,15 @@ class ServerState:
 class LimitsAndHeaders:
     """Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request): limits, headers, request id."""
 
-    def __init__(self, app):
+    def __init__(self, app, server_timing: bool = False):
         self.app = app
+        self.server_timing = server_timing
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        spans = timing.open_table() if self.server_timing else None
+        started = time.perf_counter_ns()
         scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
         headers = dict((k.lower(), v) for k, v in scope.get("headers", ()))
         refusal = None
@@ -94,6 +106,9 @@ class LimitsAndHeaders:
                         (b"x-frame-options", b"DENY")]
                 if not public:
                     raw.append((b"cache-control", b"no-store"))
+                if spans is not None:
+                    spans["app"] = (time.perf_counter_ns() - started) / 1e6
+                    raw.append((b"server-timing", timing.header_value(spans)))
                 message = {**message, "headers": raw}
             await send(message)
 
@@ -109,14 +124,25 @@ def create_app(state: ServerState) -> FastAPI:
     from . import api, findings, pages, proofs, proofs_pages
     from .readiness import kafka_lag_report
 
-    app = FastAPI(title="ledger", version="1",
+    @asynccontextmanager
+    async def lifespan(app):
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = state.threads
+        try:
+            yield
+        finally:
+            for stop in state.on_shutdown:
+                stop()
+
+    app = FastAPI(title="ledger", version="1", lifespan=lifespan,
                   description="Who saw which customer's data, when, and why: the ledger's read API. Every "
                               "answered read of customer data is itself recorded in the ledger.",
                   docs_url=None, redoc_url=None)
     app.state.ledger_http = state
     install(app)
 
-    app.add_middleware(LimitsAndHeaders)
+    app.add_middleware(LimitsAndHeaders, server_timing=state.server_timing)
 
     @app.get("/healthz", include_in_schema=True, summary="the process is up")
     def healthz():
@@ -135,7 +161,7 @@ def create_app(state: ServerState) -> FastAPI:
         return JSONResponse({
             "status": "ready", "partitions": len(heads),
             "newest_recorded_at": None if newest_ms is None else
-            datetime.fromtimestamp(newest_ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z"),
+            datetime.fromtimestamp(newest_ms / 1000, UTC).isoformat().replace("+00:00", "Z"),
             "seconds_since_newest_entry": behind,
             "reads_waiting_in_outbox": state.recorder.pending(),
             "kafka": kafka_lag_report(state.kafka_lag, led),

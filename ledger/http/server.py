@@ -4,13 +4,23 @@ The server opens the ledger read-only, gets the tokens' public key only,
 and records every answered read through a durable outbox (default: beside
 the ledger, ``LEDGER.reads-outbox.db``; it needs a writable directory, the
 ledger file does not).
+
+``--workers N`` runs N uvicorn processes on one socket. Each builds the same
+application from the configuration the parent checked (passed in the
+environment variable :data:`WORKER_ENV`, with one cursor secret for all, so
+a page cursor made by one worker is read by any); they share the outbox
+file: each writes its reads there (SQLite's lock between processes, group
+commit within one), one relays it to Kafka at a time and another takes over
+when it exits (``ledger.produce.outbox``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from dataclasses import dataclass
+import secrets
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..config import Settings
@@ -34,18 +44,26 @@ class ServeConfig:
     request_seconds: float = 10.0
     log_vkeys: tuple[str, ...] = ()  # paths of the log's verifier key files (--log-vkey)
     kafka_configured: bool = False  # --bootstrap-servers or LEDGER_BOOTSTRAP_SERVERS given: /readyz measures lag
+    workers: int = 1
+    threads: int = 8
+    server_timing: bool = False
 
     @classmethod
-    def from_args(cls, args, settings: Settings) -> "ServeConfig":
+    def from_args(cls, args, settings: Settings) -> ServeConfig:
         host, sep, port = args.listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(f"--listen {args.listen!r}: write HOST:PORT, e.g. 127.0.0.1:8080")
         if not 0 < args.request_timeout <= 600:
             raise ConfigError("--request-timeout: give seconds from more than 0 to 600")
+        if not 1 <= args.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers: give a number of processes from 1 to {MAX_WORKERS}")
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads: give a number of threads from 1 to {MAX_THREADS}")
         return cls(settings=settings, host=host.strip("[]") or "127.0.0.1", port=int(port), token_key=args.token_key,
                    revoked=args.revoked, jwks=args.jwks, jwks_issuer=args.jwks_issuer, audience=args.audience,
                    outbox=args.outbox, source_service=args.source_service, certfile=args.certfile,
-                   keyfile=args.keyfile, request_seconds=args.request_timeout,
+                   keyfile=args.keyfile, request_seconds=args.request_timeout, workers=args.workers,
+                   threads=args.threads, server_timing=args.server_timing,
                    log_vkeys=tuple(getattr(args, "log_vkey", None) or ()),
                    kafka_configured=bool(getattr(args, "bootstrap_servers", None)
                                          or os.environ.get("LEDGER_BOOTSTRAP_SERVERS", "").strip()))
@@ -53,11 +71,30 @@ class ServeConfig:
     def outbox_path(self) -> Path:
         return Path(self.outbox) if self.outbox else Path(f"{self.settings.db}.reads-outbox.db")
 
+    def to_json(self) -> str:
+        """This configuration as JSON (settings included), for the worker processes."""
+        return json.dumps({**asdict(self), "settings": asdict(self.settings)})
 
-def build(config: ServeConfig):
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        values = json.loads(text)
+        settings = values.pop("settings")
+        security = settings.pop("security", {}) or {}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}  # JSON has no tuples
+        return cls(settings=Settings.load(env={}, **settings, **security), **values)
+
+
+MAX_WORKERS = 16
+MAX_THREADS = 64
+#: How the parent hands its checked configuration and the shared cursor secret to uvicorn's worker processes.
+WORKER_ENV = "LEDGER_SERVE_WORKER"
+
+
+def build(config: ServeConfig, cursor_secret: bytes | None = None):
     """The application and its recorder (close the recorder when the server stops)."""
     from ..store import Ledger
     from .app import ServerState, create_app
+    from .cursor import CursorSigner
     from .readiness import KafkaLag
     from .recording import RECORD_WAIT_SECONDS, ReadRecorder
     from .tokens import AUDIENCE, TokenVerifier
@@ -70,7 +107,10 @@ def build(config: ServeConfig):
     state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
                         request_seconds=config.request_seconds, log_origin=config.settings.log_origin,
                         log_vkeys=load_log_vkeys(config.log_vkeys, config.settings.log_origin),
-                        kafka_lag=KafkaLag(config.settings) if config.kafka_configured else None)
+                        kafka_lag=KafkaLag(config.settings) if config.kafka_configured else None,
+                        threads=config.threads,
+                        server_timing=config.server_timing,
+                        signer=CursorSigner(cursor_secret))
     return create_app(state), recorder
 
 
@@ -97,6 +137,18 @@ def load_log_vkeys(paths, log_origin: str) -> tuple:
     return tuple(keys)
 
 
+def worker_app():
+    """The application of one worker process (``uvicorn --factory``): the parent's configuration, its secret."""
+    handed = os.environ.get(WORKER_ENV)
+    if not handed:
+        raise ConfigError(f"{WORKER_ENV} is not set: worker processes are started by `ledger serve --workers N`")
+    parts = json.loads(handed)
+    _logging()
+    app, recorder = build(ServeConfig.from_json(parts["config"]), bytes.fromhex(parts["cursor_secret"]))
+    app.state.ledger_http.on_shutdown.append(recorder.close)
+    return app
+
+
 HTTP_EXTRA = ("fastapi", "uvicorn", "jwt", "jinja2", "cryptography")
 
 
@@ -115,21 +167,36 @@ def require_http_extra() -> None:
                           "pip install 'ledger[http]'")
 
 
-def serve(config: ServeConfig) -> int:
-    require_http_extra()
-    import uvicorn
-
-    app, recorder = build(config)
+def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The outbox relay retries an unreachable broker for ever; its connection chatter would bury the log.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     logging.getLogger("ledger.kafka").setLevel(logging.CRITICAL)  # /readyz's lag probe says it in its JSON
+
+
+def serve(config: ServeConfig) -> int:
+    require_http_extra()
+    import uvicorn
+
+    _logging()
+    # access_log off: uvicorn's access lines carry the query string, and the log is no place for
+    # customer ids; each read is in the ledger itself.
+    common = {"host": config.host, "port": config.port, "log_level": "info", "access_log": False,
+              "ssl_certfile": config.certfile, "ssl_keyfile": config.keyfile, "server_header": False,
+              "timeout_graceful_shutdown": 10}
+    if config.workers == 1:
+        app, recorder = build(config)
+        try:
+            uvicorn.run(app, **common)
+        finally:
+            recorder.close()
+        return 0
+    # Checked here, once, so that a bad key or ledger is one clean error rather than N failing workers.
+    _, recorder = build(config)
+    recorder.close(timeout=0)
+    os.environ[WORKER_ENV] = json.dumps({"config": config.to_json(), "cursor_secret": secrets.token_hex(32)})
     try:
-        # access_log off: uvicorn's access lines carry the query string, and the log is no place for
-        # customer ids; each read is in the ledger itself.
-        uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False,
-                    ssl_certfile=config.certfile, ssl_keyfile=config.keyfile, server_header=False,
-                    timeout_graceful_shutdown=10)
+        uvicorn.run("ledger.http.server:worker_app", factory=True, workers=config.workers, **common)
     finally:
-        recorder.close()
+        os.environ.pop(WORKER_ENV, None)
     return 0

@@ -49,8 +49,8 @@ class Delivered:
 
     event_id: str
     topic: str
-    partition: int
-    offset: int
+    partition: int | None  # None (with offset): relayed by another process sharing the durable outbox
+    offset: int | None
 
 
 class Delivery:

@@ -24,6 +24,7 @@ ms; parsing the user's time options is the caller's job.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -353,27 +354,48 @@ def contradiction_pairs(source, as_of_ms: int | None = None) -> Iterator[Contrad
         raise StoreError(f"cannot read the ledger: {err}") from err
 
 
-def notice_entries(source, types: tuple[str, ...], as_of_ms: int | None = None) -> Iterator[NoticeEntry]:
+def notice_entries(source, types: tuple[str, ...], as_of_ms: int | None = None, *,
+                   disclosure_ids: Iterable[str] | None = None) -> Iterator[NoticeEntry]:
     """First entries (status ``entry``) of the given event types recorded by ``as_of_ms`` (all when None).
 
     Reads the actors side table (one row per event), so no scan of the entries themselves.
+    ``disclosure_ids`` keeps only the cases of those disclosures: a LegalDisclosure by its
+    ``event_id`` (looked up in ``event_ids``), any other type by its ``disclosure_event_id``. A
+    customer's report needs a handful of cases out of all the ledger holds: reading and decoding
+    every disclosure took 2.5 s of a report on a ledger of 50,000 of them.
     """
-    sql = (
-        "SELECT e.json, e.timestamp, e.topic, e.partition, e.offset FROM actors AS a "
-        "JOIN entries AS e ON e.seq = a.seq "
-        "JOIN event_ids AS i ON i.event_id = e.event_id AND i.seq = e.seq "
-        f"WHERE e.status = 'entry' AND a.type IN ({', '.join('?' * len(types))})"
-    )
-    params: list = list(types)
+    recorded, recorded_params = "", []
     if as_of_ms is not None:
         # Recorded by then: the entry, or a same-content copy recorded before it (ledger.repeats).
-        sql += " AND (e.timestamp <= ? OR e.seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))"
-        params += [as_of_ms] * 2
+        recorded = " AND (e.timestamp <= ? OR e.seq IN (SELECT entry_seq FROM earlier_copies WHERE timestamp <= ?))"
+        recorded_params = [as_of_ms] * 2
+    columns = "e.json, e.timestamp, e.topic, e.partition, e.offset"
+    by_actor_row = (f"SELECT {columns} FROM actors AS a JOIN entries AS e ON e.seq = a.seq "
+                    "JOIN event_ids AS i ON i.event_id = e.event_id AND i.seq = e.seq WHERE e.status = 'entry' ")
+    if disclosure_ids is None:
+        parts = [(by_actor_row + f"AND a.type IN ({', '.join('?' * len(types))}){recorded}",
+                  [*types, *recorded_params])]
+    else:
+        wanted = json.dumps(sorted(set(disclosure_ids)))  # one parameter however many ids: json_each
+        notices = [t for t in types if t != "LegalDisclosure"]
+        parts = []
+        if "LegalDisclosure" in types:
+            disclosures = (f"SELECT {columns} FROM event_ids AS i JOIN entries AS e ON e.seq = i.seq "
+                           "WHERE i.event_id IN (SELECT value FROM json_each(?)) AND e.status = 'entry' "
+                           f"AND e.type = 'LegalDisclosure'{recorded}")
+            parts.append((disclosures, [wanted, *recorded_params]))
+        if notices:
+            naming = (by_actor_row + f"AND a.type IN ({', '.join('?' * len(notices))}) AND "
+                      "json_extract(e.json, '$.disclosure_event_id') IN (SELECT value FROM json_each(?))"
+                      f"{recorded}")
+            parts.append((naming, [*notices, wanted, *recorded_params]))
     try:
-        cur = _conn(source).execute(sql, params)
-        while rows := cur.fetchmany(1000):
-            for row in rows:
-                yield NoticeEntry(*row)
+        conn = _conn(source)
+        for sql, params in parts:
+            cur = conn.execute(sql, params)
+            while rows := cur.fetchmany(1000):
+                for row in rows:
+                    yield NoticeEntry(*row)
     except sqlite3.Error as err:
         raise StoreError(f"cannot read the ledger: {err}") from err
 

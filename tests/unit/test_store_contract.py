@@ -147,6 +147,32 @@ def test_notice_cases_are_read_by_type_and_as_of(store):
     assert len(list(reads.notice_entries(led, types, early))) == 1
 
 
+def test_notice_cases_of_some_disclosures_are_only_theirs(store):
+    """disclosure_ids keeps each named disclosure and the notices naming it, whatever their subjects."""
+    writer, reader = store
+    legal = [event(n, "LegalDisclosure", recipient="court") for n in (1, 2, 3)]
+    notices = []
+    for n, (disclosure, etype) in enumerate([(legal[0], "NotificationStatusChanged"), (legal[1], "SubjectNotified"),
+                                             (legal[0], "SubjectNotified")], start=10):
+        e = event(n, etype, subject="cust-other")  # a notice need not name the disclosure's customer
+        e["disclosure_event_id"] = disclosure["event_id"]
+        notices.append(e)
+    writer.append(batch(writer, [*legal, *notices, event(20)]))
+    led = reader()
+    types = ("LegalDisclosure", "NotificationStatusChanged", "SubjectNotified")
+
+    def ids(found):
+        return sorted(json.loads(c.json)["event_id"] for c in found)
+
+    assert ids(reads.notice_entries(led, types, disclosure_ids=[legal[0]["event_id"]])) == \
+        sorted([legal[0]["event_id"], notices[0]["event_id"], notices[2]["event_id"]])
+    assert ids(reads.notice_entries(led, types, disclosure_ids=[legal[1]["event_id"], legal[2]["event_id"]])) == \
+        sorted([legal[1]["event_id"], legal[2]["event_id"], notices[1]["event_id"]])
+    assert ids(reads.notice_entries(led, types, disclosure_ids=[])) == []
+    assert ids(reads.notice_entries(led, types, disclosure_ids=["unknown"])) == []
+    assert len(ids(reads.notice_entries(led, types))) == 6
+
+
 def test_first_seen_names_the_first_occurrence(store):
     """first_seen maps each known event_id to its entry's (seq, topic, partition); unknown ids are absent."""
     writer, _ = store

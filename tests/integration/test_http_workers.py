@@ -1,0 +1,95 @@
+"""`ledger serve --workers 2` on a real broker (both answer, cursors cross them, every read reaches Kafka once); --server-timing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
+
+import httpx  # noqa: E402
+from fill import fill_ledger  # noqa: E402
+from httpkit import start_server  # noqa: E402
+from kafkautil import read_topics  # noqa: E402
+
+from ledger.dev.simulate import simulate  # noqa: E402
+from ledger.wire.codec import default_codec  # noqa: E402
+
+
+def worker_pids(parent: int) -> list[int]:
+    """uvicorn's worker processes: the parent's children started by multiprocessing's spawn."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def pending(outbox) -> int:
+    conn = sqlite3.connect(outbox)
+    try:
+        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_two_workers_answer_follow_each_others_cursors_and_record_every_read_once(settings, tmp_path):
+    workload = simulate(seed=8, events=600, subjects=8)
+    db = fill_ledger(tmp_path / "ledger.db", workload.events).path
+    subject = workload.a_rich_subject()
+    server = start_server(db, tmp_path / "serve", bootstrap=settings.bootstrap_servers,
+                          topic_prefix=settings.topic_prefix, extra=("--workers", "2"))
+    try:
+        deadline = time.monotonic() + 30
+        while len(worker_pids(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(worker_pids(server.proc.pid)) == 2
+        headers = server.auth(server.token("audit:read", holder="emp-workers"))
+        request_ids = []
+        for _ in range(20):  # a new connection per request: the kernel hands them to either worker
+            first = httpx.get(f"{server.url}/v1/subjects/{subject}/who-saw", params={"limit": 2},
+                              headers=headers, timeout=30)
+            assert first.status_code == 200, first.text[:300]
+            cursor = first.json()["next_cursor"]
+            assert cursor
+            second = httpx.get(f"{server.url}/v1/subjects/{subject}/who-saw",
+                               params={"limit": 2, "cursor": cursor}, headers=headers, timeout=30)
+            assert second.status_code == 200, second.text[:300]  # a cursor is good on any worker
+            assert {r["event_id"] for r in first.json()["items"]}.isdisjoint(
+                r["event_id"] for r in second.json()["items"])
+            request_ids += [first.headers["x-request-id"], second.headers["x-request-id"]]
+        deadline = time.monotonic() + 60
+        while pending(server.outbox) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pending(server.outbox) == 0, "the shared outbox was not relayed"
+    finally:
+        server.stop()
+    codec = default_codec()
+    recorded = [codec.decode(m.value) for m in read_topics(settings)]
+    ours = [e["attributes"]["request_id"] for e in recorded
+            if e["type"] == "DataAccessed" and e["actor"]["id"] == "emp-workers"]
+    assert sorted(ours) == sorted(request_ids)  # every answered read once, whichever worker answered it
+
+
+def test_server_timing_is_sent_only_when_asked_for_and_names_the_recording(tmp_path):
+    """--server-timing: each answer carries record;dur= (when a read was recorded) and app;dur=; without it, nothing."""
+    workload = simulate(seed=9, events=200, subjects=4)
+    db = fill_ledger(tmp_path / "ledger.db", workload.events).path
+    subject = workload.a_rich_subject()
+    for flag, expected in ((("--server-timing",), True), ((), False)):
+        server = start_server(db, tmp_path / f"serve{len(flag)}", extra=flag)
+        try:
+            headers = server.auth(server.token("audit:read"))
+            r = httpx.get(f"{server.url}/v1/subjects/{subject}/who-saw", headers=headers, timeout=30)
+            assert r.status_code == 200
+            timing = r.headers.get("server-timing")
+            if not expected:
+                assert timing is None
+                continue
+            spans = dict(item.strip().split(";dur=") for item in timing.split(","))
+            assert set(spans) == {"record", "app"}
+            assert 0 < float(spans["record"]) <= float(spans["app"])
+            health = httpx.get(f"{server.url}/healthz", timeout=30)
+            assert health.headers["server-timing"].startswith("app;dur=")  # nothing recorded: app alone
+        finally:
+            server.stop()
