@@ -183,9 +183,11 @@ class LiveJudge:
             return False
         seq = last_seq(ledger)
         self.cursor_seq = seq if upto_seq is None else min(seq, upto_seq)
-        wall = self.clock()
-        self.partitions = {tp: [ms, wall] for tp, ms in partition_latest(ledger, upto_seq=self.cursor_seq)}
-        self._rebuild(ledger, self._bound(now, False), self.cursor_seq, out)
+        # Everything recorded by now is judged at once: holding some back would retract, and later
+        # publish again, findings the state holds about them. Entries that still arrive behind are late.
+        seen = self.clock() - self.idle_after_s
+        self.partitions = {tp: [ms, seen] for tp, ms in partition_latest(ledger, upto_seq=self.cursor_seq)}
+        self._rebuild(ledger, self._bound(now, True), self.cursor_seq, out)
         return True
 
     def _read(self, ledger, now: datetime, upto_seq, out: Step) -> None:
@@ -216,7 +218,7 @@ class LiveJudge:
         if final:
             return bound
         wall = self.clock()
-        active = [ms for ms, seen in self.partitions.values() if wall - seen <= self.idle_after_s]
+        active = [ms for ms, seen in self.partitions.values() if wall - seen < self.idle_after_s]
         if active:
             # A later record of the slowest active partition can still be recorded at its latest ms.
             bound = min(bound, min(active) - 1)
