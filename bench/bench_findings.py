@@ -86,6 +86,7 @@ def live(args) -> None:
     """The writer alone vs beside the live findings service; see the module docstring."""
     import json
     import os
+    import resource
     import sqlite3
     import subprocess
     import tempfile
@@ -114,7 +115,7 @@ def live(args) -> None:
             producer.send(w.topic, key=w.key, value=w.value, headers=w.headers)
             producer.flush()
         produce(settings, args.events)
-        alone, beside, after, rates = [], [], [], []
+        alone, beside, after, rates, cpu_ratio = [], [], [], [], []
         for run in range(args.repeat):
             db = os.path.join(tmp, f"alone{run}.db")
             writer = LedgerWriter(settings.with_(db=db), group_id=None, progress=False)
@@ -123,6 +124,7 @@ def live(args) -> None:
             alone.append(n / (time.perf_counter() - started))
 
             db = os.path.join(tmp, f"beside{run}.db")
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             service = subprocess.Popen(
                 [sys.executable, "-m", "consumers.findings", "--db", db, "--bootstrap-servers",
                  settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix, "--kafka-client",
@@ -130,9 +132,9 @@ def live(args) -> None:
                 env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL)
             try:
                 writer = LedgerWriter(settings.with_(db=db), group_id=None, progress=False)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 n = writer.run(until_idle=True, install_signals=False).records
-                wrote = time.perf_counter() - started
+                wrote, writer_cpu = time.perf_counter() - started, time.process_time() - cpu
                 beside.append(n / wrote)
                 with Ledger.open(db, readonly=True) as ledger:
                     last = ledger.conn.execute(
@@ -154,16 +156,20 @@ def live(args) -> None:
             finally:
                 service.terminate()
                 service.wait(timeout=60)
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            service_cpu = (used.ru_utime + used.ru_stime) - (children.ru_utime + children.ru_stime)
+            cpu_ratio.append(service_cpu / writer_cpu)
             after.append(done - wrote)
             rates.append(n / done)
             print(f"round {run + 1}: writer alone {alone[-1]:,.0f}/s, beside the service {beside[-1]:,.0f}/s; "
                   f"service done {after[-1]:.1f}s after the writer ({rates[-1]:,.0f} events/s over the run), "
-                  f"{published:,} findings standing")
+                  f"{published:,} findings standing; CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s")
         cost = 1 - median(beside) / median(alone)
         print(f"writer alone, median of {args.repeat}: {median(alone):,.0f} events/s; beside the live service: "
               f"{median(beside):,.0f} events/s; cost {cost:.1%} (goal <= 10%)")
         print(f"live service: done a median {median(after):.1f}s after the writer; {median(rates):,.0f} events/s "
-              f"from the writer's start to its last publish")
+              f"from the writer's start to its last publish; its CPU time a median {median(cpu_ratio):.2f} of the "
+              "writer's (whole run, start-up included)")
 
 
 def main() -> None:

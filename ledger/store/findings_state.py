@@ -34,7 +34,7 @@ class FindingsState:
         self.conn = conn
 
     @classmethod
-    def open(cls, path: str | Path, identity: dict[str, str]) -> "FindingsState":
+    def open(cls, path: str | Path, identity: dict[str, str]) -> FindingsState:
         path = Path(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None)
@@ -86,4 +86,4 @@ class FindingsState:
         self.conn.close()
 
 
-__all__ = ["FindingsState", "STATE_VERSION"]
+__all__ = ["STATE_VERSION", "FindingsState"]

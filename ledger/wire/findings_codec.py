@@ -85,7 +85,7 @@ class FindingsCodec:
         self._by_fingerprint = {s.fingerprint: s for vs in versions.values() for s in vs}
 
     @classmethod
-    def load(cls, directory: str | Path | None = None) -> "FindingsCodec":
+    def load(cls, directory: str | Path | None = None) -> FindingsCodec:
         return cls(_load(Path(directory) if directory is not None else FINDINGS_SCHEMAS))
 
     def newest(self, message_type: str) -> MessageSchema:
@@ -123,4 +123,4 @@ class FindingsCodec:
         return schema.message_type, message
 
 
-__all__ = ["FindingsCodec", "MessageSchema", "FINDINGS_SCHEMAS", "MESSAGE_TYPES"]
+__all__ = ["FINDINGS_SCHEMAS", "MESSAGE_TYPES", "FindingsCodec", "MessageSchema"]

@@ -48,7 +48,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger.errors import BrokerError, LedgerError, PolicyError
@@ -84,6 +84,7 @@ class Step:
     read: int = 0
     rebuilt: bool = False
     more: bool = False  # the read limit was hit: poll again at once
+    final: bool = False  # everything recorded by judged_at was judged (--until-idle's last step)
     waiting: bool = False  # no policy recorded yet (and no draft)
     pending: int = 0
     position: tuple | None = None
@@ -139,7 +140,7 @@ class LiveJudge:
     # -- one poll ----------------------------------------------------------------------
     def step(self, ledger, now: datetime, *, final: bool = False, upto_seq: int | None = None) -> Step:
         """Read what was appended, feed what is safe, judge the time rules at ``now``; the difference."""
-        out = Step(judged_at=now)
+        out = Step(judged_at=now, final=final)
         fed_facts: list[tuple] = []
         with snapshot(ledger):
             if self.judge is None:
@@ -330,7 +331,7 @@ class FindingsService:
         self.draft = draft
         self.poll_s = poll_s
         self.quiet = quiet
-        self.now = clock or (lambda: datetime.now(timezone.utc))
+        self.now = clock or (lambda: datetime.now(UTC))
         self.judge = LiveJudge(draft, idle_after_s=idle_after_s, tick_s=tick_s, rebuild_every_s=rebuild_every_s)
         self.stats = ServiceStats()
         self._stopping = False
@@ -418,6 +419,8 @@ class FindingsService:
                     raise
                 self._say(f"publishing failed ({err}); retrying")
                 time.sleep(max(self.poll_s, 1.0))
+        if step.empty and not step.fed and not step.rebuilt and not step.final:
+            return  # nothing changed: no write (and no fsync) per idle poll
         position = "" if step.position is None else json.dumps(list(step.position))
         state.commit(position=position, judged_at=time_text(at),
                      added={f.finding_id: f.as_json() for f in step.findings},
@@ -442,5 +445,14 @@ class FindingsService:
                 f"{time_text(s.judged_at) if s.judged_at else '-'}; state {self.state_path}")
 
 
-__all__ = ["LiveJudge", "FindingsService", "Step", "Withdrawn", "finding_of", "finding_message",
-           "retraction_message", "default_state_path", "ServiceStats"]
+__all__ = [
+    "FindingsService",
+    "LiveJudge",
+    "ServiceStats",
+    "Step",
+    "Withdrawn",
+    "default_state_path",
+    "finding_message",
+    "finding_of",
+    "retraction_message",
+]
