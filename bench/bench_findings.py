@@ -144,8 +144,9 @@ def live(args) -> None:
                 while True:  # until the service has judged the last entry and committed what it published
                     if os.path.exists(state):
                         with sqlite3.connect(state) as conn:
-                            row = conn.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()
-                        if row and row[0] and tuple(json.loads(row[0])) >= tuple(last):
+                            meta = dict(conn.execute("SELECT key, value FROM meta"))
+                        if meta.get("position") and tuple(json.loads(meta["position"])) >= tuple(last) \
+                                and meta.get("late_pending") == "0":  # late entries judged too
                             break
                     if service.poll() is not None:
                         raise SystemExit(f"the findings service exited with {service.returncode}")
@@ -156,6 +157,17 @@ def live(args) -> None:
             finally:
                 service.terminate()
                 service.wait(timeout=60)
+            from ledger.audit.findings import current
+            from ledger.audit.findings.recorded import judge_ledger
+
+            with sqlite3.connect(state) as conn:
+                live_ids = {fid for (fid,) in conn.execute("SELECT finding_id FROM published")}
+                at = conn.execute("SELECT value FROM meta WHERE key = 'judged_at'").fetchone()[0]
+            with Ledger.open(db, readonly=True) as ledger:
+                batch_ids = {f.finding_id for f in current(judge_ledger(ledger, as_of=at).results)}
+            if live_ids != batch_ids:
+                raise SystemExit(f"round {run + 1}: the live answer differs from `ledger findings --as-of {at}`: "
+                                 f"{len(live_ids - batch_ids)} extra, {len(batch_ids - live_ids)} missing")
             used = resource.getrusage(resource.RUSAGE_CHILDREN)
             service_cpu = (used.ru_utime + used.ru_stime) - (children.ru_utime + children.ru_stime)
             cpu_ratio.append(service_cpu / writer_cpu)
@@ -163,7 +175,7 @@ def live(args) -> None:
             rates.append(n / done)
             print(f"round {run + 1}: writer alone {alone[-1]:,.0f}/s, beside the service {beside[-1]:,.0f}/s; "
                   f"service done {after[-1]:.1f}s after the writer ({rates[-1]:,.0f} events/s over the run), "
-                  f"{published:,} findings standing; CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s")
+                  f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s")
         cost = 1 - median(beside) / median(alone)
         print(f"writer alone, median of {args.repeat}: {median(alone):,.0f} events/s; beside the live service: "
               f"{median(beside):,.0f} events/s; cost {cost:.1%} (goal <= 10%)")

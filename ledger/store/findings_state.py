@@ -67,15 +67,17 @@ class FindingsState:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def commit(self, *, position: str, judged_at: str, added: dict[str, dict], removed) -> None:
-        """Record a published step: its position and instant, the findings added and those retracted."""
+    def commit(self, *, position: str, judged_at: str, added: dict[str, dict], removed, late: int = 0) -> None:
+        """Record a published step: its position and instant, the findings added and those retracted, and
+        how many entries arrived behind the position and wait for the next rebuild (``late``)."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany("DELETE FROM published WHERE finding_id = ?", [(i,) for i in removed])
             self.conn.executemany("INSERT OR REPLACE INTO published (finding_id, finding) VALUES (?, ?)",
                                   [(i, json.dumps(f, sort_keys=True)) for i, f in added.items()])
             self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                  [("position", position), ("judged_at", judged_at)])
+                                  [("position", position), ("judged_at", judged_at),
+                                   ("late_pending", str(late))])
             self.conn.execute("COMMIT")
         except sqlite3.Error as err:
             if self.conn.in_transaction:

@@ -87,6 +87,7 @@ class Step:
     final: bool = False  # everything recorded by judged_at was judged (--until-idle's last step)
     waiting: bool = False  # no policy recorded yet (and no draft)
     pending: int = 0
+    late: int = 0  # entries that arrived behind the position, judged at the next rebuild
     position: tuple | None = None
 
     @property
@@ -162,7 +163,7 @@ class LiveJudge:
             self.time_open = {f.finding_id: f for f in self.judge.finish(now)}
             self._last_time_judged = wall
         self._difference(out, fed_facts)
-        out.pending, out.position = len(self.pending), self.position
+        out.pending, out.late, out.position = len(self.pending), len(self.late), self.position
         return out
 
     def accept(self, step: Step) -> None:
@@ -419,12 +420,12 @@ class FindingsService:
                     raise
                 self._say(f"publishing failed ({err}); retrying")
                 time.sleep(max(self.poll_s, 1.0))
-        if step.empty and not step.fed and not step.rebuilt and not step.final:
+        if step.empty and not step.fed and not step.rebuilt and not step.final and not step.late:
             return  # nothing changed: no write (and no fsync) per idle poll
         position = "" if step.position is None else json.dumps(list(step.position))
         state.commit(position=position, judged_at=time_text(at),
                      added={f.finding_id: f.as_json() for f in step.findings},
-                     removed=[w.finding.finding_id for w in step.withdrawn])
+                     removed=[w.finding.finding_id for w in step.withdrawn], late=step.late)
         self.judge.accept(step)
         s = self.stats
         s.fed += step.fed
