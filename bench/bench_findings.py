@@ -14,8 +14,8 @@ Reported: the writer's events/s alone and beside the service (medians, and
 their ratio: goal a cost <= 10%), and when the service had judged and
 published everything, as seconds after the writer finished and as its own
 rate over the whole run (keeping up = it finishes a bounded time after the
-writer, whatever the number of events; part of that time is the 2 s it waits
-before treating a silent partition as idle).
+writer, whatever the number of events; part of that time is the 10 s it waits
+before treating a silent partition as idle, ``--idle-after``).
 
 The events are simulated first (not timed) and held in a list; the timed part
 is ``evaluate(policy, events, as_of)`` with examples/policy.toml, consumed to

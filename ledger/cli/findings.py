@@ -64,6 +64,8 @@ def register(subparsers, common) -> None:
                       help="judge time rules (deadlines) at least every S seconds (default 10)")
     live.add_argument("--poll-interval", type=float, default=0.5, metavar="S",
                       help="seconds between reads of the ledger (default 0.5)")
+    live.add_argument("--idle-after", type=float, default=10.0, metavar="S",
+                      help="a partition silent this long no longer holds back judging (default 10)")
     live.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -87,7 +89,7 @@ def follow(args) -> int:
         print(f"ledger findings: error: {', '.join(given)} cannot be used with --follow (the service publishes "
               "every finding; filter on the topic's consumer side)", file=sys.stderr)
         return 2
-    for name in ("tick", "poll_interval"):
+    for name in ("tick", "poll_interval", "idle_after"):
         if not getattr(args, name) > 0:
             print(f"ledger findings: error: --{name.replace('_', '-')} must be a positive number of seconds, "
                   f"not {getattr(args, name)}", file=sys.stderr)
@@ -95,7 +97,7 @@ def follow(args) -> int:
     try:
         draft = load(args.policy) if args.policy else None
         service = FindingsService(settings_from(args), draft=draft, state_path=args.state, poll_s=args.poll_interval,
-                                  tick_s=args.tick, quiet=args.quiet)
+                                  tick_s=args.tick, idle_after_s=args.idle_after, quiet=args.quiet)
         stats = service.run(until_idle=args.until_idle)
     except LedgerError as err:
         print(f"ledger findings: error: {err}", file=sys.stderr)

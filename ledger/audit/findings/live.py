@@ -15,8 +15,9 @@ Start at :class:`FindingsService` (``ledger findings --follow``,
   writer appends in arrival order, not recorded order, so entries wait in
   ``pending`` until every partition still delivering has moved past them (a
   watermark: the smallest latest recorded time among partitions that
-  delivered within ``idle_after_s``; partitions silent longer, such as the
-  policy topic, do not hold it back). An entry that still arrives behind what
+  delivered within ``idle_after_s``, default 10 s, longer than a loaded
+  writer's batch; partitions silent longer, such as the policy topic, do not
+  hold it back). An entry that still arrives behind what
   was fed (a partition that woke up with older records, a producer clock
   behind) makes the judge *rebuild*: judge the ledger afresh in recorded order
   and publish the difference. Rebuilds are spaced (at least
@@ -115,7 +116,7 @@ class LiveJudge:
     once published.
     """
 
-    def __init__(self, draft: Policy | None = None, *, idle_after_s: float = 2.0, tick_s: float = 10.0,
+    def __init__(self, draft: Policy | None = None, *, idle_after_s: float = 10.0, tick_s: float = 10.0,
                  rebuild_every_s: float = 5.0, read_limit: int = 20_000, clock=time.monotonic):
         self.draft = draft
         self.idle_after_s = idle_after_s
@@ -321,7 +322,7 @@ class FindingsService:
     """``ledger findings --follow``: LiveJudge steps published to ``{prefix}findings``, state committed after."""
 
     def __init__(self, settings, *, draft: Policy | None = None, state_path: str | Path | None = None,
-                 poll_s: float = 0.5, tick_s: float = 10.0, idle_after_s: float = 2.0,
+                 poll_s: float = 0.5, tick_s: float = 10.0, idle_after_s: float = 10.0,
                  rebuild_every_s: float = 5.0, quiet: bool = False, clock=None):
         from ledger.kafka.topics import findings_topic
 
