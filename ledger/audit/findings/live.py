@@ -86,6 +86,7 @@ class Step:
     rebuilt: bool = False
     more: bool = False  # the read limit was hit: poll again at once
     final: bool = False  # everything recorded by judged_at was judged (--until-idle's last step)
+    timed: bool = False  # the time rules were judged at judged_at (else the step changed nothing)
     waiting: bool = False  # no policy recorded yet (and no draft)
     pending: int = 0
     late: int = 0  # entries that arrived behind the position, judged at the next rebuild
@@ -160,9 +161,12 @@ class LiveJudge:
                 else:
                     self._feed_pending(self._bound(now, final), out, fed_facts)
         wall = self.clock()
-        if out.fed or out.rebuilt or final or wall - self._last_time_judged >= self.tick_s:
+        # Time rules at this step's instant whenever the step may publish or commit anything, so what
+        # stands is always one instant's answer (judged_at); on an idle poll only every tick_s.
+        if out.read or out.rebuilt or self.late or final or wall - self._last_time_judged >= self.tick_s:
             self.time_open = {f.finding_id: f for f in self.judge.finish(now)}
             self._last_time_judged = wall
+            out.timed = True
         self._difference(out, fed_facts)
         out.pending, out.late, out.position = len(self.pending), len(self.late), self.position
         return out
@@ -421,8 +425,8 @@ class FindingsService:
                     raise
                 self._say(f"publishing failed ({err}); retrying")
                 time.sleep(max(self.poll_s, 1.0))
-        if step.empty and not step.fed and not step.rebuilt and not step.final and not step.late:
-            return  # nothing changed: no write (and no fsync) per idle poll
+        if not step.timed:
+            return  # an idle poll changed nothing: no write (and no fsync)
         position = "" if step.position is None else json.dumps(list(step.position))
         state.commit(position=position, judged_at=time_text(at),
                      added={f.finding_id: f.as_json() for f in step.findings},
