@@ -166,6 +166,10 @@ def live(args) -> None:
             with Ledger.open(db, readonly=True) as ledger:
                 batch_ids = {f.finding_id for f in current(judge_ledger(ledger, as_of=at).results)}
             if live_ids != batch_ids:
+                with Ledger.open(db, readonly=True) as ledger:
+                    missing = [f for f in current(judge_ledger(ledger, as_of=at).results)
+                               if f.finding_id not in live_ids]
+                print(Counter(f.rule for f in missing), missing[:2], file=sys.stderr)
                 raise SystemExit(f"round {run + 1}: the live answer differs from `ledger findings --as-of {at}`: "
                                  f"{len(live_ids - batch_ids)} extra, {len(batch_ids - live_ids)} missing")
             used = resource.getrusage(resource.RUSAGE_CHILDREN)
