@@ -1,7 +1,21 @@
-"""Batch evaluation rate of the promise checks on the simulated mix, and their memory, one process.
+"""Batch evaluation rate of the promise checks on the simulated mix, and their memory, one process;
+with ``--live``, the live findings service beside the writer.
 
     python bench/bench_findings.py                       # 200,000 events, 10,000 customers, best of 3
     python bench/bench_findings.py --events 1000000 --repeat 1
+    python bench/bench_findings.py --live --events 200000 --repeat 3 [--kafka-client confluent]
+
+``--live``: the policy and the events are produced once to a local broker; each
+round then runs the real writer (``LedgerWriter.run(until_idle=True)``) into a
+fresh ledger alone, and again with the live service (``python -m
+consumers.findings``, a separate process, started before the writer) reading
+the same file as it grows, alternating so both see the same machine load.
+Reported: the writer's events/s alone and beside the service (medians, and
+their ratio: goal a cost <= 10%), and when the service had judged and
+published everything, as seconds after the writer finished and as its own
+rate over the whole run (keeping up = it finishes a bounded time after the
+writer, whatever the number of events; part of that time is the 10 s it waits
+before treating a silent partition as idle, ``--idle-after``).
 
 The events are simulated first (not timed) and held in a list; the timed part
 is ``evaluate(policy, events, as_of)`` with examples/policy.toml, consumed to
@@ -68,13 +82,125 @@ def state_bytes(policy, events, as_of) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
+def live(args) -> None:
+    """The writer alone vs beside the live findings service; see the module docstring."""
+    import json
+    import os
+    import resource
+    import sqlite3
+    import subprocess
+    import tempfile
+    from statistics import median
+
+    from bench_ingest import produce
+    from common import bench_settings, describe_client
+
+    from ledger.ingest.writer import LedgerWriter
+    from ledger.kafka import open_producer
+    from ledger.model import events as ev
+    from ledger.model.policy import published_fields
+    from ledger.produce.producer import wire_record
+    from ledger.store import Ledger
+    from ledger.wire.codec import default_codec
+
+    root = Path(__file__).resolve().parent.parent
+    text = EXAMPLE.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp, bench_settings(kafka_client=args.kafka_client) as settings:
+        print(describe_client(settings))
+        policy = ev.validate({"type": "PolicyPublished", "occurred_at": "2026-01-01T00:00:00Z",
+                              **published_fields(load(EXAMPLE), text, {"id": "dpo-1", "type": "EMPLOYEE",
+                                                                       "role": None})})
+        with open_producer(settings) as producer:
+            w = wire_record(policy, default_codec(), settings.topic_prefix)
+            producer.send(w.topic, key=w.key, value=w.value, headers=w.headers)
+            producer.flush()
+        produce(settings, args.events)
+        alone, beside, after, rates, cpu_ratio = [], [], [], [], []
+        for run in range(args.repeat):
+            db = os.path.join(tmp, f"alone{run}.db")
+            writer = LedgerWriter(settings.with_(db=db), group_id=None, progress=False)
+            started = time.perf_counter()
+            n = writer.run(until_idle=True, install_signals=False).records
+            alone.append(n / (time.perf_counter() - started))
+
+            db = os.path.join(tmp, f"beside{run}.db")
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            service = subprocess.Popen(
+                [sys.executable, "-m", "consumers.findings", "--db", db, "--bootstrap-servers",
+                 settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix, "--kafka-client",
+                 args.kafka_client, "--quiet", "--poll-interval", "0.2"], cwd=root,
+                env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL)
+            try:
+                writer = LedgerWriter(settings.with_(db=db), group_id=None, progress=False)
+                started, cpu = time.perf_counter(), time.process_time()
+                n = writer.run(until_idle=True, install_signals=False).records
+                wrote, writer_cpu = time.perf_counter() - started, time.process_time() - cpu
+                beside.append(n / wrote)
+                with Ledger.open(db, readonly=True) as ledger:
+                    last = ledger.conn.execute(
+                        "SELECT timestamp, topic, partition, offset FROM entries WHERE status = 'entry' "
+                        "ORDER BY timestamp DESC, topic DESC, partition DESC, offset DESC LIMIT 1").fetchone()
+                state = f"{db}.findings-state"
+                while True:  # until the service has judged the last entry and committed what it published
+                    if os.path.exists(state):
+                        with sqlite3.connect(state) as conn:
+                            meta = dict(conn.execute("SELECT key, value FROM meta"))
+                        if meta.get("position") and tuple(json.loads(meta["position"])) >= tuple(last) \
+                                and meta.get("late_pending") == "0":  # late entries judged too
+                            break
+                    if service.poll() is not None:
+                        raise SystemExit(f"the findings service exited with {service.returncode}")
+                    time.sleep(0.05)
+                done = time.perf_counter() - started
+                with sqlite3.connect(state) as conn:
+                    published = conn.execute("SELECT count(*) FROM published").fetchone()[0]
+            finally:
+                service.terminate()
+                service.wait(timeout=60)
+            from ledger.audit.findings import current
+            from ledger.audit.findings.recorded import judge_ledger
+
+            with sqlite3.connect(state) as conn:
+                live_ids = {fid for (fid,) in conn.execute("SELECT finding_id FROM published")}
+                at = conn.execute("SELECT value FROM meta WHERE key = 'judged_at'").fetchone()[0]
+            with Ledger.open(db, readonly=True) as ledger:
+                batch_ids = {f.finding_id for f in current(judge_ledger(ledger, as_of=at).results)}
+            if live_ids != batch_ids:
+                with Ledger.open(db, readonly=True) as ledger:
+                    missing = [f for f in current(judge_ledger(ledger, as_of=at).results)
+                               if f.finding_id not in live_ids]
+                print(Counter(f.rule for f in missing), missing[:2], file=sys.stderr)
+                raise SystemExit(f"round {run + 1}: the live answer differs from `ledger findings --as-of {at}`: "
+                                 f"{len(live_ids - batch_ids)} extra, {len(batch_ids - live_ids)} missing")
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            service_cpu = (used.ru_utime + used.ru_stime) - (children.ru_utime + children.ru_stime)
+            cpu_ratio.append(service_cpu / writer_cpu)
+            after.append(done - wrote)
+            rates.append(n / done)
+            print(f"round {run + 1}: writer alone {alone[-1]:,.0f}/s, beside the service {beside[-1]:,.0f}/s; "
+                  f"service done {after[-1]:.1f}s after the writer ({rates[-1]:,.0f} events/s over the run), "
+                  f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s")
+        cost = 1 - median(beside) / median(alone)
+        print(f"writer alone, median of {args.repeat}: {median(alone):,.0f} events/s; beside the live service: "
+              f"{median(beside):,.0f} events/s; cost {cost:.1%} (goal <= 10%)")
+        print(f"live service: done a median {median(after):.1f}s after the writer; {median(rates):,.0f} events/s "
+              f"from the writer's start to its last publish; its CPU time a median {median(cpu_ratio):.2f} of the "
+              "writer's (whole run, start-up included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--live", action="store_true", help="the live service beside the writer (a local broker)")
+    parser.add_argument("--kafka-client", choices=("auto", "confluent", "kafka-python"), default="auto")
     args = parser.parse_args()
+    if args.live:
+        print(machine())
+        live(args)
+        return
 
     print(machine())
     policy = load(EXAMPLE)

@@ -21,10 +21,21 @@ notices, break-glass reviews, delays) are judged at --as-of, else now; the
 instant is printed with the answer. --as-of T gives the findings as the
 ledger stood at recorded time T.
 
+--follow runs the live findings service beside the writer: it reads the
+ledger as it grows, judges with the same rules (the same findings, the same
+finding_ids) and publishes each new finding to {prefix}findings (Avro,
+key = finding_id), and a FindingRetracted when later evidence clears one.
+Its position and published findings live in --state (default
+<db>.findings-state), written after each publish: after a crash it resumes
+without losing a finding, and may publish one again with the same id
+(consumers de-duplicate on finding_id).
+
 examples:
   ledger findings
   ledger findings --policy examples/policy.toml --format json
   ledger findings --as-of 2026-03-31T23:59:59Z --rule consent.marketing
+  ledger findings --follow                       # the live service (python -m consumers.findings)
+  ledger findings --follow --until-idle          # publish what the ledger holds now, then exit
 """
 
 FIELDS = ("finding_id", "rule", "kind", "severity", "sentence", "subjects", "event_ids", "policy_sha256",
@@ -44,7 +55,55 @@ def register(subparsers, common) -> None:
     p.add_argument("--actor", metavar="ID", help="only findings about events by this actor")
     p.add_argument("--recipient", metavar="ID", help="only findings about shares or disclosures to this recipient")
     p.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
+    live = p.add_argument_group("live service (--follow)")
+    live.add_argument("--follow", action="store_true", help="run the live findings service: publish findings "
+                                                           "to {prefix}findings as the ledger grows")
+    live.add_argument("--state", metavar="PATH", help="its state file (default <db>.findings-state)")
+    live.add_argument("--until-idle", action="store_true", help="exit once everything recorded is published")
+    live.add_argument("--tick", type=float, default=10.0, metavar="S",
+                      help="judge time rules (deadlines) at least every S seconds (default 10)")
+    live.add_argument("--poll-interval", type=float, default=0.5, metavar="S",
+                      help="seconds between reads of the ledger (default 0.5)")
+    live.add_argument("--idle-after", type=float, default=10.0, metavar="S",
+                      help="a partition silent this long no longer holds back judging (default 10)")
+    live.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
+
+
+#: Options that only the batch answer takes: refused with --follow rather than silently ignored.
+BATCH_ONLY = ("as_of", "since", "until", "rule", "subject", "actor", "recipient")
+LIVE_ONLY = ("state", "until_idle", "quiet")
+
+
+def follow(args) -> int:
+    from ledger.audit.findings.live import FindingsService
+    from ledger.errors import LedgerError
+    from ledger.model.policy import load
+
+    from . import settings_from
+
+    given = [f"--{name.replace('_', '-')}" for name in BATCH_ONLY if getattr(args, name)]
+    if args.format != "table":
+        given.append("--format")
+    if given:
+        print(f"ledger findings: error: {', '.join(given)} cannot be used with --follow (the service publishes "
+              "every finding; filter on the topic's consumer side)", file=sys.stderr)
+        return 2
+    for name in ("tick", "poll_interval", "idle_after"):
+        if not getattr(args, name) > 0:
+            print(f"ledger findings: error: --{name.replace('_', '-')} must be a positive number of seconds, "
+                  f"not {getattr(args, name)}", file=sys.stderr)
+            return 2
+    try:
+        draft = load(args.policy) if args.policy else None
+        service = FindingsService(settings_from(args), draft=draft, state_path=args.state, poll_s=args.poll_interval,
+                                  tick_s=args.tick, idle_after_s=args.idle_after, quiet=args.quiet)
+        stats = service.run(until_idle=args.until_idle)
+    except LedgerError as err:
+        print(f"ledger findings: error: {err}", file=sys.stderr)
+        return 2
+    print(f"published {stats.published:,} finding(s), retracted {stats.retracted:,}; {stats.standing:,} standing")
+    return 0
 
 
 def _selected(args, run, findings: list) -> list:
@@ -59,6 +118,12 @@ def _selected(args, run, findings: list) -> list:
 
 @quiet_broken_pipe
 def run(args) -> int:
+    if args.follow:
+        return follow(args)
+    given = [f"--{name.replace('_', '-')}" for name in LIVE_ONLY if getattr(args, name)]
+    if given:
+        print(f"ledger findings: error: {', '.join(given)} only with --follow", file=sys.stderr)
+        return 2
     from ledger.audit.findings import current
     from ledger.audit.findings.recorded import judge_ledger
     from ledger.errors import LedgerError

@@ -19,11 +19,12 @@ _COLUMNS = "json, timestamp, topic, partition, offset"
 
 
 def recorded_events(source, *, until_ms: int | None = None,
-                    after: tuple[int, str, int, int] | None = None) -> Iterator[tuple]:
+                    after: tuple[int, str, int, int] | None = None, upto_seq: int | None = None) -> Iterator[tuple]:
     """``(json, timestamp, topic, partition, offset)`` of each event, in recorded order.
 
     ``until_ms`` keeps those recorded at or before it; ``after`` (a position
-    ``(timestamp, topic, partition, offset)``) those strictly after it.
+    ``(timestamp, topic, partition, offset)``) those strictly after it; ``upto_seq``
+    those appended by that seq (the live service's tests reveal a ledger step by step).
     """
     sql = f"SELECT {_COLUMNS} FROM entries WHERE status = 'entry'"
     params: list = []
@@ -33,12 +34,16 @@ def recorded_events(source, *, until_ms: int | None = None,
     if after is not None:
         sql += " AND (timestamp, topic, partition, offset) > (?, ?, ?, ?)"
         params.extend(after)
+    if upto_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(upto_seq)
     cur = getattr(source, "conn", source).execute(sql + " ORDER BY timestamp, topic, partition, offset", params)
     while rows := cur.fetchmany(_FETCH):
         yield from rows
 
 
-def recorded_policies(source, *, until_ms: int | None = None, topic_suffix: str = "policy") -> list[tuple]:
+def recorded_policies(source, *, until_ms: int | None = None, topic_suffix: str = "policy",
+                      upto_seq: int | None = None) -> list[tuple]:
     """The PolicyPublished entries, in recorded order (few: one per published version).
 
     Read through the (topic, partition, offset) index of the policy topics only
@@ -55,4 +60,40 @@ def recorded_policies(source, *, until_ms: int | None = None, topic_suffix: str 
     if until_ms is not None:
         sql += " AND timestamp <= ?"
         params.append(until_ms)
+    if upto_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(upto_seq)
     return conn.execute(sql + " ORDER BY timestamp, topic, partition, offset", params).fetchall()
+
+
+def appended_after(source, after_seq: int, *, limit: int, upto_seq: int | None = None) -> list[tuple]:
+    """``(seq, status, timestamp, topic, partition, offset, json)`` of the records appended after
+    ``after_seq`` (gaps left out), in append order, at most ``limit``: what the live service reads per poll.
+
+    By the primary key, so a poll costs what it reads, not the size of the file. ``json`` is None
+    unless the status is ``entry`` (only those are events). ``upto_seq`` stops there (tests grow a
+    ledger by revealing it).
+    """
+    sql = ("SELECT seq, status, timestamp, topic, partition, offset, CASE WHEN status = 'entry' THEN json END "
+           "FROM entries WHERE seq > ? AND kind = 'record'")
+    params: list = [after_seq]
+    if upto_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(upto_seq)
+    return getattr(source, "conn", source).execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()
+
+
+def last_seq(source) -> int:
+    """The seq of the last entry appended (0 for an empty ledger)."""
+    return getattr(source, "conn", source).execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
+
+
+def partition_latest(source, *, upto_seq: int | None = None) -> list[tuple[tuple[str, int], int]]:
+    """``((topic, partition), latest recorded time ms)`` per partition holding records (one scan, at start)."""
+    sql = "SELECT topic, partition, max(timestamp) FROM entries WHERE kind = 'record'"
+    params: list = []
+    if upto_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(upto_seq)
+    rows = getattr(source, "conn", source).execute(sql + " GROUP BY topic, partition", params).fetchall()
+    return [((topic, part), ms) for topic, part, ms in rows]

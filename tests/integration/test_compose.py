@@ -23,7 +23,7 @@ from ledger.config import Settings  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SPEC = ROOT / "tests" / "data" / "compose" / "compose-spec.json"  # vendored: tests/data/compose/SOURCE.md
-LEDGER_SERVICES = ("topics", "writer", "ledger")
+LEDGER_SERVICES = ("topics", "writer", "findings", "ledger")
 REQUIRED_ENV = ("LEDGER_BOOTSTRAP_SERVERS", "LEDGER_TOPIC_PREFIX", "LEDGER_DB")
 
 
@@ -131,6 +131,18 @@ def test_writer_runs_like_a_production_service(compose):
     assert any(v.split(":")[0] in compose["volumes"] and v.split(":")[1] == db_dir for v in writer["volumes"])
     assert writer["healthcheck"]["test"]
     assert writer["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_the_findings_service_follows_the_ledger_read_only_with_its_state_apart(compose):
+    """The findings service runs `findings --follow`, restarts, reads the ledger volume read-only, keeps its
+    state file on a volume of its own and starts once the writer is healthy."""
+    findings = compose["services"]["findings"]
+    command = findings["command"]
+    assert command[:2] == ["findings", "--follow"] and command[command.index("--state") + 1].startswith("/state/")
+    assert findings["restart"] in ("always", "unless-stopped") and findings["image"] == compose["services"]["writer"]["image"]
+    assert "ledger-data:/data:ro" in findings["volumes"]
+    assert any(v.split(":")[0] in compose["volumes"] and v.split(":")[1] == "/state" for v in findings["volumes"])
+    assert findings["depends_on"]["writer"]["condition"] == "service_healthy"
 
 
 def test_ledger_services_set_the_ledger_environment_variables(compose):

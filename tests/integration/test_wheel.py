@@ -57,6 +57,17 @@ def test_the_wheel_carries_the_schemas(installed, tmp_path):
     assert check.returncode == 0, check.stderr
 
 
+def test_the_wheel_carries_the_findings_schemas(installed, tmp_path):
+    """The live findings service's Finding and FindingRetracted schemas come with the wheel, apart from the
+    event schemas, and encode from it."""
+    out = run(installed, tmp_path, "-c", "from ledger.wire.findings_codec import FINDINGS_SCHEMAS, FindingsCodec; "
+                                         "c = FindingsCodec.load(); print(FINDINGS_SCHEMAS); "
+                                         "print(*sorted(c.versions))")
+    assert out.returncode == 0, out.stderr
+    where, *types = out.stdout.split()
+    assert where.startswith(str(installed)) and types == ["Finding", "FindingRetracted"]
+
+
 def test_emit_consume_and_who_saw_from_the_wheel(installed, tmp_path, settings):
     """`ledger emit`, `ledger consume --until-idle` and `ledger who-saw` run from the wheel alone."""
     workload = simulate(seed=5, events=40, subjects=5).events

@@ -58,49 +58,91 @@ def handover(old: Evaluator, policy: Policy) -> Evaluator:
     return new
 
 
+class LedgerJudge:
+    """The batch judge as a stream: ``feed`` a ledger's entries in recorded order, then ``finish(at)``.
+
+    ``first`` is the first policy the ledger recorded (its facts are gathered
+    with it from the start, judging starts at its entry) or, with
+    ``draft=True``, a draft that judges everything and ignores recorded ones.
+    ``judge_ledger`` and the live service (live.py) both judge through it,
+    so both give the same findings with the same ids.
+    """
+
+    def __init__(self, first: Policy, *, draft: bool = False, track_about: bool = True):
+        self.evaluator = Evaluator(first)
+        self.draft = draft
+        self.judging = draft
+        self.policies: list[Policy] = [first]
+        self.track_about = track_about
+        self.about: dict[str, tuple] = {}
+        #: The last event fed (a normalized dict), for callers that look at what arrived.
+        self.last_event: dict | None = None
+
+    def feed(self, text: str) -> list:
+        """The findings and retractions one entry makes (none before the first policy's entry)."""
+        event = self.last_event = event_of(text)
+        if event["type"] == "PolicyPublished":
+            if self.draft:
+                return []
+            if self.judging:
+                policy = policy_of(event)
+                self.evaluator = handover(self.evaluator, policy)
+                self.policies.append(policy)
+            else:  # the first recorded policy: the evaluator already has it; judging starts here
+                self.evaluator.judged = Counter()
+                self.judging = True
+            return []
+        out = self.evaluator.feed(event)
+        if not self.judging:
+            return []
+        if self.track_about:
+            for r in out:
+                if isinstance(r, Finding):
+                    self.about[r.finding_id] = _about(event)
+        return out
+
+    def finish(self, at: datetime) -> list:
+        """The time-based findings at instant ``at`` (repeatable: it changes no fact)."""
+        if not self.judging:
+            return []
+        out = self.evaluator.finish(at)
+        if self.track_about:
+            ev_ = self.evaluator
+            earlier = {e["event_id"]: e for e in ev_.glass}
+            earlier.update((k, c.disclosure) for k, c in ev_.cases.items() if c.disclosure is not None)
+            for r in out:
+                if isinstance(r, Finding) and r.event_ids[0] in earlier:
+                    self.about[r.finding_id] = _about(earlier[r.event_ids[0]])
+        return out
+
+
+def first_policy(source, *, until_ms: int | None = None, upto_seq: int | None = None) -> Policy | None:
+    """The first policy the ledger recorded (by ``until_ms``), or None."""
+    recorded = recorded_policies(source, until_ms=until_ms, upto_seq=upto_seq)
+    return policy_of(json.loads(recorded[0][0])) if recorded else None
+
+
+NO_POLICY = ("no policy is recorded in this ledger (by the --as-of time); publish one with "
+             "`ledger policy publish FILE` or judge a draft with --policy FILE")
+
+
 def judge_ledger(source, *, as_of=None, now=None, draft: Policy | None = None) -> LedgerRun:
     """Every finding and retraction the ledger's events make, see the module docstring."""
     until = None if as_of is None else to_millis(parse_as_of(as_of))
     judged_at = parse_as_of(now) if now is not None else (
         parse_as_of(as_of) if as_of is not None else datetime.now(timezone.utc))
     run = LedgerRun(judged_at=judged_at)
-    recorded = [] if draft is not None else recorded_policies(source, until_ms=until)
-    if draft is None and not recorded:
-        raise PolicyError("no policy is recorded in this ledger (by the --as-of time); publish one with "
-                          "`ledger policy publish FILE` or judge a draft with --policy FILE", None, None)
-    pending = [((ts, topic, part, off), policy_of(json.loads(text))) for text, ts, topic, part, off in recorded]
-    evaluator = Evaluator(draft if draft is not None else pending[0][1])
-    judging = draft is not None
-    run.policies.append(evaluator.policy)
-    for text, ts, topic, part, off in recorded_events(source, until_ms=until):
-        where = (ts, topic, part, off)
-        if pending and where >= pending[0][0]:
-            _, policy = pending.pop(0)
-            if judging:
-                evaluator = handover(evaluator, policy)
-                run.policies.append(policy)
-            else:  # the first recorded policy: the evaluator already has it; judging starts here
-                evaluator.judged = Counter()
-                judging = True
-            continue
-        event = event_of(text)
-        if event["type"] == "PolicyPublished":
-            continue
-        out = evaluator.feed(event)
-        if judging:
-            for r in out:
-                run.results.append(r)
-                if isinstance(r, Finding):
-                    run.about[r.finding_id] = _about(event)
-    if judging:
-        earlier = {e["event_id"]: e for e in evaluator.glass}
-        earlier.update((k, c.disclosure) for k, c in evaluator.cases.items() if c.disclosure is not None)
-        for r in evaluator.finish(judged_at):
-            run.results.append(r)
-            if isinstance(r, Finding) and r.event_ids[0] in earlier:
-                run.about[r.finding_id] = _about(earlier[r.event_ids[0]])
-    run.judged = evaluator.judged
+    first = draft if draft is not None else first_policy(source, until_ms=until)
+    if first is None:
+        raise PolicyError(NO_POLICY, None, None)
+    judge = LedgerJudge(first, draft=draft is not None)
+    for text, *_ in recorded_events(source, until_ms=until):
+        run.results.extend(judge.feed(text))
+    run.results.extend(judge.finish(judged_at))
+    run.policies = judge.policies
+    run.about = judge.about
+    run.judged = judge.evaluator.judged
     return run
 
 
-__all__ = ["judge_ledger", "LedgerRun", "event_of", "handover", "Retraction"]
+__all__ = ["judge_ledger", "LedgerJudge", "LedgerRun", "event_of", "first_policy", "handover", "Retraction"]

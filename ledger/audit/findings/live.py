@@ -1,0 +1,464 @@
+"""The live findings service: the ledger read as it grows, judged incrementally, findings published.
+
+Start at :class:`FindingsService` (``ledger findings --follow``,
+``consumers/findings.py``); the judging is :class:`LiveJudge`, which needs no Kafka.
+
+* **The same judge as the batch command.** Entries are fed to a
+  :class:`~ledger.audit.findings.recorded.LedgerJudge` in *recorded* order
+  (recorded time, topic, partition, offset), so the findings, their ids and
+  the policy in force are ``ledger findings``'s. What stands after a step is
+  the batch answer over the entries fed, with time rules judged at the step's
+  instant; after ``--until-idle`` it is exactly ``ledger findings --as-of
+  <judged_at>`` (tests/unit/test_findings_live.py).
+* **Reading a growing file.** Each poll is one read snapshot of the records
+  appended since the last one (by seq, so a poll costs what it reads). The
+  writer appends in arrival order, not recorded order, so entries wait in
+  ``pending`` until every partition still delivering has moved past them (a
+  watermark: the smallest latest recorded time among partitions that
+  delivered within ``idle_after_s``, default 10 s, longer than a loaded
+  writer's batch; partitions silent longer, such as the policy topic, do not
+  hold it back). An entry that still arrives behind what
+  was fed (a partition that woke up with older records, a producer clock
+  behind) makes the judge *rebuild*: judge the ledger afresh in recorded order
+  and publish the difference. Rebuilds are spaced (at least
+  ``rebuild_every_s`` and four times the last rebuild's duration apart), so a
+  stream of late entries costs a bounded share of the time; until then the
+  published answer lacks only those entries. A final step (``--until-idle``)
+  always rebuilds what is late.
+* **Time rules** (overdue notices, break-glass reviews, delays without an
+  end) are judged at the step's instant on every step that fed entries and at
+  least every ``tick_s``, so a deadline that passes becomes a finding without
+  any new entry.
+* **What is published** is the difference between what stands and what was
+  published: each new Finding, and a FindingRetracted for one that no longer
+  stands (a consent recorded late but dated before the share, a review or
+  notice recorded late, a newer policy's time-rule answer replacing the old).
+* **At least once.** The state file (ledger/store/findings_state.py) keeps
+  the position and the published findings; it is written only after the
+  producer's flush succeeded. On start the judge rebuilds from the ledger and
+  publishes the difference from the state: after a crash (kill -9 included)
+  nothing is lost, and what was published but not yet committed is published
+  again *with the same finding_id*: consumers de-duplicate on it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledger.errors import BrokerError, LedgerError, PolicyError
+from ledger.model.policy import Policy
+from ledger.model.times import time_text, to_millis
+from ledger.store.findings_reads import appended_after, last_seq, partition_latest, recorded_events
+from ledger.store.reads import snapshot
+
+from .model import Finding, Retraction
+from .recorded import NO_POLICY, LedgerJudge, first_policy
+
+#: Past every topic name: a position key ``(ms, _AFTER, 0, 0)`` sorts after every entry recorded at ``ms``.
+_AFTER = "\U0010ffff"
+
+
+@dataclass
+class Withdrawn:
+    """One published finding that no longer stands, with the evidence that cleared it."""
+
+    finding: Finding
+    sentence: str
+    cleared_by: tuple[str, ...]
+
+
+@dataclass
+class Step:
+    """What one poll decided: publish ``findings`` and ``withdrawn``, then :meth:`LiveJudge.accept` it."""
+
+    judged_at: datetime
+    findings: list[Finding] = field(default_factory=list)
+    withdrawn: list[Withdrawn] = field(default_factory=list)
+    fed: int = 0
+    read: int = 0
+    rebuilt: bool = False
+    more: bool = False  # the read limit was hit: poll again at once
+    final: bool = False  # everything recorded by judged_at was judged (--until-idle's last step)
+    timed: bool = False  # the time rules were judged at judged_at (else the step changed nothing)
+    waiting: bool = False  # no policy recorded yet (and no draft)
+    pending: int = 0
+    late: int = 0  # entries that arrived behind the position, judged at the next rebuild
+    position: tuple | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.findings and not self.withdrawn
+
+
+def finding_of(data: dict) -> Finding:
+    """A Finding back from its JSON form (the state file keeps them so)."""
+    return Finding(data["finding_id"], data["rule"], data["kind"], data["severity"], data["sentence"],
+                   tuple(data["subjects"]), tuple(data["event_ids"]), data["policy_sha256"], data["policy_version"])
+
+
+def _facts(event: dict) -> tuple:
+    """What the retraction attribution needs of an event fed: id, type, subjects, case, policy."""
+    return (event["event_id"], event["type"], frozenset(event.get("subject_ids") or ()),
+            event.get("disclosure_event_id"))
+
+
+class LiveJudge:
+    """Incremental findings over a growing ledger; see the module docstring.
+
+    ``published`` is what the topic says stands (the service loads it from the
+    state file); :meth:`step` returns the difference, :meth:`accept` records it
+    once published.
+    """
+
+    def __init__(self, draft: Policy | None = None, *, idle_after_s: float = 10.0, tick_s: float = 10.0,
+                 rebuild_every_s: float = 5.0, read_limit: int = 20_000, clock=time.monotonic):
+        self.draft = draft
+        self.idle_after_s = idle_after_s
+        self.tick_s = tick_s
+        self.rebuild_every_s = rebuild_every_s
+        self.read_limit = read_limit
+        self.clock = clock
+        self.published: dict[str, Finding] = {}
+        self.judge: LedgerJudge | None = None
+        self.cursor_seq = 0
+        self.position: tuple | None = None
+        self.pending: list[tuple] = []  # heap of (position, json text)
+        self.partitions: dict[tuple[str, int], list] = {}  # (topic, partition) -> [latest ms, last seen (clock)]
+        self.event_open: dict[str, Finding] = {}
+        self.time_open: dict[str, Finding] = {}
+        self.retracted: dict[str, Retraction] = {}
+        self.late: list[str] = []  # json of entries that arrived behind the position, since the last rebuild
+        self.rebuilds = 0
+        self._last_rebuild = -1e18
+        self._rebuild_took = 0.0
+        self._last_time_judged = -1e18
+
+    # -- one poll ----------------------------------------------------------------------
+    def step(self, ledger, now: datetime, *, final: bool = False, upto_seq: int | None = None) -> Step:
+        """Read what was appended, feed what is safe, judge the time rules at ``now``; the difference."""
+        out = Step(judged_at=now, final=final)
+        fed_facts: list[tuple] = []
+        with snapshot(ledger):
+            if self.judge is None:
+                if not self._start(ledger, now, upto_seq, out):
+                    return out
+                fed_facts = None  # every published finding may be cleared: no attribution
+            else:
+                self._read(ledger, now, upto_seq, out)
+                wall = self.clock()
+                due = self.late and (final or wall - self._last_rebuild >= max(self.rebuild_every_s,
+                                                                                4 * self._rebuild_took))
+                if due:
+                    fed_facts = [_facts(json.loads(t)) for t in self.late]
+                    self._rebuild(ledger, self._bound(now, final), self.cursor_seq, out)
+                else:
+                    self._feed_pending(self._bound(now, final), out, fed_facts)
+        wall = self.clock()
+        # Time rules at this step's instant whenever the step may publish or commit anything, so what
+        # stands is always one instant's answer (judged_at); on an idle poll only every tick_s.
+        if out.read or out.rebuilt or self.late or final or wall - self._last_time_judged >= self.tick_s:
+            self.time_open = {f.finding_id: f for f in self.judge.finish(now)}
+            self._last_time_judged = wall
+            out.timed = True
+        self._difference(out, fed_facts)
+        out.pending, out.late, out.position = len(self.pending), len(self.late), self.position
+        return out
+
+    def accept(self, step: Step) -> None:
+        """``step`` is published: it is now what the topic says."""
+        for w in step.withdrawn:
+            self.published.pop(w.finding.finding_id, None)
+        for f in step.findings:
+            self.published[f.finding_id] = f
+
+    @property
+    def standing(self) -> dict[str, Finding]:
+        return {**self.event_open, **self.time_open}
+
+    # -- reading -----------------------------------------------------------------------
+    def _start(self, ledger, now: datetime, upto_seq, out: Step) -> bool:
+        """The first step: judge the ledger as it stands (False while no policy is recorded)."""
+        if self.draft is None and first_policy(ledger, upto_seq=upto_seq) is None:
+            out.waiting = True
+            return False
+        seq = last_seq(ledger)
+        self.cursor_seq = seq if upto_seq is None else min(seq, upto_seq)
+        # Everything recorded by now is judged at once: holding some back would retract, and later
+        # publish again, findings the state holds about them. Entries that still arrive behind are late.
+        seen = self.clock() - self.idle_after_s
+        self.partitions = {tp: [ms, seen] for tp, ms in partition_latest(ledger, upto_seq=self.cursor_seq)}
+        self._rebuild(ledger, self._bound(now, True), self.cursor_seq, out)
+        return True
+
+    def _read(self, ledger, now: datetime, upto_seq, out: Step) -> None:
+        rows = appended_after(ledger, self.cursor_seq, limit=self.read_limit, upto_seq=upto_seq)
+        wall = self.clock()
+        position = self.position
+        for seq, status, ms, topic, part, offset, text in rows:
+            tp = self.partitions.get((topic, part))
+            if tp is None:
+                self.partitions[(topic, part)] = [ms, wall]
+            else:
+                tp[0] = max(tp[0], ms)
+                tp[1] = wall
+            if text is None:
+                continue
+            key = (ms, topic, part, offset)
+            if position is not None and key < position:
+                self.late.append(text)
+            else:
+                heapq.heappush(self.pending, (key, text))
+        if rows:
+            self.cursor_seq = rows[-1][0]
+        out.read, out.more = len(rows), len(rows) == self.read_limit
+
+    def _bound(self, now: datetime, final: bool) -> int:
+        """Recorded time (ms) up to which every entry can be fed: now, held back by partitions still delivering."""
+        bound = to_millis(now)
+        if final:
+            return bound
+        wall = self.clock()
+        active = [ms for ms, seen in self.partitions.values() if wall - seen < self.idle_after_s]
+        if active:
+            # A later record of the slowest active partition can still be recorded at its latest ms.
+            bound = min(bound, min(active) - 1)
+        return bound
+
+    # -- feeding -----------------------------------------------------------------------
+    def _feed(self, text: str, key: tuple, out: Step) -> None:
+        for r in self.judge.feed(text):
+            if isinstance(r, Retraction):
+                if self.event_open.pop(r.finding_id, None) is not None:
+                    self.retracted[r.finding_id] = r
+            else:
+                self.event_open[r.finding_id] = r
+                self.retracted.pop(r.finding_id, None)
+        self.position = key
+        out.fed += 1
+
+    def _feed_pending(self, bound: int, out: Step, fed_facts: list) -> None:
+        pending = self.pending
+        while pending and pending[0][0][0] <= bound:
+            key, text = heapq.heappop(pending)
+            self._feed(text, key, out)
+            fed_facts.append(_facts(self.judge.last_event))
+
+    def _rebuild(self, ledger, bound: int, upto_seq: int, out: Step) -> None:
+        """Judge afresh every entry recorded by ``bound`` (and by the position already fed), in recorded order."""
+        started = self.clock()
+        if self.position is not None:
+            bound = max(bound, self.position[0])
+        first = self.draft if self.draft is not None else first_policy(ledger, upto_seq=upto_seq)
+        if first is None:  # the policy entry is there (checked at start) unless the ledger was replaced
+            raise PolicyError(NO_POLICY, None, None)
+        self.judge = LedgerJudge(first, draft=self.draft is not None, track_about=False)
+        self.event_open, self.retracted, self.position = {}, {}, None
+        for text, ms, topic, part, offset in recorded_events(ledger, until_ms=bound, upto_seq=upto_seq):
+            self._feed(text, (ms, topic, part, offset), out)
+        self.pending = [((ms, topic, part, offset), text) for text, ms, topic, part, offset
+                        in recorded_events(ledger, after=(bound, _AFTER, 0, 0), upto_seq=upto_seq)]
+        heapq.heapify(self.pending)
+        self.late = []
+        if self.position is None:
+            self.position = (bound, _AFTER, 0, 0)
+        self.rebuilds += 1
+        out.rebuilt = True
+        self._last_rebuild = self.clock()
+        self._rebuild_took = self._last_rebuild - started
+
+    # -- what to publish -----------------------------------------------------------------
+    def _difference(self, out: Step, fed_facts: list | None) -> None:
+        standing = self.standing
+        out.findings = [f for fid, f in standing.items() if fid not in self.published]
+        policy_ids = [] if fed_facts is None else [e[0] for e in fed_facts if e[1] == "PolicyPublished"]
+        for fid, f in self.published.items():
+            if fid in standing:
+                continue
+            r = self.retracted.get(fid)
+            if r is not None:
+                out.withdrawn.append(Withdrawn(f, r.sentence, tuple(r.event_ids)))
+                continue
+            if fed_facts is None:
+                cleared = ()
+            else:
+                subjects, first = set(f.subjects), f.event_ids[0]
+                cleared = tuple(e[0] for e in fed_facts
+                                if e[3] == first or (e[2] & subjects and e[1] != "PolicyPublished")) \
+                    or tuple(policy_ids)
+            why = "a newer policy judges it" if cleared and set(cleared) <= set(policy_ids) else \
+                "cleared by evidence recorded later"
+            out.withdrawn.append(Withdrawn(f, f"{f.sentence} (withdrawn: {why})", cleared))
+
+
+def finding_message(f: Finding, judged_at: datetime) -> dict:
+    return {**f.as_json(), "judged_at": judged_at}
+
+
+def retraction_message(w: Withdrawn, judged_at: datetime) -> dict:
+    return {"finding_id": w.finding.finding_id, "rule": w.finding.rule, "sentence": w.sentence,
+            "cleared_by": list(w.cleared_by), "policy_sha256": w.finding.policy_sha256, "judged_at": judged_at}
+
+
+def default_state_path(db: str | Path) -> Path:
+    """Beside the ledger, never inside it: ``ledger.db`` → ``ledger.db.findings-state``."""
+    return Path(f"{db}.findings-state")
+
+
+@dataclass
+class ServiceStats:
+    fed: int = 0
+    published: int = 0
+    retracted: int = 0
+    rebuilds: int = 0
+    steps: int = 0
+    judged_at: datetime | None = None
+    standing: int = 0
+
+
+class FindingsService:
+    """``ledger findings --follow``: LiveJudge steps published to ``{prefix}findings``, state committed after."""
+
+    def __init__(self, settings, *, draft: Policy | None = None, state_path: str | Path | None = None,
+                 poll_s: float = 0.5, tick_s: float = 10.0, idle_after_s: float = 10.0,
+                 rebuild_every_s: float = 5.0, quiet: bool = False, clock=None):
+        from ledger.kafka.topics import findings_topic
+
+        self.settings = settings
+        self.db = Path(settings.db)
+        self.state_path = Path(state_path) if state_path else default_state_path(self.db)
+        self.topic = findings_topic(settings.topic_prefix)
+        self.draft = draft
+        self.poll_s = poll_s
+        self.quiet = quiet
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.judge = LiveJudge(draft, idle_after_s=idle_after_s, tick_s=tick_s, rebuild_every_s=rebuild_every_s)
+        self.stats = ServiceStats()
+        self._stopping = False
+
+    def stop(self, *_: object) -> None:
+        """Finish the step in hand (publish, commit) and return (signal-safe)."""
+        self._stopping = True
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(f"findings: {text}", file=sys.stderr, flush=True)
+
+    def _identity(self) -> dict[str, str]:
+        return {"ledger": str(self.db.resolve()), "topic": self.topic,
+                "policy": "recorded" if self.draft is None else f"draft {self.draft.sha256}"}
+
+    def run(self, *, until_idle: bool = False, install_signals: bool = True) -> ServiceStats:
+        from ledger.kafka import open_producer
+        from ledger.store import Ledger
+        from ledger.store.findings_state import FindingsState
+        from ledger.wire.findings_codec import FindingsCodec
+
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        if self.state_path.resolve() == self.db.resolve():
+            raise LedgerError(f"--state {self.state_path} is the ledger itself; the state lives beside it")
+        codec = FindingsCodec.load()
+        while not self.db.exists():  # the writer creates it
+            if until_idle or self._stopping:
+                raise LedgerError(f"no ledger at {self.db} (has the writer run? `ledger consume`)")
+            time.sleep(self.poll_s)
+        state = FindingsState.open(self.state_path, self._identity())
+        try:
+            self.judge.published = {fid: finding_of(f) for fid, f in state.published().items()}
+            ledger = Ledger.open(self.db, readonly=True)
+            try:
+                with open_producer(self.settings) as producer:
+                    self._loop(ledger, producer, codec, state, until_idle)
+            finally:
+                ledger.close()
+        finally:
+            state.close()
+        return self.stats
+
+    def _loop(self, ledger, producer, codec, state, until_idle: bool) -> None:
+        said_waiting = False
+        quiet_polls = 0
+        while True:
+            final = until_idle and quiet_polls >= 1
+            step = self.judge.step(ledger, self.now(), final=final)
+            if step.waiting:
+                if until_idle:
+                    raise PolicyError(NO_POLICY, None, None)
+                if not said_waiting:
+                    self._say("no policy recorded yet; waiting for a PolicyPublished (`ledger policy publish`)")
+                    said_waiting = True
+                if self._stopping:
+                    return
+                time.sleep(self.poll_s)
+                continue
+            self._publish(step, producer, codec, state)
+            if final or self._stopping:
+                self._say(self._summary())
+                return
+            if step.more:
+                continue
+            quiet_polls = quiet_polls + 1 if (not step.read and not step.rebuilt) else 0
+            if not until_idle:
+                time.sleep(self.poll_s)
+
+    def _publish(self, step: Step, producer, codec, state) -> None:
+        at = step.judged_at
+        records = [(f.finding_id, codec.encode("Finding", finding_message(f, at)), b"Finding") for f in step.findings]
+        records += [(w.finding.finding_id, codec.encode("FindingRetracted", retraction_message(w, at)),
+                     b"FindingRetracted") for w in step.withdrawn]
+        while records:
+            try:
+                for key, value, kind in records:
+                    producer.send(self.topic, key=key.encode("ascii"), value=value, headers=[("message_type", kind)])
+                producer.flush(30.0)
+                break
+            except BrokerError as err:  # nothing is committed: send the same records again (same ids)
+                if self._stopping:
+                    raise
+                self._say(f"publishing failed ({err}); retrying")
+                time.sleep(max(self.poll_s, 1.0))
+        if not step.timed:
+            return  # an idle poll changed nothing: no write (and no fsync)
+        position = "" if step.position is None else json.dumps(list(step.position))
+        state.commit(position=position, judged_at=time_text(at),
+                     added={f.finding_id: f.as_json() for f in step.findings},
+                     removed=[w.finding.finding_id for w in step.withdrawn], late=step.late)
+        self.judge.accept(step)
+        s = self.stats
+        s.fed += step.fed
+        s.published += len(step.findings)
+        s.retracted += len(step.withdrawn)
+        s.rebuilds = self.judge.rebuilds
+        s.steps += 1
+        s.judged_at = at
+        s.standing = len(self.judge.published)
+        if not step.empty:
+            self._say(f"{len(step.findings)} published, {len(step.withdrawn)} retracted; {s.standing} standing; "
+                      f"judged at {time_text(at)}")
+
+    def _summary(self) -> str:
+        s = self.stats
+        return (f"{s.fed} entries judged, {s.published} findings published, {s.retracted} retracted, "
+                f"{s.standing} standing, {s.rebuilds} rebuild(s); judged at "
+                f"{time_text(s.judged_at) if s.judged_at else '-'}; state {self.state_path}")
+
+
+__all__ = [
+    "FindingsService",
+    "LiveJudge",
+    "ServiceStats",
+    "Step",
+    "Withdrawn",
+    "default_state_path",
+    "finding_message",
+    "finding_of",
+    "retraction_message",
+]
