@@ -5,7 +5,7 @@ another, so append order is not recorded order) and revealed to the judge
 step by step; what it publishes, minus what it retracts, must equal the batch
 ``judge_ledger`` answer at the same instant, with the same finding ids. The
 broker-side service (publishing, kill -9, restart) is in
-tests/integration/test_findings_live.py.
+tests/integration/test_findings_live_broker.py.
 """
 
 from __future__ import annotations
