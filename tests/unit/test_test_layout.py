@@ -87,3 +87,27 @@ def test_no_test_module_imports_another():
 def test_a_cross_import_is_named_with_file_and_line(snippet, messages):
     """Each way of importing a test module (or conftest) is caught with its file and line; support modules pass."""
     assert cross_imports(snippet, "tests/unit/test_x.py") == messages
+
+
+def same_basenames(paths) -> list[str]:
+    """Test modules that share a file name: pytest's rootdir imports (no __init__.py) refuse the second one."""
+    seen: dict[str, str] = {}
+    problems = []
+    for path in paths:
+        name = Path(path).name
+        if name in seen:
+            problems.append(f"{path}: same file name as {seen[name]}; rename one (e.g. add _broker)")
+        else:
+            seen[name] = str(path)
+    return problems
+
+
+def test_no_two_test_modules_share_a_file_name():
+    """Every test module's file name is unique across the tiers."""
+    files = sorted(str(p.relative_to(TESTS.parent)) for p in TESTS.rglob("test_*.py"))
+    assert same_basenames(files) == []
+
+
+def test_a_shared_file_name_is_named():
+    assert same_basenames(["tests/unit/test_a.py", "tests/integration/test_a.py"]) == [
+        "tests/integration/test_a.py: same file name as tests/unit/test_a.py; rename one (e.g. add _broker)"]
