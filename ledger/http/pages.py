@@ -374,4 +374,5 @@ def portal(request: Request):
     return with_script(_with_csrf_cookie(page("portal.html", p=p, csrf=csrf, report=report, checkpoints=checkpoints,
                                               vkeys=[v.vkey for v in state.log_vkeys],
                                               report_vkey=state.report_signer.verifier().vkey
-                                              if state.report_signer is not None else None), request, csrf, new))
+                                              if state.report_signer is not None else None), request, csrf, new),
+                       fetch=state.report_signer is not None)

@@ -36,6 +36,76 @@
     throw new VerifyError("format", `${where}: not a JSON value`);
   }
 
+  // JSON read the way ledger/tlog/jcs.py's loads_strict reads it: a key repeated in one object is
+  // refused (JSON.parse keeps the last, another reader the first, so two verifiers could see two
+  // documents). Strings and numbers are still decoded by JSON.parse, token by token.
+  const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+  const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+  const WS = /[ \t\n\r]*/y;
+  function parseStrict(text) {
+    let at = 0;
+    const fail = (why) => {
+      const before = text.slice(0, at);
+      const line = before.split("\n").length, column = at - before.lastIndexOf("\n");
+      throw new VerifyError("format", `the report is not JSON: ${why} (line ${line}, column ${column})`);
+    };
+    const skip = () => { WS.lastIndex = at; WS.exec(text); at = WS.lastIndex; };
+    const token = (re, what) => {
+      re.lastIndex = at;
+      const m = re.exec(text);
+      if (!m) fail(`expected ${what}`);
+      at = re.lastIndex;
+      return JSON.parse(m[0]);
+    };
+    const value = () => {
+      skip();
+      const c = text[at];
+      if (c === "{") {
+        at++;
+        const out = {}, seen = new Set();
+        skip();
+        if (text[at] === "}") { at++; return out; }
+        for (;;) {
+          skip();
+          const key = token(STRING, "a key in quotes");
+          if (seen.has(key)) fail(`the key ${JSON.stringify(key)} appears twice in one object`);
+          seen.add(key);
+          skip();
+          if (text[at] !== ":") fail("expected ':'");
+          at++;
+          // defineProperty: a "__proto__" member is data, not the object's prototype.
+          Object.defineProperty(out, key, { value: value(), enumerable: true, writable: true, configurable: true });
+          skip();
+          if (text[at] === ",") { at++; continue; }
+          if (text[at] === "}") { at++; return out; }
+          fail("expected ',' or '}'");
+        }
+      }
+      if (c === "[") {
+        at++;
+        const out = [];
+        skip();
+        if (text[at] === "]") { at++; return out; }
+        for (;;) {
+          out.push(value());
+          skip();
+          if (text[at] === ",") { at++; continue; }
+          if (text[at] === "]") { at++; return out; }
+          fail("expected ',' or ']'");
+        }
+      }
+      if (c === '"') return token(STRING, "a string");
+      for (const [word, v] of [["true", true], ["false", false], ["null", null]]) {
+        if (text.startsWith(word, at)) { at += word.length; return v; }
+      }
+      return token(NUMBER, "a value");
+    };
+    const out = value();
+    skip();
+    if (at !== text.length) fail("text after the JSON value");
+    return out;
+  }
+
   async function reportDigest(report) {
     const unsigned = {};
     for (const k of Object.keys(report)) if (k !== SIGNATURE_FIELD) unsigned[k] = report[k];
@@ -55,8 +125,7 @@
   // Every check of a signed report (its JSON text) against the report vkey(s) and log vkey(s);
   // resolves to what it proved, rejects with a VerifyError whose `step` names the check that failed.
   async function verifySignedReport(text, reportVkeyTexts, logVkeyTexts) {
-    let report;
-    try { report = JSON.parse(text); } catch (e) { throw new VerifyError("format", `the report is not JSON (${e.message})`); }
+    const report = parseStrict(text);
     if (report === null || typeof report !== "object" || Array.isArray(report)) throw new VerifyError("format", "the report is not a JSON object");
     const noteText = report[SIGNATURE_FIELD];
     if (typeof noteText !== "string") throw new VerifyError("format", `${SIGNATURE_FIELD} is missing: the report is not signed`);
@@ -139,7 +208,7 @@
     });
   }
 
-  window.ledgerReport = { canonical, reportDigest, verifySignedReport };
+  window.ledgerReport = { parseStrict, canonical, reportDigest, verifySignedReport };
   document.addEventListener("DOMContentLoaded", () => {
     const section = document.getElementById("signed-report");
     if (section) wirePortal(section);
