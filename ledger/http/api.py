@@ -211,7 +211,9 @@ def who_saw_route(
                          audience="subject" if p.is_subject else "auditor")
 
 
-@router.get("/subjects/{subject_id}/report", responses={**_ERRORS, 200: {"description": "the report (json, html or csv)",
+@router.get("/subjects/{subject_id}/report", responses={**_ERRORS, 409: {
+            "model": ErrorBody, "description": "signed=true: no report key configured, or a line under no checkpoint yet"},
+            200: {"description": "the report (json, html or csv)",
             "content": {"application/json": {}, "text/html": {}, "text/csv": {}}}},
             summary="report on one customer (ledger report)")
 def report_route(

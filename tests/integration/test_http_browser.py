@@ -486,6 +486,20 @@ def test_the_browser_refuses_a_tampered_signed_report_naming_the_reason(signed_w
     result, message = _verify_in_browser(browser, text, impostor, vkey)
     assert result == "signature" and "not signed by the given report key" in message, message
     assert _verify_in_browser(browser, text, vkey, vkey)[0] == "signature"  # the log's key as report key: refused
+    # Signed, but wrong: a report key that signs a line beyond its checkpoint, or a line with no position.
+    from ledger.tlog.signed_report import sign_report
+
+    rogue = generate_signer("reports.example.com/2026")
+    beyond = json.loads(text)
+    origin = beyond["timeline"][0]["log"]["origin"]
+    size = next(int(n.split("\n")[1]) for n in beyond["checkpoints"] if n.startswith(origin + "\n"))
+    beyond["timeline"][0]["log"]["index"] = size
+    result, message = _verify_in_browser(browser, json.dumps(sign_report(beyond, rogue)), rogue.verifier().vkey, vkey)
+    assert result == "position" and f"index {size} is not under the checkpoint" in message, message
+    unplaced = json.loads(text)
+    del unplaced["timeline"][-1]["log"]
+    result, message = _verify_in_browser(browser, json.dumps(sign_report(unplaced, rogue)), rogue.verifier().vkey, vkey)
+    assert result == "position" and "no log position" in message, message
     # Key order and whitespace are not content: a re-serialised copy still verifies.
     reordered = json.dumps(dict(reversed(list(good.items()))), ensure_ascii=True, indent=4)
     assert _verify_in_browser(browser, reordered, server.report_vkey, vkey)[0] == "verified"

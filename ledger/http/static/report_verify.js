@@ -3,13 +3,14 @@
 // ledger/tlog/report_check.py, in this order:
 //   1. format      the report is a JSON object with a `report_signature` note;
 //   2. signature   the note is signed (Ed25519, c2sp.org/signed-note) by the given report key, which
-//                  must not cover a log origin (one key, one kind of statement);
+//                  must neither cover a log origin nor be a log key's material (one key, one statement);
 //   3. statement   the note text is "ledger.report/v1\n<subject>\n<generated_at>\n<digest>\n" with the
 //                  report's own subject and generated_at;
 //   4. content     <digest> is the SHA-256 of the RFC 8785 canonical JSON of the report without
 //                  `report_signature` (recomputed here exactly as ledger/tlog/jcs.py does);
-//   5. checkpoint  every embedded checkpoint is signed by a given log key covering its origin;
-//   6. position    every timeline line's log position falls under one of those checkpoints.
+//   (checkpoint)   every embedded checkpoint is signed by a given log key covering its origin (checked
+//                  first: the origins it names are what step 2 compares the report key's name with);
+//   5. position    every timeline line's log position falls under one of those checkpoints.
 // Needs /static/verify.js first (window.ledgerVerify: notes, keys, checkpoints). Nothing here writes
 // HTML: results go into the page with textContent. Exposed as window.ledgerReport for the tests.
 "use strict";
@@ -144,6 +145,10 @@
       const clash = opened.find((o) => covers(k.name, o.checkpoint.origin));
       if (clash) throw new VerifyError("signature", `the report key ${k.name} also covers the log origin ${clash.checkpoint.origin}: a report must be signed by a key of its own`);
     }
+    for (const k of reportKeys) {
+      const twin = logKeys.find((l) => V.hex(l.publicKey) === V.hex(k.publicKey));
+      if (twin) throw new VerifyError("signature", `the report key ${k.name} is the log key ${twin.name}'s key material: a report must be signed by a key of its own`);
+    }
     let signed;
     try { signed = await V.openNote(noteText, reportKeys); } catch (err) {
       if (err instanceof VerifyError && err.step === "signature" && err.message.startsWith("the note is not signed")) {
@@ -157,11 +162,20 @@
     if (lines[2] !== report.generated_at) throw new VerifyError("statement", `the signature is of a report generated at ${lines[2]}, this one says ${report.generated_at}`);
     const digest = await reportDigest(report);
     if (lines[3] !== digest) throw new VerifyError("content", `the report's content does not match what was signed (canonical JSON SHA-256 ${digest}, signed ${lines[3].slice(0, 64)}): the report was changed after signing`);
-    const sizes = new Map(opened.map((o) => [o.checkpoint.origin, o.checkpoint.size]));
+    const sizes = new Map();
+    for (const [i, o] of opened.entries()) {
+      if (sizes.has(o.checkpoint.origin)) throw new VerifyError("checkpoint", `checkpoint ${i + 1}: a second checkpoint of ${o.checkpoint.origin}: one per origin`);
+      sizes.set(o.checkpoint.origin, o.checkpoint.size);
+    }
     const timeline = Array.isArray(report.timeline) ? report.timeline : [];
+    const subject = report.audience === "subject"; // an auditor's copy carries receipts, not checked here
     timeline.forEach((line, i) => {
       const log = line && line.log;
-      if (!log) return;
+      if (!log && !subject) return;
+      if (subject && line && (line.receipt !== undefined || line.earliest_copy_receipt !== undefined)) {
+        throw new VerifyError("position", `timeline line ${i + 1}: a subject report must not carry receipts`);
+      }
+      if (!log || typeof log.origin !== "string") throw new VerifyError("position", `timeline line ${i + 1}: no log position (log: {origin, index})`);
       const size = sizes.get(log.origin);
       if (size === undefined) throw new VerifyError("position", `timeline line ${i + 1}: no checkpoint of its log ${JSON.stringify(log.origin)} in the report`);
       if (!Number.isSafeInteger(log.index) || log.index < 0 || BigInt(log.index) >= size) {
