@@ -427,7 +427,7 @@ def test_the_portal_verifies_the_customers_signed_report_in_the_browser(signed_w
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server, subject, _, vkey, _ = signed_world
+    server, subject, _, _, _ = signed_world
     login(browser, server, server.token(f"subject:{subject}"))
     section = browser.find_element(By.ID, "signed-report")
     link = section.find_element(By.CSS_SELECTOR, "a[download]")
