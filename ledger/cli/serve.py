@@ -36,7 +36,8 @@ request whose record cannot be written is refused with 503.
 Routes: /v1/subjects/{id}/who-saw, /v1/subjects/{id}/report, /v1/actors/{id}/accesses,
 /v1/disclosures, /v1/disclosures/summary, /v1/obligations, /v1/findings, /v1/heads,
 /v1/verify (admin), /v1/events/{id}/receipt (audit:read), /v1/consistency (audit:read or
-admin), /v1/checkpoints, /v1/checkpoints/{origin}, /v1/log-vkey (public), /openapi.json,
+admin), /v1/checkpoints, /v1/checkpoints/{origin}, /v1/log-vkey, /v1/report-vkey (public),
+/openapi.json,
 /healthz, /readyz (with the writer's lag behind Kafka when Kafka settings are given);
 pages /console (auditors; /console/receipt verifies a pasted receipt in the browser),
 /portal (customers), /login.
@@ -45,6 +46,8 @@ example:
   ledger serve --db ledger.db --listen 127.0.0.1:8080 --token-key /etc/ledger/api.key.pub
   ledger serve --db ledger.db --token-key api.key.pub --log-vkey keys/ledger.example.com_audit.vkey \\
       --log-origin ledger.example.com/audit --bootstrap-servers kafka:9092
+  ledger serve --db ledger.db --token-key api.key.pub --log-vkey keys/ledger.example.com_audit.vkey \
+      --report-key keys/reports.example.com_2026.key     # signed reports: ...report?format=json&signed=true
   ledger serve --listen 0.0.0.0:8443 --token-key api.key.pub --certfile cert.pem --keyfile key.pem
   ledger serve --db ledger.db --token-key api.key.pub --workers 2     # one process per core
 """
@@ -93,6 +96,9 @@ def register(subparsers, common) -> None:
     s.add_argument("--log-vkey", action="append", metavar="FILE",
                    help="the log's verifier key (.vkey from `ledger keys generate`), served at /v1/log-vkey and "
                         "used by the pages that verify receipts and checkpoints; repeatable (key rotation)")
+    s.add_argument("--report-key", metavar="FILE",
+                   help="a report key (`ledger keys generate NAME --out DIR --report`, not the log's key): signs "
+                        "the reports of /v1/subjects/{id}/report?signed=true; its vkey is served at /v1/report-vkey")
     s.add_argument("--log-origin", metavar="ORIGIN", help="log origin of the checkpoints (env LEDGER_LOG_ORIGIN)")
     s.add_argument("--workers", type=int, default=1, metavar="N",
                    help="server processes on the one socket, sharing the outbox (default 1)")

@@ -212,7 +212,9 @@ def who_saw_route(
                          audience="subject" if p.is_subject else "auditor")
 
 
-@router.get("/subjects/{subject_id}/report", responses={**_ERRORS, 200: {"description": "the report (json, html or csv)",
+@router.get("/subjects/{subject_id}/report", responses={**_ERRORS, 409: {
+            "model": ErrorBody, "description": "signed=true: no report key configured, or a line under no checkpoint yet"},
+            200: {"description": "the report (json, html or csv)",
             "content": {"application/json": {}, "text/html": {}, "text/csv": {}}}},
             summary="report on one customer (ledger report)")
 def report_route(
@@ -223,11 +225,13 @@ def report_route(
     lookback_years: int = Query(6, ge=1, le=100),
     exclude_purpose: list[str] | None = Query(None), exclude_recipient_kind: list[str] | None = Query(None),
     include_consented: bool = Query(False), justification: str | None = Query(None),
+    signed: bool = Query(False, description="json only: the report signed with the server's report key "
+                         "(--report-key), with log positions and checkpoints; check it with `ledger verify-report`"),
 ):
     from ledger.audit.report import AccountingRules, build_report, render
 
     check_params(request, ("format", "audience", "as_of", "lookback_years", "exclude_purpose",
-                           "exclude_recipient_kind", "include_consented", "justification"))
+                           "exclude_recipient_kind", "include_consented", "justification", "signed"))
     p = reader_of_subject(request, subject_id)
     if p.is_subject and audience not in (None, "subject"):
         raise ApiError(422, "invalid_parameter", "a customer's token reads the subject audience only", "audience")
@@ -235,14 +239,18 @@ def report_route(
     audience = audience or "subject"
     as_of_t = time_param(as_of, "as_of")
     rules = AccountingRules.from_options(exclude_purpose, exclude_recipient_kind, include_consented, lookback_years)
-    report = build_report(state(request).ledger(), subject_id, audience=audience, as_of=as_of_t, rules=rules)
+    if signed:
+        report, text = signed_report(request, subject_id, format, audience=audience, as_of=as_of_t, rules=rules)
+    else:
+        report = build_report(state(request).ledger(), subject_id, audience=audience, as_of=as_of_t, rules=rules)
     subjects, categories = _subjects_and_categories(report.timeline)
     record(request, p, {subject_id} if audience == "subject" else subjects | {subject_id}, categories,
            justification=why, export=True)
-    text = render(report, format)
+    if not signed:
+        text = render(report, format)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", subject_id)[:80] or "subject"
-    headers = {**NO_STORE, "X-Request-Id": request_id(request),
-               "Content-Disposition": f'attachment; filename="report-{safe}.{format}"'}
+    name = f"report-{safe}.signed.json" if signed else f"report-{safe}.{format}"
+    headers = {**NO_STORE, "X-Request-Id": request_id(request), "Content-Disposition": f'attachment; filename="{name}"'}
     if format == "html":
         # The report's own inline stylesheet, no script of any kind, nothing loaded from anywhere.
         headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -252,6 +260,28 @@ def report_route(
         # render_csv already made every cell inert (ledger.audit.report.inert.csv_cell), as for the CLI.
         return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
     return Response(text, media_type="application/json", headers=headers)
+
+
+def signed_report(request: Request, subject_id: str, format: str, **options):
+    """(report, its signed JSON text) as ``ledger report --format json --sign-key`` makes it, in one snapshot.
+
+    Built before the read is recorded: a report that cannot be signed (no report key, an entry under
+    no checkpoint yet) is refused and was never a read.
+    """
+    from ledger.audit.report.proofs import build_report_with_proofs, render_proved
+    from ledger.store.checkpoints import NotCheckpointedError
+
+    s = state(request)
+    if format != "json":
+        raise ApiError(422, "invalid_parameter", f"a signed report is JSON only (format=json, not {format})", "format")
+    if s.report_signer is None:
+        raise ApiError(409, "not_configured", "this server signs no reports: it was started without --report-key "
+                       "FILE (a report key from `ledger keys generate NAME --out DIR --report`)", "signed")
+    try:
+        report = build_report_with_proofs(s.ledger(), subject_id, log_origin=s.log_origin, **options)
+    except NotCheckpointedError as err:
+        raise ApiError(409, "not_checkpointed", f"{err}", "signed") from None
+    return report, render_proved(report, s.report_signer)
 
 
 @router.get("/actors/{actor_id}/accesses", responses=_DATA, summary="everything one actor did (ledger accesses)")

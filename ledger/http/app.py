@@ -37,7 +37,8 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
        "frame-ancestors 'none'")
 #: Readable without a token and not forced to no-store: no personal data (checkpoints and the log's
 #: verifier keys are public statements meant to be copied to witnesses and customers).
-_PUBLIC = ("/openapi.json", "/healthz", "/readyz", "/static/", "/v1/checkpoints", "/v1/log-vkey")
+_PUBLIC = ("/openapi.json", "/healthz", "/readyz", "/static/", "/v1/checkpoints", "/v1/log-vkey",
+           "/v1/report-vkey")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class ServerState:
     secure_cookies: bool = False
     log_origin: str = "ledger.local/audit"
     log_vkeys: tuple = ()  # tlog.note.Verifier of the log key(s) given to --log-vkey
+    report_signer: object = None  # tlog.note.Signer of --report-key: signs subject reports; None: not configured
     kafka_lag: object = None  # readiness.KafkaLag; None: Kafka not configured
     #: Threads that run the routes' SQLite work (anyio's default is 40). The queries hold the GIL
     #: for most of their time, so more threads only queue for it (and keep more connections open).

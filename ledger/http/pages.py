@@ -372,4 +372,7 @@ def portal(request: Request):
     except (LedgerError, ApiError):  # a ledger without tiles (older format): the report still shows
         checkpoints = []
     return with_script(_with_csrf_cookie(page("portal.html", p=p, csrf=csrf, report=report, checkpoints=checkpoints,
-                                              vkeys=[v.vkey for v in state.log_vkeys]), request, csrf, new))
+                                              vkeys=[v.vkey for v in state.log_vkeys],
+                                              report_vkey=state.report_signer.verifier().vkey
+                                              if state.report_signer is not None else None), request, csrf, new),
+                       fetch=state.report_signer is not None)

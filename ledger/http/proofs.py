@@ -6,6 +6,8 @@ Who may read what, and why:
   token): a checkpoint is an origin, a tree size and a root hash signed by the log, a statement
   made to be copied to witnesses, monitors and customers; the vkey is the key that checks it. They
   hold no personal data and are not recorded as reads.
+- ``GET /v1/report-vkey`` is public too: the verifier key of the report key (``--report-key``) that signs
+  ``/v1/subjects/{id}/report?format=json&signed=true`` (that route is in api.py, a read like any report).
 - ``GET /v1/events/{event_id}/receipt`` is ``audit:read`` only. A receipt's ``extra`` is the raw
   record, which may hold other customers' ids and staff details, and its leaf hash commits to them
   without a secret; a subject token gets 404 like on every audit route. It is recorded as a read
@@ -35,6 +37,10 @@ COMPARE = ("Compare these keys with the log's verifier key published elsewhere (
            "a transparency report, a witness): this server also serves the pages that check signatures, "
            "so its word alone proves little.")
 
+REPORT_COMPARE = ("Compare this key with the report key published elsewhere (the company's web site, its privacy "
+                  "notice): this server also serves the page that checks a report's signature, so its word alone "
+                  "proves little. Check a downloaded report offline with `ledger verify-report FILE --vkey LOG.vkey "
+                  "--report-vkey REPORT.vkey`.")
 public_router = APIRouter(prefix="/v1", tags=["verifiable ledger (public)"])
 router = APIRouter(prefix="/v1", dependencies=[Depends(_bearer)], tags=["verifiable ledger"])
 
@@ -162,6 +168,21 @@ def log_vkey_route(request: Request):
         raise not_found("this server was started without --log-vkey FILE: ask the operator for the log's vkey")
     return JSONResponse({"log_vkeys": [v.vkey for v in s.log_vkeys], "log_origin": s.log_origin,
                          "compare": COMPARE}, headers=REVALIDATE)
+
+
+class ReportVkeyBody(BaseModel):
+    report_vkey: str
+    compare: str
+
+
+@public_router.get("/report-vkey", response_model=ReportVkeyBody, responses=_ERRORS,
+                   summary="the verifier key of the reports this server signs (--report-key; public)")
+def report_vkey_route(request: Request):
+    check_params(request, ())
+    signer = state(request).report_signer
+    if signer is None:
+        raise not_found("this server signs no reports (started without --report-key FILE): ask the operator")
+    return JSONResponse({"report_vkey": signer.verifier().vkey, "compare": REPORT_COMPARE}, headers=REVALIDATE)
 
 
 # -- staff ---------------------------------------------------------------------------------------------

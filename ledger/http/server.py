@@ -43,6 +43,7 @@ class ServeConfig:
     keyfile: str | None = None
     request_seconds: float = 10.0
     log_vkeys: tuple[str, ...] = ()  # paths of the log's verifier key files (--log-vkey)
+    report_key: str | None = None  # path of the report key that signs subject reports (--report-key)
     kafka_configured: bool = False  # --bootstrap-servers or LEDGER_BOOTSTRAP_SERVERS given: /readyz measures lag
     workers: int = 1
     threads: int = 8
@@ -65,6 +66,7 @@ class ServeConfig:
                    keyfile=args.keyfile, request_seconds=args.request_timeout, workers=args.workers,
                    threads=args.threads, server_timing=args.server_timing,
                    log_vkeys=tuple(getattr(args, "log_vkey", None) or ()),
+                   report_key=getattr(args, "report_key", None),
                    kafka_configured=bool(getattr(args, "bootstrap_servers", None)
                                          or os.environ.get("LEDGER_BOOTSTRAP_SERVERS", "").strip()))
 
@@ -102,11 +104,14 @@ def build(config: ServeConfig, cursor_secret: bytes | None = None):
     verifier = TokenVerifier.from_files(config.token_key, revoked=config.revoked, jwks=config.jwks,
                                         jwks_issuer=config.jwks_issuer, audience=config.audience or AUDIENCE)
     Ledger.open(config.settings.db, readonly=True).close()  # refuse to start on a missing or foreign file
+    # Key files are checked before the outbox is made: a refused start leaves nothing behind.
+    log_vkeys = load_log_vkeys(config.log_vkeys, config.settings.log_origin)
+    report_signer = load_report_signer(config.report_key, config.settings.log_origin)
     recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service,
                             write_timeout=min(RECORD_WAIT_SECONDS, config.request_seconds / 4))
     state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
                         request_seconds=config.request_seconds, log_origin=config.settings.log_origin,
-                        log_vkeys=load_log_vkeys(config.log_vkeys, config.settings.log_origin),
+                        log_vkeys=log_vkeys, report_signer=report_signer,
                         kafka_lag=KafkaLag(config.settings) if config.kafka_configured else None,
                         threads=config.threads,
                         server_timing=config.server_timing,
@@ -135,6 +140,42 @@ def load_log_vkeys(paths, log_origin: str) -> tuple:
                               f"origin {log_origin!r} (LEDGER_LOG_ORIGIN or --log-origin)")
         keys.append(v)
     return tuple(keys)
+
+
+def load_report_signer(path: str | None, log_origin: str):
+    """The report key of ``--report-key`` (or None); ConfigError naming the file when it is not a report key.
+
+    A report key is an Ed25519 signer (type 01) whose name does not cover the log origin: a key
+    named like the log would also verify checkpoints, and one key signs one kind of statement.
+    """
+    if path is None:
+        return None
+    from ..audit.report.proofs import check_report_key
+    from ..errors import ValidationError
+    from ..tlog.errors import TlogError
+    from ..tlog.keyfile import load_signer, load_verifier
+    from ..tlog.note import ED25519
+
+    try:
+        signer = load_signer(path)
+    except (TlogError, OSError) as err:
+        raise ConfigError(f"--report-key {path}: {err} (make one with `ledger keys generate NAME --out DIR "
+                          "--report`)") from err
+    try:
+        check_report_key(signer, log_origin)
+    except ValidationError as err:
+        raise ConfigError(f"--report-key {path}: not a report key: {err.reason}") from err
+    beside = Path(path).with_suffix(".vkey")  # a witness key (type 04) has the same private form: its vkey tells
+    if beside.is_file():
+        try:
+            kind = load_verifier(beside).sig_type
+        except (TlogError, OSError):
+            kind = ED25519
+        if kind != ED25519:
+            raise ConfigError(f"--report-key {path}: not a report key: its verifier key {beside.name} has signature "
+                              f"type {kind:02x} (a witness's); make one with `ledger keys generate NAME --out DIR "
+                              "--report`")
+    return signer
 
 
 def worker_app():

@@ -240,7 +240,7 @@ def test_public_endpoints_need_no_token(server):
     assert {"/v1/subjects/{subject_id}/who-saw", "/v1/subjects/{subject_id}/report", "/v1/actors/{actor_id}/accesses",
             "/v1/disclosures", "/v1/disclosures/summary", "/v1/obligations", "/v1/heads", "/v1/verify",
             "/v1/findings", "/v1/events/{event_id}/receipt", "/v1/consistency", "/v1/checkpoints",
-            "/v1/checkpoints/{origin}", "/v1/log-vkey"} <= set(spec["paths"])
+            "/v1/checkpoints/{origin}", "/v1/log-vkey", "/v1/report-vkey"} <= set(spec["paths"])
     assert httpx.get(server.url + "/v1/checkpoints").status_code == 200
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz").json()
@@ -275,7 +275,8 @@ ROUTE_SHAPES = ["/v1/subjects/{id}/who-saw", "/v1/subjects/{id}/report", "/v1/su
                 "/v1/disclosures/summary", "/v1/obligations", "/v1/heads", "/v1/verify", "/portal",
                 "/console/subject?id={id}&justification=x", "/console/recipients", "/console/obligations",
                 "/v1/findings", "/v1/findings?subject={id}", "/v1/events/{id}/receipt", "/v1/checkpoints",
-                "/v1/checkpoints/{id}", "/v1/log-vkey", "/v1/consistency?origin={id}&old_size=1", "/console/receipt"]
+                "/v1/checkpoints/{id}", "/v1/log-vkey", "/v1/consistency?origin={id}&old_size=1", "/console/receipt",
+                "/v1/subjects/{id}/report?format=json&signed=true", "/v1/report-vkey"]
 
 
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -177,13 +177,16 @@ MERKLE = ROOT / "tests" / "data" / "merkle"
 
 @pytest.fixture(scope="module")
 def signed_world(tmp_path_factory):
-    """A signed ledger served with its log vkey, and one auditor receipt fetched over the API."""
+    """A signed ledger served with its log vkey and a report key, and one auditor receipt fetched over the API."""
     import httpx
-    from signed import ORIGIN, signed_ledger
+    from signed import ORIGIN, report_key, signed_ledger
 
     tmp = tmp_path_factory.mktemp("browser-signed")
     workload, _, vkey = signed_ledger(tmp, events=300, subjects=12, seed=9)
-    server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN))
+    key, report_vkey = report_key(tmp)
+    server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN,
+                                                         "--report-key", str(key)))
+    server.report_vkey = report_vkey.read_text().strip()
     subject = workload.a_rich_subject()
     try:
         audit = server.token("audit:read", holder="emp-aud-5", organization="Internal Audit")
@@ -399,3 +402,123 @@ def test_the_browser_verifier_rejects_every_tamper_case_with_its_step(signed_wor
     browser.execute_script("document.getElementById('min-witnesses').value = '2';")
     result, text = verify_in_page(browser, good, log_vkey)
     assert result == "cosignature" and "2 required" in text, text
+
+
+def _fetch_signed_report(browser, subject: str) -> str:
+    """The signed report as the portal's own script fetches it (the login cookie, same origin)."""
+    return browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done, e => done('ERR ' + e));",
+        f"/v1/subjects/{subject}/report?format=json&signed=true")
+
+
+def _verify_in_browser(browser, text: str, report_vkey: str, log_vkey: str) -> tuple[str, str]:
+    """(step or "verified", message) of window.ledgerReport.verifySignedReport on ``text``."""
+    return tuple(browser.execute_async_script(
+        "const [text, rk, lk, done] = arguments;"
+        "window.ledgerReport.verifySignedReport(text, [rk], [lk])"
+        "  .then(r => done(['verified', r.reportKey]), e => done([e.step || 'error', e.message]));",
+        text, report_vkey, log_vkey))
+
+
+def test_the_portal_verifies_the_customers_signed_report_in_the_browser(signed_world, browser):
+    """The portal offers the signed report for download and, on request, checks it with WebCrypto: verified,
+    in words, with what that proves and does not prove."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, subject, _, _, _ = signed_world
+    login(browser, server, server.token(f"subject:{subject}"))
+    section = browser.find_element(By.ID, "signed-report")
+    link = section.find_element(By.CSS_SELECTOR, "a[download]")
+    assert link.get_attribute("href").endswith(f"/v1/subjects/{subject}/report?format=json&signed=true")
+    assert "Download my signed report" in link.text
+    text = section.text
+    assert server.report_vkey in text and "compare the keys above with the ones the company publishes elsewhere" in text
+    assert "ledger verify-report FILE --vkey LOG.vkey --report-vkey REPORT.vkey" in text
+    section.find_element(By.ID, "report-check").click()
+    status = browser.find_element(By.ID, "report-status")
+    WebDriverWait(browser, 30).until(lambda d: status.get_attribute("data-result") not in ("unchecked", "pending"))
+    assert status.get_attribute("data-result") == "verified", status.text
+    assert status.text.startswith(f"Verified in your browser: this report about {subject}")
+    assert "reports.example.com/2026+" in status.text and "ledger.example.com/audit/" in status.text
+    browser.set_window_size(1280, 1000)
+    browser.execute_script("document.getElementById('signed-report').scrollIntoView()")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "portal-signed-report.png"))
+
+
+def test_the_browser_refuses_a_tampered_signed_report_naming_the_reason(signed_world, browser):
+    """Run the portal's verifier on changed copies of the real signed report: each fails at its named step."""
+    from ledger.tlog.note import generate_signer
+
+    server, subject, _, vkey, _ = signed_world
+    login(browser, server, server.token(f"subject:{subject}"))
+    text = _fetch_signed_report(browser, subject)
+    assert _verify_in_browser(browser, text, server.report_vkey, vkey)[0] == "verified"
+    good = json.loads(text)
+
+    def changed(edit) -> str:
+        copy = json.loads(text)
+        edit(copy)
+        return json.dumps(copy, indent=1)
+
+    def later_checkpoint(r):
+        lines = r["checkpoints"][0].split("\n")
+        lines[1] = str(int(lines[1]) + 1)
+        r["checkpoints"][0] = "\n".join(lines)
+
+    cases = {
+        "a changed line": (changed(lambda r: r["timeline"][0].update(occurred_at="2001-01-01T00:00:00.000Z")),
+                           "content", "changed after signing"),
+        "a line removed": (changed(lambda r: r["timeline"].pop()), "content", "changed after signing"),
+        "another subject": (changed(lambda r: r.update(subject="cust-999999")), "statement", "cust-999999"),
+        "a re-signed checkpoint": (changed(later_checkpoint), "checkpoint", "does not verify"),
+        "no signature": (changed(lambda r: r.pop("report_signature")), "format", "not signed"),
+        "not JSON": ("{" + text, "format", "not JSON"),
+        # JSON.parse would keep the second "subject" and verify; `ledger verify-report` refuses both.
+        "a repeated key": ('{"subject": "cust-999999", ' + text.lstrip()[1:], "format", "appears twice"),
+    }
+    for name, (bad, step, words) in cases.items():
+        result, message = _verify_in_browser(browser, bad, server.report_vkey, vkey)
+        assert (result, words in message) == (step, True), (name, result, message)
+    impostor = generate_signer("reports.example.com/2026").verifier().vkey  # the report key's name, another key
+    result, message = _verify_in_browser(browser, text, impostor, vkey)
+    assert result == "signature" and "not signed by the given report key" in message, message
+    assert _verify_in_browser(browser, text, vkey, vkey)[0] == "signature"  # the log's key as report key: refused
+    # Signed, but wrong: a report key that signs a line beyond its checkpoint, or a line with no position.
+    from ledger.tlog.signed_report import sign_report
+
+    rogue = generate_signer("reports.example.com/2026")
+    beyond = json.loads(text)
+    origin = beyond["timeline"][0]["log"]["origin"]
+    size = next(int(n.split("\n")[1]) for n in beyond["checkpoints"] if n.startswith(origin + "\n"))
+    beyond["timeline"][0]["log"]["index"] = size
+    result, message = _verify_in_browser(browser, json.dumps(sign_report(beyond, rogue)), rogue.verifier().vkey, vkey)
+    assert result == "position" and f"index {size} is not under the checkpoint" in message, message
+    unplaced = json.loads(text)
+    del unplaced["timeline"][-1]["log"]
+    result, message = _verify_in_browser(browser, json.dumps(sign_report(unplaced, rogue)), rogue.verifier().vkey, vkey)
+    assert result == "position" and "no log position" in message, message
+    # Key order and whitespace are not content: a re-serialised copy still verifies.
+    reordered = json.dumps(dict(reversed(list(good.items()))), ensure_ascii=True, indent=4)
+    assert _verify_in_browser(browser, reordered, server.report_vkey, vkey)[0] == "verified"
+
+
+def test_the_browsers_canonical_json_is_rfc8785_as_ledger_tlog_jcs_makes_it(signed_world, browser):
+    """Numbers, escapes and key order of the RFC's hard cases come out byte for byte as the Python signer's."""
+    from ledger.tlog.jcs import canonical
+
+    server, subject, _, _, _ = signed_world
+    login(browser, server, server.token(f"subject:{subject}"))
+    value = {"numbers": [333333333.33333329, 1e30, 4.50, 2e-3, 0.000001, 1e-7, 1e21, 1e20, -0.0, 0, -1,
+                         9007199254740991, 0.1, 5e-324, 1.7976931348623157e308, 123456789.125],
+             "string": "\u20ac$\u000f\nA'B\"\\\\\"/\u0007\u001f\u007f\u2028 é 😀",
+             "literals": [None, True, False], "\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001f600": 5,
+             "\u0080": 6, "\u00f6": 7, "a": {"b": [], "a": {}}, "": ""}
+    js = browser.execute_script("return window.ledgerReport.canonical(window.ledgerReport.parseStrict(arguments[0]));",
+                                json.dumps(value, indent=2))
+    assert js.encode("utf-8") == canonical(value)
+    proto = browser.execute_script("return window.ledgerReport.canonical(window.ledgerReport.parseStrict(arguments[0]));",
+                                   '{"__proto__": {"x": 1}, "a": 2}')
+    assert proto.encode("utf-8") == canonical({"__proto__": {"x": 1}, "a": 2})  # a member, not a prototype

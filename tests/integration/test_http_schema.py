@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
 from httpkit import start_server  # noqa: E402
-from signed import ORIGIN, signed_ledger  # noqa: E402
+from signed import ORIGIN, report_key, signed_ledger  # noqa: E402
 
 ST = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
 pytestmark = pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (it is in the test extra)")
@@ -28,7 +28,9 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schema")
     # Checkpoints, the log's key and a recorded policy: the proof and findings routes answer with data too.
     workload, _, vkey = signed_ledger(tmp, events=400, subjects=20, seed=5)
-    server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN))
+    key, _ = report_key(tmp)  # and a report key: signed reports and /v1/report-vkey answer too
+    server = start_server(tmp / "ledger.db", tmp, extra=("--log-vkey", str(vkey), "--log-origin", ORIGIN,
+                                                         "--report-key", str(key)))
     server.subject = workload.a_rich_subject()
     try:
         yield server

@@ -2,6 +2,7 @@
 
     workload, key, vkey = signed_ledger(tmp_path)     # tmp_path/ledger.db, tmp_path/keys/
     cli("prove", event_id, db=tmp_path / "ledger.db")  # the ledger CLI with LEDGER_LOG_ORIGIN=ORIGIN
+    key, vkey = report_key(tmp_path)                   # a report key (--report) beside the log's
 """
 
 from __future__ import annotations
@@ -44,3 +45,14 @@ def signed_ledger(tmp: Path, *, events: int = 600, subjects: int = 25, seed: int
     done = cli("checkpoint", "--key", str(key), "--no-publish", db=tmp / "ledger.db")
     assert done.returncode == 0, done.stderr
     return workload, key, key.with_suffix(".vkey")
+
+
+REPORT_KEY_NAME = "reports.example.com/2026"
+
+
+def report_key(tmp: Path) -> tuple[Path, Path]:
+    """A report key (`ledger keys generate NAME --out tmp/keys --report`): its signer and verifier key files."""
+    done = cli("keys", "generate", REPORT_KEY_NAME, "--out", str(tmp / "keys"), "--report")
+    assert done.returncode == 0, done.stderr
+    key = tmp / "keys" / "reports.example.com_2026.key"
+    return key, key.with_suffix(".vkey")
