@@ -6,7 +6,8 @@
 Prints µs per event for ``validate``, ``encode``, ``decode`` (including the
 semantic validation of the decoded values), ``entry_columns`` (the readable
 JSON form) and, for comparison, the fastavro decode path and the JSON form by
-the C encoder (how both were done before), over the whole mix and per event
+the C encoder (how both were done before), the validator's reference closures
+(what its generated fast path stands in for) and fastavro's writer, over the whole mix and per event
 type. With every schema given a v2 (a temporary copy of schemas/), it also
 times v1 records read with v2 through fastavro's resolution (with the index
 guard that refuses out-of-range enum/union indexes) and read as written (what
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
               ("decode", codec.decode, encoded), ("entry_columns", entry_columns, validated)]
     if reference is not None:
         stages.append(("decode, fastavro path", reference, encoded))
+    stages.append(("validate, reference", events.Validator(events.default_validator().schemas, fast=False).validate,
+                   validated))
     stages.append(("encode, fastavro writer", fastavro_encoder(codec), validated))
     stages.append(("entry_columns, C encoder", entry_columns_before, validated))
     upgraded = _upgraded_codec()

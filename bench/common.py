@@ -60,6 +60,37 @@ def add_kafka_client_arg(parser) -> None:
                         help="Kafka client behind the seam (default: auto, confluent-kafka when installed)")
 
 
+#: Both implementations behind the seam, in the order the benchmarks report them.
+CLIENTS = ("confluent", "kafka-python")
+
+
+def add_kafka_clients_arg(parser) -> None:
+    """``--kafka-client both|confluent|kafka-python|auto``: the clients one run measures (default both)."""
+    parser.add_argument("--kafka-client", choices=("both", "auto", *CLIENTS), default="both",
+                        help="Kafka client(s) behind the seam, measured in the same run (default: both)")
+
+
+def selected_clients(choice: str) -> list[str]:
+    """The client names ``--kafka-client`` selects (``auto``: the one the seam would choose)."""
+    if choice == "both":
+        return list(CLIENTS)
+    if choice == "auto":
+        from ledger.kafka import client_name
+
+        return [client_name(Settings.load(env={}, kafka_client="auto"))]
+    return [choice]
+
+
+def add_mix_arg(parser, default: str = "both") -> None:
+    """``--mix both|simulated|reference`` (see bench_ingest.workload_chunk)."""
+    parser.add_argument("--mix", choices=("both", "simulated", "reference"), default=default,
+                        help=f"workload(s), measured in the same run (default: {default})")
+
+
+def selected_mixes(choice: str) -> list[str]:
+    return ["reference", "simulated"] if choice == "both" else [choice]
+
+
 def describe_client(settings) -> str:
     """Which client the seam chose, why, and that implementation's producer and consumer settings."""
     from ledger.kafka import choose

@@ -103,9 +103,11 @@ def replay(
         if bulk:
             ledger.begin_bulk()
         partitions = event_partitions(consumer, settings.topic_prefix, topics)
+        # Before assign: once fetches run, librdkafka queues each offsets query behind a fetch's
+        # long poll on the broker connection (measured: 13 s for 30 partitions, 0.5 s before).
+        total = consumer.estimate(partitions)
         consumer.assign({tp: BEGINNING for tp in partitions})
         end: dict[Partition, int] = {}  # each partition's high watermark when first seen: the end as it stood
-        total = consumer.estimate(partitions)
         idle_since = time.monotonic()
         # Indexing as it loads, batch N commits while N+1 is fetched and prepared; a bulk load commits in line.
         with CommitPipeline(ingestor, background=not bulk) as pipeline:

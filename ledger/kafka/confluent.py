@@ -22,7 +22,8 @@ kafka-python module. What differs from librdkafka's defaults, and why:
   answers are wrong on the local test broker (measured: 1,001 for a log of
   2,000), the fetch responses are right on every broker.
 * Delivery callbacks only run inside ``poll``/``flush``: ``send`` polls every
-  ``POLL_EVERY`` records and a waiting ``result()`` polls itself.
+  ``POLL_EVERY`` records and a waiting ``result()`` flushes (so ``linger.ms``,
+  50 ms here, never delays a caller that waits for its ack).
 * librdkafka's log goes to the ``ledger.kafka.confluent`` logger, not stderr;
   cluster-wide errors (broker down, authentication) are kept and named in
   the error a caller sees.
@@ -58,7 +59,11 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "retries": 2**31 - 1,
     "max.in.flight.requests.per.connection": 1,
     "enable.idempotence": False,
-    "linger.ms": 5,
+    # 50 ms, not kafka-python's 5: here a record costs librdkafka and the broker CPU per request,
+    # and at 5 ms the requests carry a few records each (measured, reference mix, broker on the same
+    # 2 cores: broker CPU 7.3 -> 4.7 µs an event, SDK 21 -> 17 µs). Nothing waits for it: flush()
+    # sends at once, and so does a waiting result() (it flushes).
+    "linger.ms": 50,
     "batch.size": 256 * 1024,
     "message.timeout.ms": 120_000,  # kafka-python's delivery_timeout_ms
     "request.timeout.ms": 30_000,
@@ -142,10 +147,12 @@ class _Future:
         if not self._done:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not self._done:
-                wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                wait = 0.01 if deadline is None else min(0.01, deadline - time.monotonic())
                 if wait <= 0:
                     raise BrokerError(f"not acknowledged within {timeout}s")
-                self._client.poll(wait)
+                # flush, not poll: it sends what linger.ms still holds back (a caller is waiting) and
+                # serves the delivery callbacks; in short steps, as others may keep producing
+                self._client.flush(wait)
         if self._err is not None:
             raise BrokerError(f"Kafka refused the record: {self._err.str()}")
         msg = self._msg
@@ -167,8 +174,10 @@ class ConfluentProducer:
     def send(self, topic, *, key, value, headers=None):
         if key is None and value is None:  # kafka-python cannot send it: refused by both, alike
             raise BrokerError(f"could not send to {topic}: a record needs a key or a value")
-        if headers and any(v is None for _, v in headers):  # likewise
-            raise BrokerError(f"could not send to {topic}: a header value must be bytes, not None")
+        if headers:
+            for _, v in headers:  # a loop: a generator here costs more than the rest of the checks
+                if v is None:  # kafka-python cannot send it: refused by both, alike
+                    raise BrokerError(f"could not send to {topic}: a header value must be bytes, not None")
         client = self._client
         future = _Future(client)
         try:

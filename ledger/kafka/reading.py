@@ -30,8 +30,9 @@ def take_within(records: list[Record], max_records: int, max_bytes: int, *, at_l
     """The longest prefix of ``records`` within both bounds (the first record even if it alone is bigger)."""
     size = 0
     for i, record in enumerate(records[:max_records]):
-        if size + record.size > max_bytes and (i or not at_least_one):
+        n = record.size  # a property: computed once
+        if size + n > max_bytes and (i or not at_least_one):
             return records[:i], size
-        size += record.size
+        size += n
     taken = records[:max_records]
     return taken, size

@@ -47,14 +47,15 @@ def _subject_ids(ids: list) -> list:
             if s in seen:
                 raise Bad(f"duplicate subject id {s!r}", f"[{i}]")
             seen.add(s)
-    joined = "".join(ids)
-    if not joined.isascii() or _CONTROL.search(joined):
+    if not "".join(ids).isprintable():  # printable text has no Cc or Cf character (nor a surrogate)
         for i, s in enumerate(ids):
             _identifier(s, f"[{i}]")
     return ids
 
 
 def _identifier(text: str, part: str | None = None) -> str:
+    if text.isprintable():  # the usual case: no Cc or Cf character, nothing to look for
+        return text
     if text.isascii():
         found = _CONTROL.search(text)
         if found is None:

@@ -22,8 +22,9 @@ from operator import itemgetter
 
 from ledger.errors import SchemaError, ValidationError
 
-from .event_rules import FIELD_RULES, RECORD_RULES
+from .event_rules import FIELD_RULES, RECORD_RULES, _identifier
 from .event_rules import Bad as _Bad
+from .validator_fast import FieldSpec, RecordSpec, compile_fast
 
 NAMESPACE = "ledger.events"
 
@@ -190,11 +191,15 @@ def _attribute_value(v):
 
 
 class Validator:
-    """Checks and normalizes events against one schema per event type (the newest)."""
+    """Checks and normalizes events against one schema per event type (the newest).
 
-    def __init__(self, schemas: Mapping[str, Mapping]):
+    ``fast=False`` keeps only the reference closures (validator_fast.py's generated
+    functions are held to them by tests/unit/test_validator_fast.py).
+    """
+
+    def __init__(self, schemas: Mapping[str, Mapping], *, fast: bool = True):
         self.schemas = dict(schemas)
-        compiled = {t: self._compile_event(t, s) for t, s in self.schemas.items()}
+        compiled = {t: self._compile_event(t, s, fast) for t, s in self.schemas.items()}
         self._checks = {t: check for t, (check, _) in compiled.items()}
         self._typed = {t: typed for t, (_, typed) in compiled.items()}
 
@@ -225,11 +230,14 @@ class Validator:
         """
         return self._typed[event_type]
 
-    def _compile_event(self, event_type: str, schema: Mapping):
+    def _compile_event(self, event_type: str, schema: Mapping, fast: bool):
         if _full_name(schema, NAMESPACE) != f"{NAMESPACE}.{event_type}":
             raise SchemaError(f"{event_type}: record name must be {NAMESPACE}.{event_type}")
         compiler = _Compiler()
         check = compiler.record(schema, NAMESPACE, top=event_type)
+        if fast:
+            check = compile_fast(event_type, schema, NAMESPACE, compiler.specs, check, missing=_MISSING,
+                                 uuid_match=_UUID_CANONICAL.fullmatch, identifier_rule=_identifier)
         return check, compiler.typed_checks[_full_name(schema, NAMESPACE)]
 
 
@@ -246,6 +254,7 @@ class _Compiler:
         self.typed: dict[str, tuple] = {}  # full name -> spec on the typed path (see _typed_record)
         self.consts: dict[str, object] = {"_Bad": _Bad, "_uuid": _UUID_CANONICAL.fullmatch}
         self.typed_checks: dict[str, Callable[[dict], bool]] = {}  # full name -> generated check
+        self.specs: dict[str, RecordSpec] = {}  # full name -> what validator_fast needs of each record
 
     def type_(self, t, ns: str, owner: str, field: str):
         """``(check, spec)``: the full check, and what an Avro-typed value still needs (see _typed_record)."""
@@ -299,7 +308,7 @@ class _Compiler:
         full = _full_name(schema, ns)
         ns = full.rpartition(".")[0]
         short = "Event" if top else full.rpartition(".")[2]
-        fields, typed_fields = [], []
+        fields, typed_fields, specs = [], [], []
         for f in schema["fields"]:
             name, t = f["name"], f["type"]
             check, spec = self.type_(t, ns, short, name)
@@ -315,7 +324,10 @@ class _Compiler:
             else:
                 default = None
             fields.append((name, check, nullable, default, check is _check_str))
+            specs.append(FieldSpec(name, check, nullable, default, "default" in f and f["default"] is None, rule,
+                                   default is _new_event_id))
         rule = RECORD_RULES.get(full.rpartition(".")[2])
+        self.specs[full] = RecordSpec(full, specs, rule)
         check = _record(full, tuple(fields), rule, top)
         self.named[full] = check
         typed, inline = _typed_record(full.replace(".", "_"), typed_fields, rule, self.const, self.consts)

@@ -22,9 +22,10 @@ the call returns only once the event is committed to a local SQLite file.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerError, ValidationError
@@ -55,6 +56,8 @@ class Delivered:
 
 class Delivery:
     """The outcome of one emitted event; ``result()`` waits for the broker's ack."""
+
+    __slots__ = ("_future", "event_id", "topic")
 
     def __init__(self, event_id: str, topic: str, future: Any):
         # A seam SendFuture (direct mode) or the outbox's concurrent.futures.Future (durable mode):
@@ -95,25 +98,42 @@ def wire_size(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> int
             + sum(_HEADER_OVERHEAD + len(name.encode()) + len(v) for name, v in headers))
 
 
-def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
-    """Validate an event and encode it for Kafka; ValidationError if invalid or too large to send."""
+class _Route(NamedTuple):
+    """Where events of one type go: computed once per (prefix, type), not per event."""
+
+    topic: str
+    headers: list[tuple[str, bytes]]  # shared by every send of the type: never changed (both clients copy it)
+    overhead: int  # wire_size of an empty key and value with these headers
+
+
+@functools.cache
+def _route(event_type: str, prefix: str) -> _Route:
+    headers = [event_type_header(event_type)]
+    return _Route(topic_for(event_type, prefix), headers, wire_size(b"", b"", headers))
+
+
+def encoded(event: Mapping, codec: Codec, prefix: str) -> tuple[str, _Route, bytes, bytes]:
+    """``(event_id, route, key, value)`` of a validated, encoded event; ValidationError if invalid or too
+    large to send. What :func:`wire_record` and ``AuditProducer.emit`` share."""
     normalized = codec.validate(event)
     etype = normalized["type"]
-    record = WireRecord(
-        event_id=normalized["event_id"],
-        topic=topic_for(etype, prefix),
-        key=event_key(normalized),
-        value=codec.encode(normalized),
-        headers=[event_type_header(etype)],
-    )
-    size = wire_size(record.key, record.value, record.headers)
-    if size > MAX_REQUEST_BYTES or len(record.value) > codec.max_record_bytes:
+    route = _route(etype, prefix)
+    key = event_key(normalized)
+    value = codec.encode(normalized)
+    size = route.overhead + len(key) + len(value)
+    if size > MAX_REQUEST_BYTES or len(value) > codec.max_record_bytes:
         # Checked before anything is sent: the client would refuse it (max_request_size), the broker
         # too (message.max.bytes), and the ledger keeps values above 1 MiB only as rejected.
         raise ValidationError("(event)", f"too large: {size:,} bytes on the wire, the limit is "
                               f"{MAX_REQUEST_BYTES:,} (one Kafka request); shorten free text or split the event",
                               etype)
-    return record
+    return normalized["event_id"], route, key, value
+
+
+def wire_record(event: Mapping, codec: Codec, prefix: str) -> WireRecord:
+    """Validate an event and encode it for Kafka; ValidationError if invalid or too large to send."""
+    event_id, route, key, value = encoded(event, codec, prefix)
+    return WireRecord(event_id=event_id, topic=route.topic, key=key, value=value, headers=list(route.headers))
 
 
 class AuditProducer:
@@ -164,14 +184,17 @@ class AuditProducer:
     # -- generic --------------------------------------------------------------------
     def emit(self, event: Mapping[str, Any]) -> Delivery:
         """Validate and send one event (a mapping with ``"type"``); raises before sending if invalid."""
-        wire = wire_record(event, self.codec, self.settings.topic_prefix)
+        event_id, route, key, value = encoded(event, self.codec, self.settings.topic_prefix)
+        topic = route.topic
         if self._outbox is not None:
-            return Delivery(wire.event_id, wire.topic, self._outbox.put(wire))
+            wire = WireRecord(event_id=event_id, topic=topic, key=key, value=value, headers=list(route.headers))
+            return Delivery(event_id, topic, self._outbox.put(wire))
         try:
-            future = self._kafka().send(wire.topic, value=wire.value, key=wire.key, headers=wire.headers)
+            # route.headers is one list per type, shared: neither client keeps or changes it
+            future = (self._client or self._kafka()).send(topic, value=value, key=key, headers=route.headers)
         except BrokerError as err:
-            raise BrokerError(f"could not send event {wire.event_id} to {wire.topic}: {err}") from err
-        return Delivery(wire.event_id, wire.topic, future)
+            raise BrokerError(f"could not send event {event_id} to {topic}: {err}") from err
+        return Delivery(event_id, topic, future)
 
     def accessing(self, **fields: Any):
         """Record a DataAccessed event around a block or function; see ``ledger.access``."""

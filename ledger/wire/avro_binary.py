@@ -4,7 +4,7 @@ fastavro interprets the schema on every call; for the ledger's records that
 costs ~13 µs to write and ~20 µs to read a typical DataAccessed. These are
 specialised to one schema when the codec loads it:
 
-    write = compile_writer(schema)        # write(event, out: bytearray)
+    write = compile_writer(schema)        # write(event, out: bytearray) -> out
     read = compile_reader(schema)         # read(data: bytes, pos) -> (record, end position)
 
 Both cover what ``events.Validator`` accepts in a schema: records, enums,
@@ -18,11 +18,15 @@ length and count is bounded by the bytes left, so garbage never loops long.
 tests/unit/test_avro_binary.py and test_codec.py check both against fastavro.
 
 Measured (bench/bench_codec.py, 5,000 simulated events, median of 3 runs of
-best-of-3, µs per event over the mix): the compiled writer encodes in 9.96 µs
-where fastavro's ``schemaless_writer`` takes 18.16 (same bytes, checked by the
-bench); on the producer stage it serves (~85 µs an event end to end,
-bench_producer.py, simulated mix, BENCHMARKS.md) that is ~8 µs, ~9.6%, so it
-stays. The compiled reader decodes in ~14.5 µs against ~43.5 for fastavro's.
+best-of-3, µs per event over the mix): the compiled reader decodes in ~14.5 µs
+against ~43.5 for fastavro's. The writer is generated code since issue 17 (it
+was closures per field): 6.59 µs where fastavro's ``schemaless_writer`` takes
+18.35 (same bytes, checked by the bench and by tests/unit/test_avro_binary.py;
+best of 3, 2026-12-03); in one process, side by side over 20,000 events, the
+closure writer took 5.81 µs (reference mix) and 9.41 (simulated) where the
+generated one takes 3.93 and 6.69. On the producer stage it serves (20–35 µs an
+event, bench/profile_producer.py) the generated writer saves ~8–10% and fastavro
+would cost 35–50% more, so it stays.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import struct
 from datetime import datetime, timedelta, timezone
 
 from ledger.errors import SchemaError
-from ledger.model.times import to_micros
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -54,104 +57,12 @@ def long_bytes(n: int) -> bytes:
     return bytes(out)
 
 
-def _write_string(s: str, out: bytearray) -> None:
-    b = s.encode("utf-8")
-    if len(b) < 64:
-        out.append(len(b) << 1)
-    else:
-        _write_long(len(b), out)
-    out += b
-
-
-def _write_bytes(b: bytes, out: bytearray) -> None:
-    _write_long(len(b), out)
-    out += b
-
-
-def _write_boolean(v: bool, out: bytearray) -> None:
-    out.append(1 if v else 0)
-
-
-def _write_timestamp_micros(v: datetime, out: bytearray) -> None:
-    _write_long(to_micros(v), out)
-
-
-_PRIMITIVE_WRITERS = {
-    "string": _write_string, "bytes": _write_bytes, "boolean": _write_boolean,
-    "int": _write_long, "long": _write_long,
-    "float": lambda v, out: out.extend(struct.pack("<f", v)),
-    "double": lambda v, out: out.extend(struct.pack("<d", v)),
-    "null": lambda v, out: None,
-}
+_PRIMITIVES = frozenset(("string", "bytes", "boolean", "int", "long", "float", "double", "null"))
 
 
 def _full_name(t: dict, ns: str) -> str:
     return t["name"] if "." in t["name"] else f"{t.get('namespace', ns)}.{t['name']}"
 
-
-def compile_writer(t, ns: str = "", named: dict | None = None):
-    """A ``write(value, out: bytearray)`` closure for Avro type ``t``."""
-    named = {} if named is None else named
-    if isinstance(t, list):  # only ["null", T] / [T, "null"], as events.Validator enforces
-        null_index = t.index("null")
-        write = compile_writer(t[1 - null_index], ns, named)
-        null_tag, value_tag = long_bytes(null_index), long_bytes(1 - null_index)
-
-        def write_union(v, out):
-            if v is None:
-                out += null_tag
-            else:
-                out += value_tag
-                write(v, out)
-        return write_union
-    if isinstance(t, str):
-        if t in _PRIMITIVE_WRITERS:
-            return _PRIMITIVE_WRITERS[t]
-        return named[t if "." in t else f"{ns}.{t}"]
-    kind = t["type"]
-    if t.get("logicalType") == "timestamp-micros" and kind == "long":
-        return _write_timestamp_micros
-    if kind == "record":
-        full = _full_name(t, ns)
-        inner = full.rpartition(".")[0]
-        fields = [(f["name"], compile_writer(f["type"], inner, named)) for f in t["fields"]]
-
-        def write_record(v, out):
-            for name, write in fields:
-                write(v[name], out)
-        named[full] = write_record
-        return write_record
-    if kind == "enum":
-        tags = {symbol: long_bytes(i) for i, symbol in enumerate(t["symbols"])}
-
-        def write_enum(v, out):
-            out += tags[v]
-        named[_full_name(t, ns)] = write_enum
-        return write_enum
-    if kind == "array":
-        write_item = compile_writer(t["items"], ns, named)
-
-        def write_array(v, out):
-            if v:
-                _write_long(len(v), out)
-                for x in v:
-                    write_item(x, out)
-            out.append(0)
-        return write_array
-    if kind == "map":
-        write_value = compile_writer(t["values"], ns, named)
-
-        def write_map(v, out):
-            if v:
-                _write_long(len(v), out)
-                for k, x in v.items():
-                    _write_string(k, out)
-                    write_value(x, out)
-            out.append(0)
-        return write_map
-    if kind in _PRIMITIVE_WRITERS:  # {"type": "string", "logicalType": "uuid"} and the like
-        return _PRIMITIVE_WRITERS[kind]
-    raise SchemaError(f"cannot encode Avro type {kind!r}")
 
 
 # --- reader ---------------------------------------------------------------------------
@@ -276,7 +187,7 @@ def _min_size(t, ns: str, named: dict) -> int:
             return 0
         if t in ("float", "double"):
             return 4 if t == "float" else 8
-        if t in _PRIMITIVE_WRITERS:
+        if t in _PRIMITIVES:
             return 1
         t = named[t if "." in t else f"{ns}.{t}"]
     if t["type"] == "record":
@@ -307,7 +218,7 @@ class _ReaderCompiler:
             self.read(t[1 - t.index("null")], ns, target, d + 1, path=path)
             add(d, "else:", f"    raise _bad_index({path + ': union'!r}, c, p)")
             return
-        if isinstance(t, str) and t not in _PRIMITIVE_WRITERS:
+        if isinstance(t, str) and t not in _PRIMITIVES:
             full = t if "." in t else f"{ns}.{t}"
             if full not in self.named or full in self.open:
                 raise SchemaError(f"unknown or recursive type {t!r}")
@@ -319,7 +230,7 @@ class _ReaderCompiler:
             raise SchemaError(f"cannot read logicalType {logical!r} on {kind!r}")
         if kind in ("long", "int"):
             add(d, "c = b[p]", "p += 1", "if c < 0x80:", f"    {target} = (c >> 1) ^ -(c & 1)",
-                "else:", f"    c, p = _varint(b, p, c)", f"    {target} = (c >> 1) ^ -(c & 1)")
+                "else:", "    c, p = _varint(b, p, c)", f"    {target} = (c >> 1) ^ -(c & 1)")
             if logical == "timestamp-micros":
                 add(d, f"{target} = _EPOCH + _MICROSECOND * {target}")  # = fastavro's, 2.5x faster
         elif kind in ("string", "bytes"):
@@ -401,3 +312,112 @@ def compile_reader(schema: dict, ns: str = "", first: dict | None = None):
     read = scope["read"]
     read.source = text  # for debugging: print(read.source)
     return read
+
+
+# --- writer ---------------------------------------------------------------------------
+# Generated Python source too, one function per schema: every field is written
+# inline (a string is its encoded bytes after a length from a table), nested
+# records and named types are inlined, so a write makes almost no Python calls.
+# Input is a validated event (the codec's contract), so there are no type checks.
+
+#: The encodings of 0 .. 16383 (a length or count up to 16 KiB takes one table lookup).
+_SMALL = tuple(long_bytes(n) for n in range(16384))
+_NSMALL = len(_SMALL)
+
+
+def _long_fast(n: int) -> bytes:
+    """``long_bytes(n)``; a timestamp of 1987–2254 in µs (eight bytes) without a loop."""
+    z = (n << 1) ^ (n >> 63)
+    if 0x2000000000000 <= z < 0x100000000000000:
+        return ((z & 0x7F) | (z & 0x3F80) << 1 | (z & 0x1FC000) << 2 | (z & 0xFE00000) << 3
+                | (z & 0x7F0000000) << 4 | (z & 0x3F800000000) << 5 | (z & 0x1FC0000000000) << 6
+                | (z & 0xFE000000000000) << 7 | 0x80808080808080).to_bytes(8, "little")
+    return long_bytes(n)
+
+
+class _WriterCompiler:
+    def __init__(self, named: dict):
+        self.src = _Source()
+        self.named = named  # full name -> schema dict, to inline references
+        self.open: set[str] = set()
+
+    def length(self, n: str) -> str:
+        return f"(_S[{n}] if {n} < _NS else _lb({n}))"
+
+    def write(self, t, ns: str, x: str, d: int) -> None:
+        """Emit code at depth ``d`` that appends the encoding of the value in local ``x`` to ``out``."""
+        add, src = self.src.add, self.src
+        if isinstance(t, list):  # only ["null", T] / [T, "null"], as events.Validator enforces
+            if len(t) != 2 or "null" not in t:
+                raise SchemaError("only [\"null\", T] unions are supported")
+            null_index = t.index("null")
+            add(d, f"if {x} is None:", f"    out += {src.const(long_bytes(null_index), 'T')}", "else:",
+                f"    out += {src.const(long_bytes(1 - null_index), 'T')}")
+            self.write(t[1 - null_index], ns, x, d + 1)
+            return
+        if isinstance(t, str) and t not in _PRIMITIVES:
+            full = t if "." in t else f"{ns}.{t}"
+            if full not in self.named or full in self.open:
+                raise SchemaError(f"unknown or recursive type {t!r}")
+            t, ns = self.named[full], full.rpartition(".")[0]
+        kind = t if isinstance(t, str) else t["type"]
+        logical = t.get("logicalType") if isinstance(t, dict) else None
+        if logical == "timestamp-micros" and kind == "long":
+            # timedelta arithmetic: exact, as times.to_micros (a float timestamp would round)
+            delta = src.name("d")
+            add(d, f"{delta} = {x} - _EPOCH",
+                f"out += _lf(({delta}.days * 86400 + {delta}.seconds) * 1000000 + {delta}.microseconds)")
+        elif kind in ("int", "long"):
+            add(d, f"out += _S[{x}] if 0 <= {x} < _NS else _lb({x})")
+        elif kind in ("string", "bytes"):
+            data, n = src.name("b"), src.name("n")
+            add(d, f"{data} = {x}.encode()" if kind == "string" else f"{data} = {x}", f"{n} = len({data})",
+                f"out += {self.length(n)}", f"out += {data}")
+        elif kind == "boolean":
+            add(d, f"out += b'\\x01' if {x} else b'\\x00'")
+        elif kind in ("float", "double"):
+            pack = src.const(struct.Struct("<f" if kind == "float" else "<d").pack, "P")
+            add(d, f"out += {pack}({x})")
+        elif kind == "null":
+            pass
+        elif kind == "enum":
+            self.named[_full_name(t, ns)] = t
+            tags = src.const({symbol: long_bytes(i) for i, symbol in enumerate(t["symbols"])}, "E")
+            add(d, f"out += {tags}[{x}]")
+        elif kind == "record":
+            full = _full_name(t, ns)
+            self.named[full] = t
+            self.open.add(full)
+            inner = full.rpartition(".")[0]
+            for f in t["fields"]:
+                value = src.name("v")
+                add(d, f"{value} = {x}[{f['name']!r}]")
+                self.write(f["type"], inner, value, d)
+            self.open.discard(full)
+        elif kind == "array":
+            item = src.name("x")
+            add(d, f"if {x}:", f"    out += {self.length(f'len({x})')}", f"    for {item} in {x}:")
+            self.write(t["items"], ns, item, d + 2)
+            add(d, "out += b'\\x00'")
+        elif kind == "map":
+            key, item = src.name("k"), src.name("x")
+            add(d, f"if {x}:", f"    out += {self.length(f'len({x})')}", f"    for {key}, {item} in {x}.items():")
+            self.write("string", ns, key, d + 2)
+            self.write(t["values"], ns, item, d + 2)
+            add(d, "out += b'\\x00'")
+        else:
+            raise SchemaError(f"cannot encode Avro type {kind!r}")
+
+
+def compile_writer(t, ns: str = "", named: dict | None = None):
+    """A ``write(value, out: bytearray)`` function for Avro type ``t`` (a validated value: no type checks)."""
+    compiler = _WriterCompiler({} if named is None else named)
+    compiler.write(t, ns, "value", 1)
+    text = "\n".join(["def write(value, out):", *compiler.src.lines, "    return out", ""])
+    scope = {"_S": _SMALL, "_NS": _NSMALL, "_lb": long_bytes, "_lf": _long_fast, "_EPOCH": EPOCH,
+             **compiler.src.consts}
+    name = _full_name(t, ns) if isinstance(t, dict) and "name" in t else str(t)
+    exec(compile(text, f"<avro writer {name}>", "exec"), scope)  # noqa: S102 - generated above
+    write = scope["write"]
+    write.source = text  # for debugging: print(write.source)
+    return write
