@@ -65,7 +65,10 @@ class FindingsState:
 
     def get(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        if row is None:
+            return None
+        (value,) = row
+        return value
 
     def commit(self, *, position: str, judged_at: str, added: dict[str, dict], removed, late: int = 0) -> None:
         """Record a published step: its position and instant, the findings added and those retracted, and

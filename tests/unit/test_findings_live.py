@@ -112,8 +112,11 @@ def standing_ids(messages) -> set[str]:
 
 
 def batch_ids(path: Path, at: datetime) -> set[str]:
+    """The batch answer for the ledger as it stood at recorded time ``at`` (the live judge's contract:
+    what stands at judged_at is `ledger findings --as-of judged_at`; an entry recorded after ``at``
+    is not judged yet, however early it says it happened)."""
     with Ledger.open(path) as ledger:
-        return {f.finding_id for f in current(judge_ledger(ledger, as_of=None, now=at).results)}
+        return {f.finding_id for f in current(judge_ledger(ledger, as_of=at, now=at).results)}
 
 
 @pytest.fixture(scope="module")

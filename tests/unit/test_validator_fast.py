@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_codec import ANY_EVENT, ANY_TYPED
-from test_events import sample
+from samples import sample
+from strategies import ANY_EVENT, ANY_TYPED
 
 from ledger.dev.simulate import simulate
 from ledger.errors import ValidationError
