@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.store import tiles  # noqa: E402
+from ledger.store import tiles
 
 
 def writer_cpu_per_leaf(leaves: int, batch: int, partitions: int) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.config import Settings  # noqa: E402
+from ledger.config import Settings
 
 
 def machine() -> str:

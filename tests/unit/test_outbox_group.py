@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+
 from ledger.config import Settings
 from ledger.dev.simulate import simulate
 from ledger.errors import StoreError
