@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test faults bench clean browser-deps
+.PHONY: demo test lint faults bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m ledger.dev.demo
 
-test: $(STAMP) browser-deps
+test: lint browser-deps
 	$(PY) -m pytest
+
+# The rules and their exceptions are in pyproject.toml ([tool.ruff.lint]); ruff is pinned in the test extra.
+lint: $(STAMP)
+	$(PY) -m ruff check
 
 # The browser tests drive Debian's chromium + chromium-driver. Installed when missing and apt-get can
 # run (root, or password-less sudo); otherwise say what to install (those tests then skip, saying why).

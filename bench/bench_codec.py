@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.model import events  # noqa: E402
-from ledger.store.index import entry_columns, micros  # noqa: E402
-from ledger.wire.codec import Codec, default_codec  # noqa: E402
+from ledger.dev.simulate import simulate
+from ledger.model import events
+from ledger.store.index import entry_columns, micros
+from ledger.wire.codec import Codec, default_codec
 
 # entry_columns as it was before the per-type JSON forms: one pass of the C encoder.
 _BEFORE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,

@@ -38,15 +38,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import machine  # noqa: E402
+from common import machine
 
 from ledger.audit.findings import (
     Evaluator,
     Retraction,
-    evaluate,  # noqa: E402
+    evaluate,
 )
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.model.policy import load  # noqa: E402
+from ledger.dev.simulate import simulate
+from ledger.model.policy import load
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
 

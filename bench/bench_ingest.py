@@ -44,9 +44,9 @@ from common import (
 
 from ledger.dev.simulate import simulate
 from ledger.ingest.writer import LedgerWriter
+from ledger.kafka import open_producer
 from ledger.kafka.topics import event_topics
 from ledger.model.events import validate
-from ledger.kafka import open_producer
 from ledger.produce.producer import wire_record
 from ledger.wire.codec import default_codec
 

@@ -18,7 +18,7 @@ import argparse
 import time
 
 from bench_ingest import MIXES, workload_chunk
-from common import bench_settings, machine, median
+from common import bench_settings, machine, median, raw_confluent_producer, raw_produce, seam_send
 
 from ledger.kafka import BEGINNING, event_partitions, open_consumer, open_producer
 from ledger.produce.producer import wire_record
@@ -32,7 +32,7 @@ def run_produce(settings, wires) -> float:
     first = wires[0]
     producer.send(first.topic, key=first.key, value=first.value, headers=first.headers).result(30)  # connected
     started = time.perf_counter()
-    futures = [producer.send(w.topic, key=w.key, value=w.value, headers=w.headers) for w in wires]
+    futures = seam_send(producer, wires)
     producer.flush()
     futures[-1].result(30)
     seconds = time.perf_counter() - started
@@ -42,22 +42,9 @@ def run_produce(settings, wires) -> float:
 
 def run_raw_confluent(settings, wires) -> float:
     """librdkafka with the seam's producer settings, no delivery futures: the floor under the seam."""
-    from confluent_kafka import Producer
-
-    from ledger.kafka.confluent import PRODUCER_CONFIG
-
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, **PRODUCER_CONFIG})
-    producer.produce(wires[0].topic, wires[0].value, wires[0].key, headers=wires[0].headers)
-    producer.flush()
+    producer = raw_confluent_producer(settings, wires[0])
     started = time.perf_counter()
-    for i, w in enumerate(wires):
-        try:
-            producer.produce(w.topic, w.value, w.key, headers=w.headers)
-        except BufferError:
-            producer.poll(0.05)
-            producer.produce(w.topic, w.value, w.key, headers=w.headers)
-        if i % 1000 == 0:
-            producer.poll(0)
+    raw_produce(producer, wires)
     producer.flush()
     seconds = time.perf_counter() - started
     return len(wires) / seconds

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SPAN_US = 90 * 86_400_000_000

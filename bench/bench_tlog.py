@@ -40,9 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from ledger.tlog import merkle  # noqa: E402
-from ledger.tlog.checkpoint import Checkpoint  # noqa: E402
-from ledger.tlog.receipt import make_receipt, verify_receipt  # noqa: E402
+from ledger.tlog import merkle
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.receipt import make_receipt, verify_receipt
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-import tlog_fixtures as fx
-from witnesskit import SyntheticLog, start_witness
+import tlog_fixtures as fx  # noqa: E402 - after the sys.path lines above
+from witnesskit import SyntheticLog, start_witness  # noqa: E402
 
-from ledger.tlog.witness_client import WitnessClient
+from ledger.tlog.witness_client import WitnessClient  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

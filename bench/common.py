@@ -1,4 +1,4 @@
-"""Shared set-up for the benchmark scripts: a broker, fresh topics, machine facts."""
+"""Shared set-up for the benchmark scripts: a broker, fresh topics, machine facts, the produce loops."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.config import Settings  # noqa: E402
+from ledger.config import Settings
 
 
 def machine() -> str:
@@ -102,3 +102,36 @@ def describe_client(settings) -> str:
         from ledger.kafka import kafka_python as impl
     return (f"kafka client: {choice.name} ({choice.why})\n"
             f"  producer settings: {impl.PRODUCER_CONFIG}\n  consumer settings: {impl.CONSUMER_CONFIG}")
+
+
+
+def seam_send(producer, wires) -> list:
+    """Send pre-encoded records (``WireRecord``) through the seam's producer; their futures, not waited on."""
+    return [producer.send(w.topic, key=w.key, value=w.value, headers=w.headers) for w in wires]
+
+
+def raw_confluent_producer(settings, first):
+    """A bare confluent-kafka ``Producer`` with the seam's producer settings, connected by sending ``first``."""
+    from confluent_kafka import Producer
+
+    from ledger.kafka.confluent import PRODUCER_CONFIG
+
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, **PRODUCER_CONFIG})
+    producer.produce(first.topic, first.value, first.key, headers=first.headers)
+    producer.flush()
+    return producer
+
+
+def raw_produce(producer, wires) -> None:
+    """librdkafka's ``produce`` for each record, no delivery callback (the floor under the seam); no flush.
+
+    A full local queue (BufferError) is waited out with ``poll``; callbacks are served every 1,000 records.
+    """
+    for i, w in enumerate(wires):
+        try:
+            producer.produce(w.topic, w.value, w.key, headers=w.headers)
+        except BufferError:
+            producer.poll(0.05)
+            producer.produce(w.topic, w.value, w.key, headers=w.headers)
+        if i % 1000 == 0:
+            producer.poll(0)

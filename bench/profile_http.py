@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_settings, machine
+from bench.common import bench_settings, machine  # noqa: E402 - after the sys.path line above
 
 SPANS = ("auth", "query", "render", "record")
 _IDLE = {("threading.py", "wait"), ("selectors.py", "select"), ("queue.py", "get"), ("threading.py", "_wait_for_tstate_lock"),

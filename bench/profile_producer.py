@@ -32,7 +32,7 @@ import pstats
 import time
 
 from bench_ingest import MIXES, workload_chunk
-from common import bench_settings, machine
+from common import bench_settings, machine, raw_confluent_producer, raw_produce, seam_send
 
 from ledger.kafka import open_producer
 from ledger.model.events import event_key
@@ -93,8 +93,7 @@ def stages(settings, events: list[dict], repeat: int) -> dict[str, float]:
     sends, flushes = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        for w in wires:
-            producer.send(w.topic, key=w.key, value=w.value, headers=w.headers)
+        seam_send(producer, wires)
         sent = time.perf_counter()
         producer.flush()
         sends.append((sent - started) / len(wires) * 1e6)
@@ -111,24 +110,11 @@ def stages(settings, events: list[dict], repeat: int) -> dict[str, float]:
 
 
 def raw_confluent(settings, wires, repeat: int) -> tuple[float, float]:
-    from confluent_kafka import Producer
-
-    from ledger.kafka.confluent import PRODUCER_CONFIG
-
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, **PRODUCER_CONFIG})
-    producer.produce(wires[0].topic, wires[0].value, wires[0].key)
-    producer.flush()
+    producer = raw_confluent_producer(settings, wires[0])
     sends, flushes = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        for i, w in enumerate(wires):
-            try:
-                producer.produce(w.topic, w.value, w.key, headers=w.headers)
-            except BufferError:
-                producer.poll(0.05)
-                producer.produce(w.topic, w.value, w.key, headers=w.headers)
-            if i % 1000 == 0:
-                producer.poll(0)
+        raw_produce(producer, wires)
         sent = time.perf_counter()
         producer.flush()
         sends.append((sent - started) / len(wires) * 1e6)

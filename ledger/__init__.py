@@ -39,9 +39,9 @@ _LAZY = {
     "simulate": "ledger.dev.simulate",
 }
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - ruff cannot see that _LAZY's keys are str
     "Settings",
-    *_LAZY,
+    *_LAZY,  # the lazily imported names
     "LedgerError",
     "ConfigError",
     "ValidationError",

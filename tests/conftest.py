@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -37,9 +37,9 @@ _SUPPORT = str(Path(__file__).resolve().parent / "support")
 if _SUPPORT not in sys.path:
     sys.path.insert(0, _SUPPORT)
 
-from ledger.config import Settings
-from ledger.dev.broker import LocalBroker
-from ledger.kafka.topics import create_topics
+from ledger.config import Settings  # noqa: E402 - after support/ is on sys.path
+from ledger.dev.broker import LocalBroker  # noqa: E402
+from ledger.kafka.topics import create_topics  # noqa: E402
 
 BROKER_FIXTURES = {"kafka", "settings", "durable_broker", "client_settings"}
 
@@ -85,7 +85,7 @@ def kafka():
             container = _kafka_container()
             container.start()
         except Exception as err:  # e.g. the image cannot be pulled: the local broker still tests Kafka
-            warnings.warn(f"testcontainers Kafka did not start ({err}); using the local tansu broker")
+            warnings.warn(f"testcontainers Kafka did not start ({err}); using the local tansu broker", stacklevel=2)
             if container is not None:
                 try:
                     container.stop()

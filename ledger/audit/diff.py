@@ -32,6 +32,7 @@ from ledger.store.schema import headers_from_json
 from ledger.tlog.chain import leaf_hash
 from ledger.wire.record import Record
 
+
 @dataclass(frozen=True)
 class Difference:
     kind: str  # "only_in_a" | "only_in_b" | "leaf_differs" | "json_differs" (same leaf, other readable form)

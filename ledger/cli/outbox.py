@@ -34,7 +34,7 @@ def register(subparsers, common) -> None:
 def run_drain(args) -> int:
     import sys
 
-    from ledger.produce.outbox import drain
+    from ledger.produce.outbox_relay import drain
 
     quarantined = []
 
@@ -49,7 +49,7 @@ def run_drain(args) -> int:
 
 
 def run_status(args) -> int:
-    from ledger.produce.outbox import pending_count
+    from ledger.produce.outbox_file import pending_count
 
     pending = pending_count(args.path)
     print(f"{pending} event(s) waiting in {args.path}")

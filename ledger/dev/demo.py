@@ -187,7 +187,7 @@ def serve_hint(db: Path, subject: str) -> None:
     except LedgerError:
         return
     print(f"  console: ledger serve --db {db} --listen 127.0.0.1:8080 --token-key {key}.pub")
-    print(f"           then open http://127.0.0.1:8080/login and paste an auditor token:")
+    print("           then open http://127.0.0.1:8080/login and paste an auditor token:")
     print(f"           ledger tokens issue --key {key} --scope audit:read --holder you --ttl 1h")
     print(f"  portal:  the same page, with {subject}'s token (valid 1 hour):")
     print(f"           {customer}")

@@ -153,7 +153,7 @@ def _array(item):
         i = 0
         try:
             out = []
-            for i, x in enumerate(v):
+            for i, x in enumerate(v):  # noqa: B007 - the except clause names the index that failed
                 out.append(item(x))
             return out
         except _Bad as bad:

@@ -33,6 +33,9 @@ to ``outbox_quarantine`` with its reason and the rest is delivered; anything
 else that stops the relay thread is kept, and the next ``put``, ``flush`` and
 ``close`` raise :class:`~ledger.errors.OutboxRelayError` with it, as does
 every delivery still waiting.
+
+This module is the :class:`Outbox` (puts, group commit, the relay thread); ``outbox_file.py`` holds
+the file's tables and the checks above, ``outbox_relay.py`` the sending of a batch and ``drain``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import json
 import sqlite3
 import threading
 import time
-from base64 import b64decode, b64encode
+from base64 import b64encode
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,129 +55,18 @@ from ledger.config import Settings
 from ledger.errors import BrokerError, OutboxRelayError, StoreError
 from ledger.kafka import open_producer
 
+from .outbox_file import connect_outbox, open_lock
+from .outbox_relay import BATCH_ROWS, relay_batch
+
 if TYPE_CHECKING:
     from .producer import WireRecord
 
-BATCH_ROWS = 2000
 #: Pause of the relay after a batch smaller than BATCH_ROWS, so that events put one by one are sent in
 #: batches: Kafka gets them at most this much later, and nobody's call waits for it.
 RELAY_LINGER_SECONDS = 0.05
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
 #: Default wait of ``put`` for another process's write lock on the outbox file.
 WRITE_TIMEOUT_SECONDS = 30.0
-
-#: ``PRAGMA application_id`` of every outbox file ("LDOB").
-APPLICATION_ID = 0x4C444F42
-_OUTBOX_COLUMNS = ["id", "event_id", "topic", "key", "value", "headers", "created_at"]
-_OUR_TABLES = {"outbox", "outbox_quarantine", "sqlite_sequence"}
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    key BLOB,
-    value BLOB NOT NULL,
-    headers TEXT NOT NULL,
-    created_at REAL NOT NULL
-)
-"""
-
-
-_QUARANTINE_DDL = """
-CREATE TABLE IF NOT EXISTS outbox_quarantine (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT,
-    topic TEXT,
-    key BLOB,
-    value BLOB,
-    headers TEXT,
-    created_at REAL,
-    reason TEXT NOT NULL,
-    quarantined_at REAL NOT NULL
-)
-"""
-
-
-def pending_count(path: str | Path) -> int:
-    """Events waiting in the outbox at ``path`` (checked first: refuses a file that is not an outbox)."""
-    path = Path(path)
-    check_outbox_file(path, must_exist=True)
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read outbox {path}: {err}") from err
-
-
-def check_outbox_file(path: Path, *, must_exist: bool) -> bool:
-    """Refuse (StoreError) a file that is not an outbox made by this package; True if it is one, False if new.
-
-    Reads the file without writing to it, and only through SQLite (read-only):
-    the application id and the tables. Nothing is created or switched here.
-
-    Never ``open()``/``close()`` the file outside SQLite: closing any descriptor
-    of a file drops every POSIX lock this process holds on it, including the
-    shared lock a live WAL connection keeps on the database (the put
-    connection, when the relay's connection is checked). Another process's
-    last connection then checkpoints and deletes the WAL under us: writes go to
-    an unlinked WAL (lost) and an exclusive lock elsewhere no longer blocks
-    them (SQLite, "How To Corrupt Your Database Files", 2.2).
-    """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        if must_exist:
-            raise StoreError(f"no outbox at {path}") from None
-        return False
-    except OSError as err:
-        raise StoreError(f"cannot read outbox {path}: {err.strerror}") from None
-    if not size:
-        if must_exist:
-            raise StoreError(f"{path} is empty, not an outbox; nothing to drain")
-        return False
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            columns = [r[1] for r in conn.execute("PRAGMA table_info(outbox)")]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        if "not a database" in str(err):
-            raise StoreError(f"{path} is not an outbox (not an SQLite file); refusing to touch it") from None
-        raise StoreError(f"cannot read outbox {path}: {err}") from err
-    made_by_us = app_id == APPLICATION_ID or (app_id == 0 and tables <= _OUR_TABLES and "outbox" in tables)
-    if not made_by_us or columns != _OUTBOX_COLUMNS:
-        what = "a ledger file" if "entries" in tables and "meta" in tables else "an SQLite file"
-        raise StoreError(f"{path} is {what}, not an outbox made by ledger (application_id {app_id:#x}, "
-                         f"tables {', '.join(sorted(tables)) or 'none'}); refusing to touch it")
-    return True
-
-
-def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
-    check_outbox_file(path, must_exist=must_exist)
-    try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # a returned call must survive power loss too
-        conn.execute(_DDL)
-        conn.execute(_QUARANTINE_DDL)
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot open outbox {path}: {err}") from err
-    return conn
-
-
-def _open_lock(path: Path):
-    try:
-        return open(f"{path}.lock", "a+")
-    except OSError as err:
-        raise StoreError(f"outbox {path}: cannot open its lock file {path}.lock: {err.strerror}") from err
 
 
 @dataclass(frozen=True)
@@ -208,7 +100,7 @@ class Outbox:
                  write_timeout: float = WRITE_TIMEOUT_SECONDS):
         self.path = Path(path)
         self.settings = settings
-        self._conn = _connect(self.path)
+        self._conn = connect_outbox(self.path)
         # How long ``put`` waits for another writer of the file before it fails (this connection only
         # writes puts; the relay has its own). A server that must answer within a request timeout
         # passes less than that, so a locked outbox refuses the request instead of stalling it.
@@ -351,9 +243,9 @@ class Outbox:
             self._fail(err)
 
     def _relay_until_stopped(self) -> None:
-        conn = _connect(self.path)
+        conn = connect_outbox(self.path)
         try:
-            lock_file = _open_lock(self.path)
+            lock_file = open_lock(self.path)
         except StoreError:
             conn.close()
             raise
@@ -446,121 +338,3 @@ class Outbox:
                 if future is not None:
                     future.set_result(meta)
             self._futures_lock.notify_all()
-
-
-def _unreadable(topic, key, value, headers) -> tuple[str | None, list | None]:
-    """``(reason, None)`` when a row cannot be sent as stored, else ``(None, headers)``."""
-    if not isinstance(topic, str) or not topic:
-        return f"topic is {topic!r}, not a topic name", None
-    if not isinstance(value, bytes) or (key is not None and not isinstance(key, bytes)):
-        return "key or value is not bytes", None
-    try:
-        decoded = json.loads(headers)
-        return None, [(name, b64decode(v, validate=True)) for name, v in decoded]
-    except (TypeError, ValueError) as err:  # JSONDecodeError, binascii.Error, bad unpacking
-        return f"headers are not the JSON list of [name, base64] pairs the relay writes ({err})", None
-
-
-def quarantine(conn: sqlite3.Connection, row_id: int, reason: str) -> None:
-    """Move one unreadable row out of the way, with its reason, so the rows after it are delivered."""
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO outbox_quarantine (id, event_id, topic, key, value, headers, created_at, reason, "
-                 "quarantined_at) SELECT id, event_id, topic, key, value, headers, created_at, ?, ? FROM outbox "
-                 "WHERE id = ?", (reason, time.time(), row_id))
-    conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
-    conn.execute("COMMIT")
-
-
-def relay_batch(conn: sqlite3.Connection, producer, limit: int = BATCH_ROWS, *,
-                on_quarantine=None) -> list[tuple[int, object]]:
-    """Send the oldest unsent rows, wait for their acks, delete them; returns ``(id, metadata)`` pairs.
-
-    Raises BrokerError if any send failed; the rows acknowledged before the
-    first failure are deleted, the rest stay for the next attempt. A row that
-    cannot be read is quarantined (``on_quarantine(id, reason)`` is told) and
-    sending goes on with the next.
-    """
-    rows = conn.execute(
-        "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?", (limit,)
-    ).fetchall()
-    if not rows:
-        return []
-    futures = []
-    for row_id, topic, key, value, headers in rows:
-        reason, header_list = _unreadable(topic, key, value, headers)
-        if reason is not None:
-            quarantine(conn, row_id, reason)
-            if on_quarantine is not None:
-                on_quarantine(row_id, reason)
-            continue
-        try:
-            futures.append((row_id, producer.send(topic, value=value, key=key, headers=header_list)))
-        except BrokerError as err:
-            futures.append((row_id, err))
-            break
-    acked: list[tuple[int, object]] = []
-    failure: Exception | None = None
-    for row_id, future in futures:
-        if isinstance(future, Exception):
-            failure = future
-            break
-        try:
-            acked.append((row_id, future.result(PRODUCER_ACK_TIMEOUT)))
-        except BrokerError as err:
-            failure = err
-            break
-    if acked:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id, _ in acked])
-        conn.execute("COMMIT")
-    if failure is not None:
-        raise BrokerError(f"outbox relay: send failed, will retry: {failure}") from failure
-    return acked
-
-
-# Long enough for the client's own retries to ride out a short broker restart.
-PRODUCER_ACK_TIMEOUT = 130.0
-
-
-def drain(path: str | Path, settings: Settings, timeout: float = 300.0, *, on_quarantine=None) -> int:
-    """Deliver everything left in an outbox file (e.g. by a killed process); returns how many.
-
-    Unreadable rows are quarantined (``on_quarantine(id, reason)``) and the rest delivered.
-    """
-    path = Path(path)
-
-    conn = _connect(path, must_exist=True)  # refuses what is not an outbox before writing to it
-    try:
-        lock_file = _open_lock(path)
-    except StoreError:
-        conn.close()
-        raise
-    with lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            conn.close()
-            raise StoreError(f"outbox {path} is being relayed by a live process; nothing to drain") from err
-        deadline = time.monotonic() + timeout
-        delivered = 0
-        producer = None
-        try:
-            while True:
-                try:
-                    producer = producer or open_producer(settings, bootstrap_timeout=5.0)
-                    sent = relay_batch(conn, producer, on_quarantine=on_quarantine)
-                except BrokerError:
-                    if time.monotonic() > deadline:
-                        raise
-                    if producer is not None:
-                        producer.close(timeout=0)
-                        producer = None
-                    time.sleep(1.0)
-                    continue
-                delivered += len(sent)
-                if not sent and conn.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is None:
-                    return delivered
-        finally:
-            if producer is not None:
-                producer.close(timeout=5)
-            conn.close()

@@ -1,6 +1,6 @@
 """The Merkle trees' tiles in the ledger file, written in the same transaction as the entries.
 
-Each topic-partition's log is an RFC 6962 tree (ledger/tlog/merkle.py) over its chain's leaves in
+Each topic-partition's log is an RFC 6962 tree (ledger/tlog/merkle/) over its chain's leaves in
 offset order: every entry row, whatever its status (entry, duplicate, conflict, contradiction,
 rejected) and every gap row is one leaf, its ``leaf_hash``. The tree's hashes are kept as
 c2sp.org/tlog-tiles tiles in ``tlog_tiles``: full tiles never change, the rightmost partial tile of

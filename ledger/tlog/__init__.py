@@ -2,7 +2,8 @@
 
 Reading order:
 
-- ``merkle.py``      hashing, the append-only tree stored as tiles, proofs, pure verifiers;
+- ``merkle/``       hashing, the tile layout, the append-only tree, proofs from tiles, pure verifiers
+                     (one module each; its ``__init__`` is the reading guide);
 - ``note.py``        signed notes (c2sp.org/signed-note) and Ed25519 keys, timestamped cosignatures
                      (c2sp.org/tlog-cosignature, type 0x04);
 - ``checkpoint.py``  the checkpoint note body (c2sp.org/tlog-checkpoint);

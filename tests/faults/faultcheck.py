@@ -293,7 +293,7 @@ def check(settings, expected: Expected, *, verify: bool = True, codec=None, brok
     # Per-key order of each producer's events, by first arrival.
     if expected.emit_orders:
         first: dict[str, tuple[tuple, int]] = {}  # event id -> ((topic, key), offset of first arrival)
-        for (topic, partition, offset), r in sorted(broker.items()):
+        for (topic, _partition, offset), r in sorted(broker.items()):
             if r.event_id is not None and r.event_id not in first:
                 first[r.event_id] = ((topic, r.key), offset)
         for order in expected.emit_orders:

@@ -66,7 +66,9 @@ ORDER = ("writer SIGKILL", "broker SIGKILL", "broker unreachable", "producer SIG
 
 def table_text() -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    rank = lambda row: next((i for i, p in enumerate(ORDER) if row.scenario.startswith(p)), len(ORDER))
+    def rank(row) -> int:
+        return next((i for i, p in enumerate(ORDER) if row.scenario.startswith(p)), len(ORDER))
+
     for row in sorted(ROWS, key=rank):
         lines.append("| " + " | ".join(str(v) for v in vars(row).values()) + " |")
     return "\n".join(lines)

@@ -39,7 +39,7 @@ def test_bad_records_everywhere_rejected_once_then_reprocessed_after_installing_
         by_type.setdefault(e["type"], e)
     for suffix, etype in EVENT_TYPE_OF_TOPIC.items():
         for _ in range(bad_copies):
-            for kind, value in bad_values(v1, {etype: by_type[etype]})[etype]:
+            for _kind, value in bad_values(v1, {etype: by_type[etype]})[etype]:
                 plan.insert(rng.randrange(len(plan) + 1), ("bad", settings.topic_prefix + suffix, b"bad-key", value, None))
 
     producer = raw_producer(settings)

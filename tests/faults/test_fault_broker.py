@@ -6,7 +6,6 @@ import random
 import threading
 import time
 
-import pytest
 from faultcheck import Expected, check
 from faultkit import WriterProcess, catch_up, record, scale
 from traffic import acknowledged, emit_acknowledged

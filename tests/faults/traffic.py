@@ -15,8 +15,8 @@ from pathlib import Path
 from fastavro import schemaless_writer
 
 from ledger.errors import BrokerError
-from ledger.kafka.topics import topic_for
 from ledger.kafka import open_producer
+from ledger.kafka.topics import topic_for
 from ledger.produce.producer import AuditProducer, wire_record
 
 BAD_KINDS = ("not-avro", "unknown-fingerprint", "truncated", "invalid-event", "oversized", "null-value")

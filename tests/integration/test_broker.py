@@ -140,7 +140,7 @@ def test_broker_command_creates_topics_and_stops_cleanly_on_sigterm(tmp_path):
             lines.append(line)
             if line.startswith("Ctrl-C"):
                 break
-        ready = next((l for l in lines if l.startswith("broker ready: ")), None)
+        ready = next((text for text in lines if text.startswith("broker ready: ")), None)
         assert ready, "".join(lines)
         bootstrap = ready.split()[2]
         assert set(answers(bootstrap)) >= {"cli.access", "cli.sharing", "cli.disclosure", "cli.consent", "cli.dlq"}

@@ -138,7 +138,7 @@ def test_checking_the_outbox_file_keeps_this_processs_sqlite_locks(tmp_path):
     the live connection and a write lock held elsewhere no longer stopped our writes (they went to an
     unlinked WAL). Now a put waits for another process's write lock and fails after its bounded wait.
     """
-    from ledger.produce.outbox import check_outbox_file
+    from ledger.produce.outbox_file import check_outbox_file
 
     path = tmp_path / "o.db"
     outbox = Outbox(path, Settings.load(env={}, bootstrap_servers="127.0.0.1:1"), relay=False, write_timeout=1.0)

@@ -3,7 +3,7 @@
     server = start_server(db_path, tmp_path)          # keys made, process started, /healthz answered
     server.token("audit:read", holder="emp-audit")     # a signed token
     httpx.get(server.url + "/v1/heads", headers=server.auth(token))
-    server.stop()                                      # SIGTERM, then SIGKILL after 10 s
+    server.stop()                                      # SIGTERM, then SIGKILL after 15 s
 
 ``hostile_events()`` are events whose free-text fields (and one customer id)
 carry markup, quotes and control characters, for the escaping tests.
@@ -12,7 +12,6 @@ carry markup, quotes and control characters, for the escaping tests.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+from processes import stop_process
 
 from ledger.http.tokens import issue_token, write_keypair
 
@@ -63,13 +63,7 @@ class Server:
         return headers
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tlog_fixtures import LOG_KEY, LOG_ORIGIN, TIMESTAMP, WITNESS_KEY, fixed_signer  # noqa: E402
+from tlog_fixtures import LOG_KEY, LOG_ORIGIN, TIMESTAMP, WITNESS_KEY, fixed_signer
 
 REPORT_KEY = fixed_signer("reports.example.com/2026", 5)
 IMPOSTOR_REPORT_KEY = fixed_signer("reports.example.com/2026", 6)  # the report key's name, another key

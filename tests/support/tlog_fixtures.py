@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ledger.tlog import merkle, note  # noqa: E402
-from ledger.tlog.chain import leaf_bytes, leaf_hash  # noqa: E402
-from ledger.tlog.checkpoint import Checkpoint  # noqa: E402
-from ledger.tlog.receipt import make_receipt  # noqa: E402
-from ledger.wire.record import Record  # noqa: E402
+from ledger.tlog import merkle, note
+from ledger.tlog.chain import leaf_bytes, leaf_hash
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.receipt import make_receipt
+from ledger.wire.record import Record
 
 LOG_ORIGIN = "ledger.example.com/audit"
 TIMESTAMP = 1_780_000_000  # the witnesses' cosignature time

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import tlog_fixtures as fx
 from httpkit import ROOT, free_port
+from processes import stop_process
 
 from ledger.tlog import merkle
 from ledger.tlog.checkpoint import Checkpoint
@@ -48,13 +48,7 @@ class WitnessProcess:
     proc: subprocess.Popen
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -149,7 +149,7 @@ def test_a_lift_on_another_topic_is_never_a_notice_state_change(tmp_path, topic,
         assert d["event_id"] not in subject_sees(ledger)
         # Misrouted records are never events (ledger/routing.py): kept as rejected, naming the topic.
         reasons = [r for (r,) in ledger.conn.execute("SELECT reason FROM entries WHERE status = 'rejected'")]
-        assert len(reasons) == 2 and all(r.startswith(f"routing: ") and f"on topic {topic}" in r for r in reasons)
+        assert len(reasons) == 2 and all(r.startswith("routing: ") and f"on topic {topic}" in r for r in reasons)
         assert anomalies == []
 
 

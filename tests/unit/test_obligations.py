@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from fill import cached_ledger, filled, ledger, recorded_by, workload  # noqa: F401 (fixtures)
 
 from ledger.audit.obligations import DEFAULT_DUE, CaseBook, Recorded, obligations

@@ -14,10 +14,12 @@ import threading
 import time
 
 import pytest
+
 from ledger.config import Settings
 from ledger.dev.simulate import simulate
 from ledger.errors import StoreError
-from ledger.produce.outbox import Outbox, RelayedElsewhere, quarantine
+from ledger.produce.outbox import Outbox, RelayedElsewhere
+from ledger.produce.outbox_relay import quarantine
 from ledger.produce.producer import wire_record
 from ledger.wire.codec import default_codec
 

@@ -253,7 +253,10 @@ def day(n: float) -> datetime:
     return T0 + timedelta(days=n)
 
 
-def disclosure(eid, subjects=("cust-000001",), at=T0, status="PENDING", due_by=day(30),
+DAY_30 = day(30)
+
+
+def disclosure(eid, subjects=("cust-000001",), at=T0, status="PENDING", due_by=DAY_30,
                delay_until=None, order_ref=None) -> dict:
     return {"type": "LegalDisclosure", "event_id": eid, "occurred_at": at, "subject_ids": list(subjects),
             "actor": {"id": "emp-6001"}, "recipient": {"id": "auth-fbi", "kind": "OTHER"},

@@ -7,7 +7,8 @@ attribute or ``getattr(..., "conn")``. A second backend then implements
 ledger/store/ (reads.py and the Ledger's methods) and nothing else.
 
 Exceptions, each a module that owns a file that is not the ledger:
-- ledger/produce/outbox.py: the SDK's outbox file (its own tables ``outbox``, ``outbox_quarantine``);
+- ledger/produce/outbox.py, outbox_file.py, outbox_relay.py: the SDK's outbox file (its own tables
+  ``outbox``, ``outbox_quarantine``);
 - ledger/tlog/witness.py: a witness's state file (``checkpoints``, ``evidence``);
 - ledger/tlog/follow.py: a witness follower's tables in that file (``follow_positions``, ``follow_cosigned``);
 - ledger/audit/flat_export.py: the flat export's output file, built with sqlite-utils (``db.conn``
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2] / "ledger"
 STORE = ROOT / "store"
 EXCEPTIONS = {
     "produce/outbox.py": "owns the SDK's outbox file",
+    "produce/outbox_file.py": "owns the SDK's outbox file (its tables and checks)",
+    "produce/outbox_relay.py": "owns the SDK's outbox file (sends and deletes its rows)",
     "tlog/witness.py": "owns a witness's state file",
     "tlog/follow.py": "owns a witness follower's tables in the witness's state file",
     "audit/flat_export.py": "owns the flat export's output file (sqlite-utils)",

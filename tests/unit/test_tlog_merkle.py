@@ -154,9 +154,9 @@ class ReferenceTree:
 
     def __init__(self, leaves: list[bytes]):
         self.leaves = leaves
+        self.mth = functools.cache(self._mth)  # per tree: a cache on the class would keep every tree alive
 
-    @functools.lru_cache(maxsize=None)
-    def mth(self, start: int, end: int) -> bytes:
+    def _mth(self, start: int, end: int) -> bytes:
         n = end - start
         if n == 0:
             return sha256(b"").digest()

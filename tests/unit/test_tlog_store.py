@@ -12,9 +12,9 @@ import sqlite3
 import pytest
 
 from ledger.dev.simulate import simulate
+from ledger.errors import StoreError
 from ledger.ingest.pipeline import Ingestor
-from ledger.store import Ledger
-from ledger.store import tiles
+from ledger.store import Ledger, tiles
 from ledger.tlog.merkle import root_of
 from ledger.wire.codec import default_codec
 from tests.support.fill import ingest_records, to_records
@@ -96,11 +96,11 @@ def test_a_rolled_back_batch_leaves_no_tiles_and_the_tree_resumes(records, tmp_p
         rows = prepared.rows
         bad = list(rows.offsets)
         rows.offsets = bad + bad  # a duplicate primary key: the transaction fails after the tiles were put
-        with pytest.raises(Exception):
+        with pytest.raises(StoreError, match="UNIQUE constraint failed: offsets"):
             led.append(rows)
         rows.offsets = bad
         led.append(rows)
-        for (topic, partition), (size, root) in tiles.roots(led.conn).items():
+        for (topic, partition), (_size, root) in tiles.roots(led.conn).items():
             assert root == root_of(tiles.partition_leaves(led.conn, topic, partition))
     finally:
         led.close()

@@ -16,9 +16,8 @@ from ledger.errors import StoreError, VerificationError
 from ledger.ingest.pipeline import reprocess
 from ledger.store import Head, Ledger, iter_entries, read_heads
 from ledger.tlog.chain import leaf_hash, link
+from ledger.tlog.merkle import MemoryHashStore, MerkleTree
 from ledger.wire.codec import Codec
-
-from ledger.tlog.merkle import MemoryHashStore, MerkleTree  # noqa: E402
 
 TAMPER_DIR = Path(__file__).parent.parent / "data" / "tamper"
 TAMPER_CASES = sorted(TAMPER_DIR.glob("*.json"))
