@@ -167,6 +167,13 @@ class Outbox:
                 except BaseException:
                     self._forget(ids)
                     raise
+                if self._failure is not None:
+                    # The relay died after put() checked: _fail has already settled the futures it
+                    # knew of, so settle these here or their callers would wait forever. The rows
+                    # stay stored for `ledger outbox drain`.
+                    for item in batch:
+                        item.future.set_exception(self._failure)
+                    self._forget(ids)
             self.group_commits += 1
             for item in batch:
                 item.error = None

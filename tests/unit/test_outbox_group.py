@@ -151,3 +151,26 @@ def test_a_process_that_does_not_relay_settles_its_deliveries_when_the_relayer_d
                 futures[2].result(0)
         finally:
             box.close()
+
+
+def test_a_relay_that_dies_between_the_check_and_the_commit_still_settles_the_put(tmp_path):
+    """_fail settles only the futures it knows; a put already past its check must settle its own."""
+    from ledger.errors import OutboxRelayError
+
+    box = Outbox(tmp_path / "outbox.db", NOWHERE, relay=False)
+    try:
+        real_commit = box._commit
+
+        def relay_dies_first(batch):  # the relay fails after put() checked, before the rows are registered
+            box._fail(RuntimeError("gone"))
+            real_commit(batch)
+
+        box._commit = relay_dies_first
+        future = box.put(wires(1)[0])
+        assert future.done(), "the delivery of a row committed after the relay died was never settled"
+        with pytest.raises(OutboxRelayError, match="relay stopped"):
+            future.result(timeout=0)
+        assert len(stored_ids(box.path)) == 1, "the row must stay stored for `ledger outbox drain`"
+        assert not box._futures
+    finally:
+        box._conn.close()
