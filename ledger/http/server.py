@@ -5,7 +5,9 @@ and records every answered read through a durable outbox (default: beside
 the ledger, ``LEDGER.reads-outbox.db``; it needs a writable directory, the
 ledger file does not).
 
-``--workers N`` runs N uvicorn processes on one socket. Each builds the same
+``--workers N`` runs N uvicorn processes, each with its own SO_REUSEPORT
+socket on the one port so that the kernel spreads the connections
+(workers.py; uvicorn's shared socket where the platform lacks it). Each builds the same
 application from the configuration the parent checked (passed in the
 environment variable :data:`WORKER_ENV`, with one cursor secret for all, so
 a page cursor made by one worker is read by any); they share the outbox
@@ -235,7 +237,13 @@ def serve(config: ServeConfig) -> int:
     # Checked here, once, so that a bad key or ledger is one clean error rather than N failing workers.
     _, recorder = build(config)
     recorder.close(timeout=0)
-    os.environ[WORKER_ENV] = json.dumps({"config": config.to_json(), "cursor_secret": secrets.token_hex(32)})
+    handed = json.dumps({"config": config.to_json(), "cursor_secret": secrets.token_hex(32)})
+    from .workers import reuseport_available, run_workers
+
+    if reuseport_available():
+        return run_workers(config.host, config.port, config.workers, common, handed)
+    # No SO_REUSEPORT here: uvicorn's supervisor and its one shared socket.
+    os.environ[WORKER_ENV] = handed
     try:
         uvicorn.run("ledger.http.server:worker_app", factory=True, workers=config.workers, **common)
     finally:
