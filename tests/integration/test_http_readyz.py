@@ -109,3 +109,31 @@ def test_readyz_answers_promptly_when_the_broker_is_unreachable_or_silent(tmp_pa
                 server.stop()
     finally:
         silent.close()
+
+
+def test_an_expired_lag_answer_is_given_at_once_while_a_new_probe_runs():
+    """Past its ttl the last answer comes back at once (a silent broker made the probe take its whole timeout)
+    and the probe started then replaces it: only the first request ever waits for the broker."""
+    from ledger.config import Settings
+    from ledger.http.readiness import KafkaLag
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        lag = KafkaLag(Settings.load(env={}, bootstrap_servers=f"127.0.0.1:{silent.getsockname()[1]}"),
+                       timeout=1.0, ttl=0.2)
+        started = time.monotonic()
+        first = lag.report({})
+        assert time.monotonic() - started >= 0.9 and first["status"] == "unreachable"  # the first one waits
+        time.sleep(0.3)  # past the ttl
+        started = time.monotonic()
+        again = lag.report({})
+        assert time.monotonic() - started < 0.2, "an expired answer made the request wait for the broker"
+        assert again is first
+        deadline = time.monotonic() + 10
+        while lag.report({})["checked_at"] == first["checked_at"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lag.report({})["checked_at"] > first["checked_at"]  # the background probe replaced it
+    finally:
+        silent.close()
