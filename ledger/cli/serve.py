@@ -96,6 +96,9 @@ def register(subparsers, common) -> None:
     s.add_argument("--log-vkey", action="append", metavar="FILE",
                    help="the log's verifier key (.vkey from `ledger keys generate`), served at /v1/log-vkey and "
                         "used by the pages that verify receipts and checkpoints; repeatable (key rotation)")
+    s.add_argument("--witness-vkey", action="append", metavar="FILE",
+                   help="a witness's verifier key (.vkey of `ledger keys generate NAME --out DIR --cosigner`): its "
+                        "cosignatures on the checkpoints are checked and shown as verified; repeatable")
     s.add_argument("--report-key", metavar="FILE",
                    help="a report key (`ledger keys generate NAME --out DIR --report`, not the log's key): signs "
                         "the reports of /v1/subjects/{id}/report?signed=true; its vkey is served at /v1/report-vkey")
