@@ -88,10 +88,12 @@ def add_report_customer(path: Path, events: int) -> None:
 
 
 def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, clients: int, duration: float,
-                subjects: int, seed: int, plain: bool = False) -> dict:
+                subjects: int, seed: int, plain: bool = False, threads: int | None = None) -> dict:
     from httpkit import start_server
 
     extra = () if plain else ("--workers", str(workers), "--server-timing")
+    if threads is not None:
+        extra += ("--threads", str(threads))
     server = start_server(db, tmp, bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
                           extra=extra)
     try:
@@ -228,6 +230,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3,
                     help="runs per configuration; medians printed (default 3; 0: only the in-process figures)")
     ap.add_argument("--workers", default="2", help="server processes, comma-separated to compare (default 2)")
+    ap.add_argument("--threads", type=int, default=None, help="the server's --threads (default: its own default)")
     ap.add_argument("--report-events", type=int, default=1000, help="events of the report customer (default 1000)")
     ap.add_argument("--rebuild", action="store_true", help="build the ledger again")
     ap.add_argument("--plain-server", action="store_true",
@@ -249,7 +252,7 @@ def main() -> int:
             for run in range(args.runs):
                 r = who_saw_run(db, settings, tmp / f"w{workers}-r{run}", workers=workers, rate=args.rate,
                                 clients=args.clients, duration=args.duration, subjects=subjects, seed=run,
-                                plain=args.plain_server)
+                                plain=args.plain_server, threads=args.threads)
                 rec = r["server_timing"].get("record", [float("nan")])
                 runs.append(r)
                 print(f"workers {workers} run {run + 1}: achieved {r['achieved']:.1f} req/s, errors "
