@@ -97,6 +97,8 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
     server = start_server(db, tmp, bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
                           extra=extra)
     try:
+        if workers > 1:
+            wait_for_listeners(int(server.url.rsplit(":", 1)[1]), workers)
         token = server.token("audit:read", holder="emp-bench")
         rng = random.Random(seed)
         paths = [f"/v1/subjects/{subject_id(rng.randrange(subjects))}/who-saw" for _ in range(int(rate * duration))]
@@ -122,6 +124,28 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         return result
     finally:
         server.stop()
+
+
+def wait_for_listeners(port: int, workers: int, timeout: float = 15.0) -> None:
+    """Until ``workers`` sockets listen on ``port`` (one per worker with SO_REUSEPORT), at most ``timeout`` s.
+
+    /healthz answers once the first worker listens; keep-alive connections opened before the others
+    listen would all stay with it. A server whose workers share one socket shows one listener: the
+    wait then ends at ``timeout``, which gives its workers the same time to start.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                return  # not Linux: nothing to wait on
+            listening += sum(1 for line in lines if line.split()[3] == "0A"
+                             and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
+        if listening >= workers:
+            return
+        time.sleep(0.2)
 
 
 def process_tree_cpu(pid: int) -> float:
