@@ -159,3 +159,45 @@ def test_server_timing_is_sent_only_when_asked_for_and_names_the_recording(tmp_p
             assert health.headers["server-timing"].startswith("app;dur=")  # nothing recorded: app alone
         finally:
             server.stop()
+
+
+def test_two_workers_serve_tls_with_the_certificate_given(tmp_path):
+    """--workers 2 --certfile/--keyfile: each worker's own socket speaks TLS with that certificate."""
+    import ssl
+    import subprocess
+    import sys
+
+    from httpkit import ROOT, free_port
+    from witnesskit import self_signed_certificate
+
+    from ledger.http.tokens import write_keypair
+
+    db = fill_ledger(tmp_path / "ledger.db", simulate(seed=11, events=50, subjects=2).events).path
+    cert, key = self_signed_certificate(tmp_path)
+    _, public = write_keypair(tmp_path / "api.key")
+    port = free_port()
+    env = dict(os.environ, LEDGER_BOOTSTRAP_SERVERS="127.0.0.1:1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ledger", "serve", "--db", str(db), "--listen",
+                                 f"127.0.0.1:{port}", "--token-key", str(public), "--workers", "2",
+                                 "--outbox", str(tmp_path / "outbox.db"), "--certfile", str(cert),
+                                 "--keyfile", str(key)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        deadline, answered = time.monotonic() + 60, None
+        while time.monotonic() < deadline and answered is None:
+            try:
+                answered = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=context, timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answered is not None and answered.status_code == 200, (tmp_path / "server.log").read_text()
+        while len(worker_pids(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(worker_pids(proc.pid)) == 2
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # plain HTTP is not served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

@@ -30,3 +30,18 @@ def test_two_workers_listen_on_one_port_and_the_parent_reservation_takes_no_conn
     finally:
         for s in (reserved, first, second):
             s.close()
+
+
+def test_a_port_taken_by_another_program_is_a_clean_error_naming_the_address():
+    from ledger.errors import ConfigError
+    from ledger.http.workers import run_workers
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(ConfigError, match=f"--listen 127.0.0.1:{port}: cannot bind"):
+            run_workers("127.0.0.1", port, 2, {}, "{}")
+    finally:
+        taken.close()
