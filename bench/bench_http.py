@@ -88,13 +88,17 @@ def add_report_customer(path: Path, events: int) -> None:
 
 
 def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, clients: int, duration: float,
-                subjects: int, seed: int, plain: bool = False) -> dict:
+                subjects: int, seed: int, plain: bool = False, threads: int | None = None) -> dict:
     from httpkit import start_server
 
     extra = () if plain else ("--workers", str(workers), "--server-timing")
+    if threads is not None:
+        extra += ("--threads", str(threads))
     server = start_server(db, tmp, bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
                           extra=extra)
     try:
+        if workers > 1:
+            wait_for_listeners(int(server.url.rsplit(":", 1)[1]), workers)
         token = server.token("audit:read", holder="emp-bench")
         rng = random.Random(seed)
         paths = [f"/v1/subjects/{subject_id(rng.randrange(subjects))}/who-saw" for _ in range(int(rate * duration))]
@@ -120,6 +124,28 @@ def who_saw_run(db: Path, settings, tmp: Path, *, workers: int, rate: float, cli
         return result
     finally:
         server.stop()
+
+
+def wait_for_listeners(port: int, workers: int, timeout: float = 15.0) -> None:
+    """Until ``workers`` sockets listen on ``port`` (one per worker with SO_REUSEPORT), at most ``timeout`` s.
+
+    /healthz answers once the first worker listens; keep-alive connections opened before the others
+    listen would all stay with it. A server whose workers share one socket shows one listener: the
+    wait then ends at ``timeout``, which gives its workers the same time to start.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                return  # not Linux: nothing to wait on
+            listening += sum(1 for line in lines if line.split()[3] == "0A"
+                             and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
+        if listening >= workers:
+            return
+        time.sleep(0.2)
 
 
 def process_tree_cpu(pid: int) -> float:
@@ -228,6 +254,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3,
                     help="runs per configuration; medians printed (default 3; 0: only the in-process figures)")
     ap.add_argument("--workers", default="2", help="server processes, comma-separated to compare (default 2)")
+    ap.add_argument("--threads", type=int, default=None, help="the server's --threads (default: its own default)")
     ap.add_argument("--report-events", type=int, default=1000, help="events of the report customer (default 1000)")
     ap.add_argument("--rebuild", action="store_true", help="build the ledger again")
     ap.add_argument("--plain-server", action="store_true",
@@ -249,7 +276,7 @@ def main() -> int:
             for run in range(args.runs):
                 r = who_saw_run(db, settings, tmp / f"w{workers}-r{run}", workers=workers, rate=args.rate,
                                 clients=args.clients, duration=args.duration, subjects=subjects, seed=run,
-                                plain=args.plain_server)
+                                plain=args.plain_server, threads=args.threads)
                 rec = r["server_timing"].get("record", [float("nan")])
                 runs.append(r)
                 print(f"workers {workers} run {run + 1}: achieved {r['achieved']:.1f} req/s, errors "

@@ -96,12 +96,16 @@ def register(subparsers, common) -> None:
     s.add_argument("--log-vkey", action="append", metavar="FILE",
                    help="the log's verifier key (.vkey from `ledger keys generate`), served at /v1/log-vkey and "
                         "used by the pages that verify receipts and checkpoints; repeatable (key rotation)")
+    s.add_argument("--witness-vkey", action="append", metavar="FILE",
+                   help="a witness's verifier key (.vkey of `ledger keys generate NAME --out DIR --cosigner`): its "
+                        "cosignatures on the checkpoints are checked and shown as verified; repeatable")
     s.add_argument("--report-key", metavar="FILE",
                    help="a report key (`ledger keys generate NAME --out DIR --report`, not the log's key): signs "
                         "the reports of /v1/subjects/{id}/report?signed=true; its vkey is served at /v1/report-vkey")
     s.add_argument("--log-origin", metavar="ORIGIN", help="log origin of the checkpoints (env LEDGER_LOG_ORIGIN)")
     s.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="server processes on the one socket, sharing the outbox (default 1)")
+                   help="server processes on the one port (a SO_REUSEPORT socket each: the kernel spreads the "
+                        "connections), sharing the outbox and the cursor secret (default 1)")
     s.add_argument("--threads", type=int, default=8, metavar="N",
                    help="threads per process that run the queries (default 8)")
     s.add_argument("--server-timing", action="store_true",

@@ -51,6 +51,7 @@ class ServerState:
     secure_cookies: bool = False
     log_origin: str = "ledger.local/audit"
     log_vkeys: tuple = ()  # tlog.note.Verifier of the log key(s) given to --log-vkey
+    witness_vkeys: tuple = ()  # tlog.note.Verifier of the witnesses' keys given to --witness-vkey
     report_signer: object = None  # tlog.note.Signer of --report-key: signs subject reports; None: not configured
     kafka_lag: object = None  # readiness.KafkaLag; None: Kafka not configured
     #: Threads that run the routes' SQLite work (anyio's default is 40). The queries hold the GIL

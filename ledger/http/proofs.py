@@ -66,6 +66,7 @@ class CheckpointInfo(BaseModel):
 class CheckpointsBody(BaseModel):
     items: list[CheckpointInfo]
     log_vkeys: list[str]
+    witness_vkeys: list[str]  # the witnesses' keys given to --witness-vkey (their cosignatures are checked)
 
 
 class VkeyBody(BaseModel):
@@ -89,13 +90,17 @@ def _ms_text(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def describe_checkpoint(cp, vkeys) -> dict:
-    """A stored checkpoint with the status of each signature line as the server's configured keys see it."""
+def describe_checkpoint(cp, vkeys, witness_vkeys=()) -> dict:
+    """A stored checkpoint with the status of each signature line as the server's configured keys see it.
+
+    ``vkeys`` are the log's keys (--log-vkey), ``witness_vkeys`` the witnesses' (--witness-vkey): a
+    cosignature by a key given to neither is "unknown key", verified None.
+    """
     from ledger.tlog.checkpoint import key_covers
     from ledger.tlog.errors import TlogError
     from ledger.tlog.note import COSIGNATURE_V1, b64, parse_note
 
-    by_key = {(v.name, v.key_id): v for v in vkeys}
+    by_key = {(v.name, v.key_id): v for v in (*vkeys, *witness_vkeys)}
     note = parse_note(cp.note)
     text = note.text.encode("utf-8")
     sigs, log_ok = [], None
@@ -133,7 +138,7 @@ def checkpoints_of(request: Request) -> list[dict]:
     except StoreError:
         raise ApiError(503, "ledger_unavailable", "the ledger's checkpoints cannot be read now (a ledger of an "
                        "older format has none: rebuild it with `ledger replay`)") from None
-    return [describe_checkpoint(cp, s.log_vkeys) for cp in stored]
+    return [describe_checkpoint(cp, s.log_vkeys, s.witness_vkeys) for cp in stored]
 
 
 # -- public ------------------------------------------------------------------------------------------
@@ -142,8 +147,8 @@ def checkpoints_of(request: Request) -> list[dict]:
 def checkpoints_route(request: Request):
     check_params(request, ())
     s = state(request)
-    return JSONResponse({"items": checkpoints_of(request), "log_vkeys": [v.vkey for v in s.log_vkeys]},
-                        headers=REVALIDATE)
+    return JSONResponse({"items": checkpoints_of(request), "log_vkeys": [v.vkey for v in s.log_vkeys],
+                         "witness_vkeys": [v.vkey for v in s.witness_vkeys]}, headers=REVALIDATE)
 
 
 @public_router.get("/checkpoints/{origin:path}", responses={**_ERRORS, 200: {

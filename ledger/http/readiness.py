@@ -4,10 +4,12 @@
     kafka_lag_report(lag, ledger)            # a JSON-able dict; never raises, never waits long
 
 The probe (ledger.kafka.lag.end_offsets: high watermark minus the ledger's next offset, per
-event partition) runs in a thread of its own with a short timeout; a request waits for it at
-most ``timeout`` + 0.5 s and then answers "no answer", so a dead or slow broker never hangs
-/readyz. Any answer, the failures too, is kept for ``ttl`` seconds: a load balancer polling
-/readyz every second costs the broker one probe per ``ttl``.
+event partition) runs in a thread of its own with a short timeout. Any answer, the failures
+too, is kept for ``ttl`` seconds: a load balancer polling /readyz every second costs the broker
+one probe per ``ttl``. Once it is older, a request gets it at once (its ``checked_at`` tells its
+age) and starts a new probe in the background; only the first request of the process waits for
+a probe, at most ``timeout`` + 0.5 s, and then answers "no answer", so a dead or slow broker
+never holds up /readyz.
 """
 
 from __future__ import annotations
@@ -37,13 +39,18 @@ class KafkaLag:
 
     def report(self, positions: dict) -> dict:
         with self._lock:
-            if self._answer is not None and time.monotonic() - self._answered_at < self.ttl:
-                return self._answer
+            answer = self._answer
+            if answer is not None and time.monotonic() - self._answered_at < self.ttl:
+                return answer
             done = self._running
             if done is None:
                 done = self._running = threading.Event()
                 threading.Thread(target=self._probe, args=(dict(positions), done), daemon=True,
                                  name="readyz-kafka-lag").start()
+            if answer is not None:
+                # The last answer (its checked_at says how old) while the probe refreshes it: a
+                # broker that is down makes no /readyz wait, only the very first one.
+                return answer
         if not done.wait(self.timeout + 0.5):
             return {"configured": True, "status": "unreachable", "checked_at": _now_text(),
                     "message": f"the broker ({self.settings.bootstrap_servers}) did not answer within "

@@ -5,7 +5,9 @@ and records every answered read through a durable outbox (default: beside
 the ledger, ``LEDGER.reads-outbox.db``; it needs a writable directory, the
 ledger file does not).
 
-``--workers N`` runs N uvicorn processes on one socket. Each builds the same
+``--workers N`` runs N uvicorn processes, each with its own SO_REUSEPORT
+socket on the one port so that the kernel spreads the connections
+(workers.py; uvicorn's shared socket where the platform lacks it). Each builds the same
 application from the configuration the parent checked (passed in the
 environment variable :data:`WORKER_ENV`, with one cursor secret for all, so
 a page cursor made by one worker is read by any); they share the outbox
@@ -43,6 +45,7 @@ class ServeConfig:
     keyfile: str | None = None
     request_seconds: float = 10.0
     log_vkeys: tuple[str, ...] = ()  # paths of the log's verifier key files (--log-vkey)
+    witness_vkeys: tuple[str, ...] = ()  # paths of witnesses' verifier key files (--witness-vkey)
     report_key: str | None = None  # path of the report key that signs subject reports (--report-key)
     kafka_configured: bool = False  # --bootstrap-servers or LEDGER_BOOTSTRAP_SERVERS given: /readyz measures lag
     workers: int = 1
@@ -66,6 +69,7 @@ class ServeConfig:
                    keyfile=args.keyfile, request_seconds=args.request_timeout, workers=args.workers,
                    threads=args.threads, server_timing=args.server_timing,
                    log_vkeys=tuple(getattr(args, "log_vkey", None) or ()),
+                   witness_vkeys=tuple(getattr(args, "witness_vkey", None) or ()),
                    report_key=getattr(args, "report_key", None),
                    kafka_configured=bool(getattr(args, "bootstrap_servers", None)
                                          or os.environ.get("LEDGER_BOOTSTRAP_SERVERS", "").strip()))
@@ -106,12 +110,13 @@ def build(config: ServeConfig, cursor_secret: bytes | None = None):
     Ledger.open(config.settings.db, readonly=True).close()  # refuse to start on a missing or foreign file
     # Key files are checked before the outbox is made: a refused start leaves nothing behind.
     log_vkeys = load_log_vkeys(config.log_vkeys, config.settings.log_origin)
+    witness_vkeys = load_witness_vkeys(config.witness_vkeys)
     report_signer = load_report_signer(config.report_key, config.settings.log_origin)
     recorder = ReadRecorder(config.outbox_path(), config.settings, source_service=config.source_service,
                             write_timeout=min(RECORD_WAIT_SECONDS, config.request_seconds / 4))
     state = ServerState(Path(config.settings.db), verifier, recorder, secure_cookies=bool(config.certfile),
                         request_seconds=config.request_seconds, log_origin=config.settings.log_origin,
-                        log_vkeys=log_vkeys, report_signer=report_signer,
+                        log_vkeys=log_vkeys, witness_vkeys=witness_vkeys, report_signer=report_signer,
                         kafka_lag=KafkaLag(config.settings) if config.kafka_configured else None,
                         threads=config.threads,
                         server_timing=config.server_timing,
@@ -138,6 +143,27 @@ def load_log_vkeys(paths, log_origin: str) -> tuple:
         if not key_covers(v.name, log_origin + "/x"):
             raise ConfigError(f"--log-vkey {path}: the key is named {v.name!r}, which does not cover the log "
                               f"origin {log_origin!r} (LEDGER_LOG_ORIGIN or --log-origin)")
+        keys.append(v)
+    return tuple(keys)
+
+
+def load_witness_vkeys(paths) -> tuple:
+    """Witnesses' verifier keys from ``--witness-vkey`` files; ConfigError naming the file when one is not a
+    witness's key (signature type 04, c2sp.org/tlog-cosignature)."""
+    from ..tlog.errors import TlogError
+    from ..tlog.keyfile import load_verifier
+    from ..tlog.note import COSIGNATURE_V1
+
+    keys = []
+    for path in paths:
+        try:
+            v = load_verifier(path)
+        except (TlogError, OSError) as err:
+            raise ConfigError(f"--witness-vkey {path}: {err}") from err
+        if v.sig_type != COSIGNATURE_V1:
+            raise ConfigError(f"--witness-vkey {path}: signature type {v.sig_type:02x} is not a witness's key; a "
+                              f"witness's vkey has type {COSIGNATURE_V1:02x} (`ledger keys generate NAME --out DIR "
+                              "--cosigner`); the log's own key goes to --log-vkey")
         keys.append(v)
     return tuple(keys)
 
@@ -235,7 +261,13 @@ def serve(config: ServeConfig) -> int:
     # Checked here, once, so that a bad key or ledger is one clean error rather than N failing workers.
     _, recorder = build(config)
     recorder.close(timeout=0)
-    os.environ[WORKER_ENV] = json.dumps({"config": config.to_json(), "cursor_secret": secrets.token_hex(32)})
+    handed = json.dumps({"config": config.to_json(), "cursor_secret": secrets.token_hex(32)})
+    from .workers import reuseport_available, run_workers
+
+    if reuseport_available():
+        return run_workers(config.host, config.port, config.workers, common, handed)
+    # No SO_REUSEPORT here: uvicorn's supervisor and its one shared socket.
+    os.environ[WORKER_ENV] = handed
     try:
         uvicorn.run("ledger.http.server:worker_app", factory=True, workers=config.workers, **common)
     finally:

@@ -141,6 +141,27 @@ def test_serve_refuses_a_witness_key_or_a_key_of_another_log_as_log_vkey(server,
         assert "Traceback" not in done.stderr
 
 
+def test_serve_refuses_a_log_key_as_witness_vkey_naming_the_file_and_starts_with_a_witness_key(server, tmp_path):
+    """--witness-vkey takes witness keys (type 04) only; one given is listed by /v1/checkpoints."""
+    done = cli("keys", "generate", ORIGIN, "--out", str(tmp_path / "log"))
+    assert done.returncode == 0, done.stderr
+    log_vkey = next((tmp_path / "log").glob("*.vkey"))
+    done = cli("serve", "--token-key", str(server.public), "--witness-vkey", str(log_vkey),
+               "--listen", "127.0.0.1:1", db=server.db)
+    assert done.returncode != 0 and str(log_vkey) in done.stderr and "not a witness's key" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    done = cli("keys", "generate", "witness.example.org/w1", "--out", str(tmp_path / "w"), "--cosigner")
+    assert done.returncode == 0, done.stderr
+    witness_vkey = next((tmp_path / "w").glob("*.vkey"))
+    with_witness = start_server(server.db, tmp_path / "serve", extra=("--witness-vkey", str(witness_vkey)))
+    try:
+        body = httpx.get(with_witness.url + "/v1/checkpoints", timeout=30).json()
+        assert body["witness_vkeys"] == [witness_vkey.read_text().strip()]
+    finally:
+        with_witness.stop()
+    assert httpx.get(server.url + "/v1/checkpoints", timeout=30).json()["witness_vkeys"] == []
+
+
 # -- receipts: audit:read only ---------------------------------------------------------------------
 def test_an_auditors_receipt_verifies_offline_and_the_read_is_recorded(server, subject):
     """The receipt is `ledger prove`'s; verify_receipt accepts it; its subjects' DataAccessed is in the outbox."""

@@ -34,6 +34,17 @@ def kafka_of(server) -> dict:
     return r.json()["kafka"]
 
 
+def refreshed(server, behind: int, within: float = 5.0) -> dict:
+    """The lag answer once it says ``behind``: past the ttl the first answer is the last one (given at once)
+    while the new probe runs, then the probe's."""
+    deadline = time.monotonic() + within
+    while True:
+        lag = kafka_of(server)
+        if lag["records_behind"] == behind or time.monotonic() > deadline:
+            return lag
+        time.sleep(0.1)
+
+
 def test_readyz_reports_each_partitions_lag_behind_the_broker(settings, tmp_path, monkeypatch, kafka_client):
     """Per partition: broker end offset minus the ledger's next offset; cached for a few seconds, then fresh."""
     monkeypatch.setenv("LEDGER_KAFKA_CLIENT", kafka_client)
@@ -62,10 +73,10 @@ def test_readyz_reports_each_partitions_lag_behind_the_broker(settings, tmp_path
         if time.monotonic() - started < 4:
             assert kafka_of(server)["records_behind"] == 12  # the cached answer: one probe per few seconds
         time.sleep(max(0.0, started + 5.5 - time.monotonic()))
-        assert kafka_of(server)["records_behind"] == 15
+        assert refreshed(server, 15)["records_behind"] == 15
         LedgerWriter(settings, group_id=None).run(until_idle=True, install_signals=False)
         time.sleep(5.5)
-        assert kafka_of(server)["records_behind"] == 0
+        assert refreshed(server, 0)["records_behind"] == 0
     finally:
         server.stop()
 
@@ -107,5 +118,33 @@ def test_readyz_answers_promptly_when_the_broker_is_unreachable_or_silent(tmp_pa
                     assert bootstrap in lag["message"]
             finally:
                 server.stop()
+    finally:
+        silent.close()
+
+
+def test_an_expired_lag_answer_is_given_at_once_while_a_new_probe_runs():
+    """Past its ttl the last answer comes back at once (a silent broker made the probe take its whole timeout)
+    and the probe started then replaces it: only the first request ever waits for the broker."""
+    from ledger.config import Settings
+    from ledger.http.readiness import KafkaLag
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        lag = KafkaLag(Settings.load(env={}, bootstrap_servers=f"127.0.0.1:{silent.getsockname()[1]}"),
+                       timeout=1.0, ttl=0.2)
+        started = time.monotonic()
+        first = lag.report({})
+        assert time.monotonic() - started >= 0.9 and first["status"] == "unreachable"  # the first one waits
+        time.sleep(0.3)  # past the ttl
+        started = time.monotonic()
+        again = lag.report({})
+        assert time.monotonic() - started < 0.2, "an expired answer made the request wait for the broker"
+        assert again is first
+        deadline = time.monotonic() + 10
+        while lag.report({})["checked_at"] == first["checked_at"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lag.report({})["checked_at"] > first["checked_at"]  # the background probe replaced it
     finally:
         silent.close()

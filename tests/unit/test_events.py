@@ -322,3 +322,38 @@ def test_unpaired_surrogates_are_refused_naming_the_field(field, value, where):
     with pytest.raises(events.ValidationError, match="unpaired surrogate") as caught:
         events.validate(event)
     assert caught.value.field.endswith(where)
+
+
+def test_assigned_event_ids_are_version_4_uuids_unique_across_threads_and_a_forked_child():
+    """Ids come from os.urandom in batches per thread: no repeats between threads, nor between a forked
+    child and its parent (the child forgets the parent's unused bytes)."""
+    import os
+    import threading
+    import uuid
+
+    from ledger.model.validator import _new_event_id
+
+    _new_event_id()  # this thread now holds unused random bytes
+    seen: list[str] = []
+
+    def take():
+        seen.extend(_new_event_id() for _ in range(500))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = seen + [_new_event_id() for _ in range(500)]
+    assert len(set(ids)) == len(ids) == 2500
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, _new_event_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child != _new_event_id()
