@@ -13,18 +13,18 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-import httpx  # noqa: E402
-from fill import fill_ledger  # noqa: E402
-from httpkit import HOSTILE, HOSTILE_ID, hostile_events, start_server  # noqa: E402
-from hypothesis import HealthCheck, given  # noqa: E402
+import httpx
+from fill import fill_ledger
+from httpkit import HOSTILE, HOSTILE_ID, hostile_events, start_server
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from ledger.audit import query  # noqa: E402
-from ledger.audit.report import build_report  # noqa: E402
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.store import Ledger  # noqa: E402
-from ledger.wire.codec import default_codec  # noqa: E402
+from ledger.audit import query
+from ledger.audit.report import build_report
+from ledger.dev.simulate import simulate
+from ledger.store import Ledger
+from ledger.wire.codec import default_codec
 
 JUSTIFY = "test: quarterly access review"
 

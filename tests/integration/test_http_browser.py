@@ -168,7 +168,7 @@ def test_hostile_strings_run_no_script_in_the_browser(world, browser):
     from selenium.common.exceptions import NoAlertPresentException
 
     with pytest.raises(NoAlertPresentException):
-        browser.switch_to.alert.text
+        _ = browser.switch_to.alert.text
 
 
 # -- verification in the browser (WebCrypto) ---------------------------------------------------------

@@ -11,20 +11,20 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-import httpx  # noqa: E402
-from fill import fill_ledger  # noqa: E402
-from httpkit import start_server  # noqa: E402
-from signed import ORIGIN, POLICY, cli, signed_ledger  # noqa: E402
+import httpx
+from fill import fill_ledger
+from httpkit import start_server
+from signed import ORIGIN, POLICY, cli, signed_ledger
 
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.model.policy import load  # noqa: E402
-from ledger.store import tiles  # noqa: E402
-from ledger.tlog.checkpoint import open_checkpoint  # noqa: E402
-from ledger.tlog.keyfile import load_verifier  # noqa: E402
-from ledger.tlog.merkle import verify_consistency  # noqa: E402
-from ledger.tlog.note import b64decode_strict  # noqa: E402
-from ledger.tlog.receipt import verify_receipt  # noqa: E402
-from ledger.wire.codec import default_codec  # noqa: E402
+from ledger.dev.simulate import simulate
+from ledger.model.policy import load
+from ledger.store import tiles
+from ledger.tlog.checkpoint import open_checkpoint
+from ledger.tlog.keyfile import load_verifier
+from ledger.tlog.merkle import verify_consistency
+from ledger.tlog.note import b64decode_strict
+from ledger.tlog.receipt import verify_receipt
+from ledger.wire.codec import default_codec
 
 JUSTIFY = "test: receipts for case AUD-7"
 

@@ -10,15 +10,15 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-import httpx  # noqa: E402
-from fill import fill_ledger  # noqa: E402
-from httpkit import start_server  # noqa: E402
-from kafkautil import read_topics  # noqa: E402
+import httpx
+from fill import fill_ledger
+from httpkit import start_server
+from kafkautil import read_topics
 
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.ingest.writer import LedgerWriter  # noqa: E402
-from ledger.produce.producer import AuditProducer  # noqa: E402
-from ledger.store import Ledger  # noqa: E402
+from ledger.dev.simulate import simulate
+from ledger.ingest.writer import LedgerWriter
+from ledger.produce.producer import AuditProducer
+from ledger.store import Ledger
 
 
 def produce(settings, events) -> None:

@@ -9,14 +9,14 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-import httpx  # noqa: E402
-from httpkit import start_server  # noqa: E402
+import httpx
+from httpkit import start_server
 
-from ledger.audit import query  # noqa: E402
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.ingest.writer import LedgerWriter  # noqa: E402
-from ledger.produce.producer import AuditProducer  # noqa: E402
-from ledger.store import Ledger  # noqa: E402
+from ledger.audit import query
+from ledger.dev.simulate import simulate
+from ledger.ingest.writer import LedgerWriter
+from ledger.produce.producer import AuditProducer
+from ledger.store import Ledger
 
 
 def run_writer(settings) -> None:
@@ -73,7 +73,7 @@ def test_every_answered_read_appears_in_the_ledger_as_its_data_accessed(settings
         api_reads = [row for row in query.accesses(ledger, "emp-aud-1")] + \
                     [row for row in query.accesses(ledger, subject) if row["source_service"] == "ledger-api"]
         by_request = {row["attributes"]["request_id"]: row for row in api_reads}
-        for request_id, path, by_subject in reads:
+        for request_id, _path, by_subject in reads:
             if not request_id:  # pages carry no X-Request-Id header: matched by route below
                 continue
             row = by_request[request_id]

@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-from httpkit import start_server  # noqa: E402
-from signed import ORIGIN, report_key, signed_ledger  # noqa: E402
+from httpkit import start_server
+from signed import ORIGIN, report_key, signed_ledger
 
 ST = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
 pytestmark = pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (it is in the test extra)")

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("jwt", reason="the http extra (PyJWT) is needed for tokens")
 
-from ledger.errors import ConfigError  # noqa: E402
-from ledger.http.tokens import (  # noqa: E402
+from ledger.errors import ConfigError
+from ledger.http.tokens import (
     TokenError,
     TokenVerifier,
     issue_token,

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-from tlog_fixtures import LOG_KEY, OTHER_WITNESS_KEY, WITNESS_KEY, sample_log  # noqa: E402
+from tlog_fixtures import LOG_KEY, OTHER_WITNESS_KEY, WITNESS_KEY, sample_log
 
-from ledger.http.proofs import describe_checkpoint  # noqa: E402
+from ledger.http.proofs import describe_checkpoint
 
 
 def stored(note_text: str, log) -> SimpleNamespace:

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-from fastapi.responses import JSONResponse  # noqa: E402
-from hostile import TERMINAL_ATTACK, payloads  # noqa: E402
+from fastapi.responses import JSONResponse
+from hostile import TERMINAL_ATTACK, payloads
 
-from ledger.http.jsonbody import PageJSONResponse  # noqa: E402
+from ledger.http.jsonbody import PageJSONResponse
 
 HOSTILE_STRINGS = [next(p) for p in [payloads()] for _ in range(7)] + [TERMINAL_ATTACK, "<script>\"'&"]
 ROWS = [

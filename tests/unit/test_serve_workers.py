@@ -14,14 +14,14 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the http extra is needed for `ledger serve`")
 
-from fill import fill_ledger  # noqa: E402
+from fill import fill_ledger
 
-from ledger.cli import main  # noqa: E402
-from ledger.config import Settings  # noqa: E402
-from ledger.dev.simulate import simulate  # noqa: E402
-from ledger.errors import ConfigError  # noqa: E402
-from ledger.http.server import WORKER_ENV, ServeConfig, worker_app  # noqa: E402
-from ledger.http.tokens import write_keypair  # noqa: E402
+from ledger.cli import main
+from ledger.config import Settings
+from ledger.dev.simulate import simulate
+from ledger.errors import ConfigError
+from ledger.http.server import WORKER_ENV, ServeConfig, worker_app
+from ledger.http.tokens import write_keypair
 
 
 @pytest.fixture
