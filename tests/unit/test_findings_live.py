@@ -149,7 +149,8 @@ def test_the_live_answer_equals_the_batch_answer_and_the_oracle(tmp_path, month,
             run = judge_ledger(ledger, now=at)
         keys = {(f.rule, f.kind, f.event_ids[0], f.subjects) for f in current(run.results) if f.finding_id in live}
         assert keys == month.expected_findings(at)
-    assert judge.rebuilds >= 2, "the writer order must have made some entries late"
+    assert judge.rewinds >= 1, "the writer order must have made some entries late"
+    assert judge.rebuilds == 1, "late entries are judged from a rewind point, not from the ledger's start"
 
 
 @settings(max_examples=8, deadline=None)
