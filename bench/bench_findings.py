@@ -125,8 +125,10 @@ def live(args) -> None:
 
             db = os.path.join(tmp, f"beside{run}.db")
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            profile = ["-m", "cProfile", "-o", os.path.join(args.profile_service, f"service{run + 1}.prof")] \
+                if args.profile_service else []
             service = subprocess.Popen(
-                [sys.executable, "-m", "consumers.findings", "--db", db, "--bootstrap-servers",
+                [sys.executable, *profile, "-m", "consumers.findings", "--db", db, "--bootstrap-servers",
                  settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix, "--kafka-client",
                  args.kafka_client, "--quiet", "--poll-interval", "0.2"], cwd=root,
                 env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL)
@@ -196,6 +198,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--live", action="store_true", help="the live service beside the writer (a local broker)")
     parser.add_argument("--kafka-client", choices=("auto", "confluent", "kafka-python"), default="auto")
+    parser.add_argument("--profile-service", metavar="DIR", help="--live: run the service under cProfile, "
+                                                                 "one DIR/serviceN.prof a round")
     args = parser.parse_args()
     if args.live:
         print(machine())
