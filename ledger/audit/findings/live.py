@@ -213,7 +213,7 @@ class LiveJudge:
         # Time rules at the step's instant whenever it fed or rewound (what stands is always one instant's
         # answer), and on a moved instant at least every tick_s; an unchanged one is not judged again.
         if self.fed_to is not None and self.fed_to > NEVER and (
-                out.fed or out.rebuilt or final or self._timed_to is None
+                out.fed or out.rebuilt or final or self.late or self._timed_to is None
                 or (at_ms != self._timed_to and wall - self._last_time_judged >= self.tick_s)):
             self.time_open = {f.finding_id: f for f in self.judge.finish(out.judged_at)}
             self._last_time_judged, self._timed_to = wall, at_ms
@@ -234,14 +234,16 @@ class LiveJudge:
         return {**self.event_open, **self.time_open}
 
     def _instant(self, now: datetime, final: bool) -> datetime:
-        """What the step judged at: the watermark it fed to; a final step everything recorded (a ledger
-        whose newest entry is stamped ahead of this clock is judged at that entry's time, not left waiting)."""
-        if final:
-            newest = self.mark.newest
-            return now if newest is None or newest <= to_millis(now) else from_millis(newest)
-        if self.fed_to is None or self.fed_to <= NEVER:
+        """What the step judged at: the watermark it fed to; a final step ``now`` (everything recorded by it)."""
+        if final or self.fed_to is None or self.fed_to <= NEVER:
             return now
         return from_millis(self.fed_to)
+
+    def final_instant(self, now: datetime) -> datetime:
+        """The instant a final step (``--until-idle``) judges at: ``now``, or the newest entry's recorded
+        time when the broker's clock is ahead of this one, so no entry is left unjudged at exit."""
+        newest = self.mark.newest
+        return now if newest is None or newest <= to_millis(now) else from_millis(newest)
 
     # -- where Kafka stands ----------------------------------------------------------------
     def _ask_ends(self, now_ms: int) -> None:
@@ -272,8 +274,7 @@ class LiveJudge:
 
     def _bound(self, now_ms: int, final: bool) -> int:
         if final:
-            newest = self.mark.newest
-            return now_ms if newest is None else max(now_ms, newest)
+            return now_ms
         return self.mark.bound(now_ms, self.stored)
 
     # -- reading -----------------------------------------------------------------------
@@ -541,7 +542,8 @@ class FindingsService:
         quiet_polls = 0
         while True:
             final = until_idle and quiet_polls >= 1
-            step = self.judge.step(ledger, self.now(), final=final)
+            now = self.now()
+            step = self.judge.step(ledger, self.judge.final_instant(now) if final else now, final=final)
             if step.waiting:
                 if until_idle:
                     raise PolicyError(NO_POLICY, None, None)

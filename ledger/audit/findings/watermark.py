@@ -59,11 +59,13 @@ class Watermark:
         self.held_by_caught_up = True
 
     def start(self, latest: list[tuple[tuple[str, int], int]]) -> None:
-        """The partitions the ledger held at start with their latest recorded time, counted as silent."""
-        seen = self.clock() - self.idle_after_s
-        for tp, ms in latest:
-            self.partitions[tp] = _Partition(ms, seen)
-            self.newest = ms if self.newest is None else max(self.newest, ms)
+        """The partitions the ledger held at start with their latest recorded time. One Kafka says is
+        still delivering counts as just delivered; without Kafka's word one counts as silent, so the
+        first step judges everything recorded (a restart then withdraws nothing it published)."""
+        silent = self.clock() - self.idle_after_s
+        for (topic, part), ms in latest:
+            p = self.partitions.get((topic, part))
+            self.saw(topic, part, ms, silent if p is None or p.end is None else None)
 
     def saw(self, topic: str, partition: int, ms: int, wall: float | None = None) -> None:
         """A record of ``(topic, partition)`` recorded at ``ms`` was read from the ledger."""
