@@ -31,7 +31,7 @@ from ledger.dev.simulate import simulate
 from ledger.errors import DecodeError, SchemaError, StoreError
 from ledger.model import events as ev
 from ledger.model.policy import load, loads, published_fields
-from ledger.model.times import from_millis, to_millis
+from ledger.model.times import from_millis, time_text, to_millis
 from ledger.store import Ledger
 from ledger.store.findings_state import FindingsState
 from ledger.wire.codec import default_codec
@@ -519,3 +519,25 @@ def test_a_cloned_judge_is_independent_and_judges_as_the_original(seed, cut):
     tail = [r for t in texts[k:] for r in copy.feed(t)] + copy.finish(at)
     assert head + tail == expected
     assert original.finish(at) == before
+
+
+def test_health_is_a_recent_commit_of_the_state_file(tmp_path, capsys):
+    """--health exits 1 naming the reason for a missing state or an old commit, 0 for a recent one, and
+    never creates the file it checks."""
+    path = tmp_path / "ledger.db.findings-state"
+    assert main(["findings", "--health", "--state", str(path)]) == 1
+    assert "unhealthy: no findings state" in capsys.readouterr().out and not path.exists()
+    identity = {"ledger": "/x/ledger.db", "topic": "ledger.findings", "policy": "recorded"}
+    state = FindingsState.open(path, identity)
+    assert main(["findings", "--health", "--state", str(path)]) == 1
+    assert "no commit yet" in capsys.readouterr().out
+    now = datetime.now(UTC)
+    state.commit(position="[1]", judged_at=time_text(now - timedelta(seconds=3)), added={}, removed=[],
+                 committed_at=time_text(now))
+    assert main(["findings", "--health", "--state", str(path)]) == 0
+    assert "healthy: last commit 0 s ago" in capsys.readouterr().out
+    state.commit(position="[1]", judged_at=time_text(now - timedelta(minutes=5)), added={}, removed=[],
+                 committed_at=time_text(now - timedelta(minutes=2)))
+    state.close()
+    assert main(["findings", "--health", "--state", str(path), "--max-age", "60"]) == 1
+    assert "more than --max-age 60 s" in capsys.readouterr().out

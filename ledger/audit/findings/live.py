@@ -485,6 +485,7 @@ class FindingsService:
                                end_offsets=self._end_offsets if kafka_ends else None)
         self.stats = ServiceStats()
         self._stopping = False
+        self._committed = -1e18
 
     def _end_offsets(self, fetch_from: dict) -> dict:
         """Kafka's end offset of every event partition (the watermark's "caught up"), read from
@@ -585,12 +586,21 @@ class FindingsService:
                     raise
                 self._say(f"publishing failed ({err}); retrying")
                 time.sleep(max(self.poll_s, 1.0))
+        wall = time.monotonic()
         if not step.timed:
-            return  # an idle poll changed nothing: no write (and no fsync)
+            if wall - self._committed < self.judge.tick_s or self.stats.judged_at is None:
+                return  # an idle poll changed nothing: no write (and no fsync)
+            # A heartbeat every tick_s (what --health checks): the last instant judged, committed again.
+            state.commit(position=state.get("position") or "", judged_at=time_text(self.stats.judged_at),
+                         added={}, removed=[], late=step.late, committed_at=time_text(datetime.now(UTC)))
+            self._committed = wall
+            return
         position = "" if step.position is None else json.dumps(list(step.position))
         state.commit(position=position, judged_at=time_text(at),
                      added={f.finding_id: f.as_json() for f in step.findings},
-                     removed=[w.finding.finding_id for w in step.withdrawn], late=step.late)
+                     removed=[w.finding.finding_id for w in step.withdrawn], late=step.late,
+                     committed_at=time_text(datetime.now(UTC)))
+        self._committed = wall
         self.judge.accept(step)
         s = self.stats
         s.fed += step.fed
