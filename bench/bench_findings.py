@@ -164,7 +164,8 @@ def live(args) -> None:
 
             with sqlite3.connect(state) as conn:
                 live_ids = {fid for (fid,) in conn.execute("SELECT finding_id FROM published")}
-                at = conn.execute("SELECT value FROM meta WHERE key = 'judged_at'").fetchone()[0]
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+                at = meta["judged_at"]
             with Ledger.open(db, readonly=True) as ledger:
                 batch_ids = {f.finding_id for f in current(judge_ledger(ledger, as_of=at).results)}
             if live_ids != batch_ids:
@@ -181,7 +182,9 @@ def live(args) -> None:
             rates.append(n / done)
             print(f"round {run + 1}: writer alone {alone[-1]:,.0f}/s, beside the service {beside[-1]:,.0f}/s; "
                   f"service done {after[-1]:.1f}s after the writer ({rates[-1]:,.0f} events/s over the run), "
-                  f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s")
+                  f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s; "
+                  f"service rebuilds {meta.get('rebuilds', '?')} (1 = the start), rewinds {meta.get('rewinds', '?')}; "
+                  f"load average {os.getloadavg()[0]:.1f}")
         cost = 1 - median(beside) / median(alone)
         print(f"writer alone, median of {args.repeat}: {median(alone):,.0f} events/s; beside the live service: "
               f"{median(beside):,.0f} events/s; cost {cost:.1%} (goal <= 10%)")

@@ -72,10 +72,11 @@ class FindingsState:
         return value
 
     def commit(self, *, position: str, judged_at: str, added: dict[str, dict], removed, late: int = 0,
-               committed_at: str = "") -> None:
+               committed_at: str = "", counters: dict[str, int] | None = None) -> None:
         """Record a published step: its position and instant, the findings added and those retracted, how
         many entries arrived behind the position and wait for the next rewind (``late``), and the wall
-        clock of the commit (``committed_at``: the service's heartbeat, what ``--health`` checks)."""
+        clock of the commit (``committed_at``: the service's heartbeat, what ``--health`` checks), and
+        ``counters`` of the service's work (rebuilds, rewinds) for whoever watches it."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany("DELETE FROM published WHERE finding_id = ?", [(i,) for i in removed])
@@ -83,7 +84,8 @@ class FindingsState:
                                   [(i, json.dumps(f, sort_keys=True)) for i, f in added.items()])
             self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                   [("position", position), ("judged_at", judged_at),
-                                   ("late_pending", str(late)), ("committed_at", committed_at)])
+                                   ("late_pending", str(late)), ("committed_at", committed_at),
+                                   *((k, str(v)) for k, v in (counters or {}).items())])
             self.conn.execute("COMMIT")
         except sqlite3.Error as err:
             if self.conn.in_transaction:

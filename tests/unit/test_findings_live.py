@@ -541,3 +541,28 @@ def test_health_is_a_recent_commit_of_the_state_file(tmp_path, capsys):
     state.close()
     assert main(["findings", "--health", "--state", str(path), "--max-age", "60"]) == 1
     assert "more than --max-age 60 s" in capsys.readouterr().out
+
+
+def test_a_partition_kafka_says_is_behind_holds_the_mark_while_the_writer_delivers_others():
+    """Waiting its turn in a backlog longer than idle_after_s, a partition behind Kafka's end still holds
+    the watermark while another partition delivers; once every partition is silent (the writer is down)
+    it stops holding, and without Kafka's word a silent partition stops holding on its own."""
+    from ledger.audit.findings.watermark import Watermark
+
+    clock = Clock()
+    mark = Watermark(idle_after_s=10, allowance_ms=1000, clock=clock)
+    mark.ends({("a", 0): 100, ("b", 0): 100}, read_at_ms=50_000)
+    mark.saw("a", 0, 20_000)
+    mark.saw("b", 0, 30_000)
+    stored = {("a", 0): 40, ("b", 0): 60}
+    assert mark.bound(60_000, stored) == 19_999
+    clock.t = 15
+    mark.saw("b", 0, 31_000)  # b delivers, a waits its turn
+    assert mark.bound(60_000, stored) == 19_999
+    clock.t = 30  # nothing delivered for 15 s
+    assert mark.bound(60_000, stored) == 60_000
+    stored = {("a", 0): 100, ("b", 0): 100}  # both caught up: held at the instant Kafka was asked
+    assert mark.bound(60_000, stored) == 49_000
+    mark.forget_ends()
+    mark.saw("b", 0, 32_000)
+    assert mark.bound(60_000, stored) == 31_999, "without Kafka's word only the partition that delivers holds"

@@ -8,23 +8,35 @@ Start at :class:`FindingsService` (``ledger findings --follow``,
   (recorded time, topic, partition, offset), so the findings, their ids and
   the policy in force are ``ledger findings``'s. What stands after a step is
   the batch answer over the entries fed, with time rules judged at the step's
-  instant; after ``--until-idle`` it is exactly ``ledger findings --as-of
-  <judged_at>`` (tests/unit/test_findings_live.py).
+  instant (``judged_at``): ``ledger findings --as-of <judged_at>``
+  (tests/unit/test_findings_live.py).
 * **Reading a growing file.** Each poll is one read snapshot of the records
-  appended since the last one (by seq, so a poll costs what it reads). The
-  writer appends in arrival order, not recorded order, so entries wait in
-  ``pending`` until every partition still delivering has moved past them (a
-  watermark: the smallest latest recorded time among partitions that
-  delivered within ``idle_after_s``, default 10 s, longer than a loaded
-  writer's batch; partitions silent longer, such as the policy topic, do not
-  hold it back). An entry that still arrives behind what
-  was fed (a partition that woke up with older records, a producer clock
-  behind) makes the judge *rebuild*: judge the ledger afresh in recorded order
-  and publish the difference. Rebuilds are spaced (at least
-  ``rebuild_every_s`` and four times the last rebuild's duration apart), so a
-  stream of late entries costs a bounded share of the time; until then the
-  published answer lacks only those entries. A final step (``--until-idle``)
-  always rebuilds what is late.
+  appended since the last one (by seq, so a poll costs what it reads; idle
+  polls back off to 4x the interval). The writer appends in arrival order,
+  not recorded order, so entries wait in ``pending`` until the *watermark*
+  (watermark.py) has passed them: Kafka's end offset of each partition,
+  compared with the ledger's stored next offset, tells a partition that is
+  caught up (it holds nothing back but the instant Kafka was asked) from one
+  still delivering (it holds the mark just below its latest record); without
+  Kafka's answer a partition silent for ``idle_after_s`` (default 10 s) stops
+  holding it. Kafka is asked at most every second, and only when a caught-up
+  partition is what holds the mark.
+* **Late entries rewind, they do not re-judge.** An entry that still arrives
+  behind what was fed (a producer clock behind with CreateTime, a writer that
+  was down longer than ``idle_after_s``) is judged in its place: the judge
+  goes back to the latest *rewind point* before it (a copy of the judge kept
+  every few thousand entries fed, spaced so that copying costs at most a
+  tenth of the feeding; the last ``points`` are kept) and replays what was
+  fed since, re-read by seq, with the late entries merged in. Only an entry
+  older than every point makes the judge rebuild from the ledger's start
+  (spaced at least ``rebuild_every_s`` and four times the last rebuild). A
+  final step (``--until-idle``) always judges what is late.
+* **The instant judged at.** A step is judged at the watermark it fed to
+  (``judged_at``), so a state committed mid-stream is exactly ``ledger
+  findings --as-of <judged_at>`` (until a late entry arrives; the state counts
+  those in ``late_pending``). A final step is judged at the clock, or at the
+  newest recorded time when the broker's clock is ahead of the service's, so
+  nothing is left pending at exit.
 * **Time rules** (overdue notices, break-glass reviews, delays without an
   end) are judged at the step's instant on every step that fed entries and at
   least every ``tick_s``, so a deadline that passes becomes a finding without
@@ -34,9 +46,11 @@ Start at :class:`FindingsService` (``ledger findings --follow``,
   stands (a consent recorded late but dated before the share, a review or
   notice recorded late, a newer policy's time-rule answer replacing the old).
 * **At least once.** The state file (ledger/store/findings_state.py) keeps
-  the position and the published findings; it is written only after the
-  producer's flush succeeded. On start the judge rebuilds from the ledger and
-  publishes the difference from the state: after a crash (kill -9 included)
+  the position, the instant judged at and the published findings; it is
+  written only after the producer's flush succeeded, and at least every
+  ``tick_s`` as a heartbeat (``ledger findings --health``). On start the judge
+  judges the ledger up to the watermark, or up to the state's ``judged_at``
+  if later, and publishes the difference from the state: after a crash (kill -9 included)
   nothing is lost, and what was published but not yet committed is published
   again *with the same finding_id*: consumers de-duplicate on it.
 """
@@ -599,7 +613,8 @@ class FindingsService:
         state.commit(position=position, judged_at=time_text(at),
                      added={f.finding_id: f.as_json() for f in step.findings},
                      removed=[w.finding.finding_id for w in step.withdrawn], late=step.late,
-                     committed_at=time_text(datetime.now(UTC)))
+                     committed_at=time_text(datetime.now(UTC)),
+                     counters={"rebuilds": self.judge.rebuilds, "rewinds": self.judge.rewinds})
         self._committed = wall
         self.judge.accept(step)
         s = self.stats
@@ -617,7 +632,7 @@ class FindingsService:
     def _summary(self) -> str:
         s = self.stats
         return (f"{s.fed} entries judged, {s.published} findings published, {s.retracted} retracted, "
-                f"{s.standing} standing, {s.rebuilds} rebuild(s); judged at "
+                f"{s.standing} standing, {s.rebuilds} rebuild(s), {self.judge.rewinds} rewind(s); judged at "
                 f"{time_text(s.judged_at) if s.judged_at else '-'}; state {self.state_path}")
 
 

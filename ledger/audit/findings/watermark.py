@@ -18,14 +18,16 @@ partition holds the mark back:
   recorded no earlier than its latest (timestamps grow along a partition with
   LogAppendTime), so it holds the mark just below that latest (``ms - 1``: the
   next record may share the millisecond). One the ledger has not seen at all
-  holds the mark at the start of time until it delivers;
+  holds the mark at the start of time until it delivers. It holds however long
+  it waits its turn while the writer delivers other partitions (a backlog);
+  once every partition was silent for ``idle_after_s`` (the writer is down) it
+  stops holding, so time rules go on;
 * **no answer from Kafka** for it (no broker given, the broker down): it holds
   the mark below its latest while it delivered within ``idle_after_s``; a silent
   one does not (the policy topic, a writer that stopped).
 
-A delivering partition silent for ``idle_after_s`` stops holding the mark too,
-so time rules go on while the writer is down; what it delivers later arrives
-behind the mark ("late") and the judge rewinds for it (live.py). The mark is
+What a partition that stopped holding delivers later arrives behind the mark
+("late") and the judge rewinds for it (live.py). The mark is
 never later than ``now_ms``, the instant the step judges at.
 """
 
@@ -97,12 +99,15 @@ class Watermark:
         """Every entry recorded at or before the returned ms can be fed; later ones may still be overtaken."""
         wall = self.clock()
         bound, self.held_by_caught_up = now_ms, False
+        # The writer is alive while some partition delivered within idle_after_s: then a partition Kafka
+        # says is behind will deliver, however long it waits its turn, and keeps holding the mark.
+        writer_alive = any(wall - p.seen < self.idle_after_s for p in self.partitions.values())
         for tp, p in self.partitions.items():
             below_latest = NEVER if p.latest is None else p.latest - 1
             caught_up = p.end is not None and stored.get(tp, 0) >= p.end
             if caught_up:
                 hold = max(p.end_at - self.allowance_ms, below_latest)
-            elif wall - p.seen >= self.idle_after_s:
+            elif wall - p.seen >= self.idle_after_s and (p.end is None or not writer_alive):
                 continue
             else:
                 hold = below_latest
