@@ -504,9 +504,12 @@ class FindingsService:
     def _end_offsets(self, fetch_from: dict) -> dict:
         """Kafka's end offset of every event partition (the watermark's "caught up"), read from
         ``fetch_from`` on so that no old records are fetched again."""
+        from ledger.config import MIN_BATCH_BYTES
         from ledger.kafka.lag import end_offsets
 
-        return end_offsets(self.settings, fetch_from, timeout=2.0)
+        # The smallest fetch the seam allows: a partition the ledger has not seen is fetched from offset 0,
+        # and what the fetch brings back is only thrown away.
+        return end_offsets(self.settings.with_(batch_max_bytes=MIN_BATCH_BYTES), fetch_from, timeout=2.0)
 
     def stop(self, *_: object) -> None:
         """Finish the step in hand (publish, commit) and return (signal-safe)."""
