@@ -156,6 +156,10 @@ def live(args) -> None:
                 n = writer.run(until_idle=True, install_signals=False).records
                 wrote, writer_cpu = time.perf_counter() - started, time.process_time() - cpu
                 beside.append(n / wrote)
+                at_end = {}
+                if os.path.exists(f"{db}.findings-state"):
+                    with sqlite3.connect(f"{db}.findings-state") as conn:
+                        at_end = dict(conn.execute("SELECT key, value FROM meta"))
                 with Ledger.open(db, readonly=True) as ledger:
                     last = ledger.conn.execute(
                         "SELECT timestamp, topic, partition, offset FROM entries WHERE status = 'entry' "
@@ -202,7 +206,8 @@ def live(args) -> None:
                   f"service done {after[-1]:.1f}s after the writer ({rates[-1]:,.0f} events/s over the run), "
                   f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s; "
                   f"service rebuilds {meta.get('rebuilds', '?')} (1 = the start), rewinds {meta.get('rewinds', '?')}; "
-                  f"load average {os.getloadavg()[0]:.1f}")
+                  f"load average {os.getloadavg()[0]:.1f}; when the writer finished the service had judged "
+                  f"{at_end.get('fed', '0')} entries, {at_end.get('pending', '?')} waited for the watermark")
         cost = 1 - median(beside) / median(alone)
         print(f"writer alone, median of {args.repeat}: {median(alone):,.0f} events/s; beside the live service: "
               f"{median(beside):,.0f} events/s; cost {cost:.1%} (goal <= 10%)")

@@ -617,7 +617,8 @@ class FindingsService:
                      added={f.finding_id: f.as_json() for f in step.findings},
                      removed=[w.finding.finding_id for w in step.withdrawn], late=step.late,
                      committed_at=time_text(datetime.now(UTC)),
-                     counters={"rebuilds": self.judge.rebuilds, "rewinds": self.judge.rewinds})
+                     counters={"rebuilds": self.judge.rebuilds, "rewinds": self.judge.rewinds,
+                               "fed": self.stats.fed + step.fed, "pending": step.pending})
         self._committed = wall
         self.judge.accept(step)
         s = self.stats
