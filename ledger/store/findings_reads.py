@@ -88,30 +88,16 @@ def last_seq(source) -> int:
     return getattr(source, "conn", source).execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
 
 
-def partition_latest(source, *, upto_seq: int | None = None) -> list[tuple[tuple[str, int], int]]:
-    """``((topic, partition), latest recorded time ms)`` per partition holding records (one scan, at start)."""
-    sql = "SELECT topic, partition, max(timestamp) FROM entries WHERE kind = 'record'"
+def partition_latest(source, *, upto_seq: int | None = None) -> list[tuple[tuple[str, int], int, int]]:
+    """``((topic, partition), latest recorded time ms, next offset)`` per partition holding records, the
+    next offset being one past its highest record (one scan, at start)."""
+    sql = "SELECT topic, partition, max(timestamp), max(offset) + 1 FROM entries WHERE kind = 'record'"
     params: list = []
     if upto_seq is not None:
         sql += " AND seq <= ?"
         params.append(upto_seq)
     rows = getattr(source, "conn", source).execute(sql + " GROUP BY topic, partition", params).fetchall()
-    return [((topic, part), ms) for topic, part, ms in rows]
-
-
-def next_offsets(source, partitions) -> dict[tuple[str, int], int]:
-    """The writer's next offset of each of ``partitions`` the ledger holds (absent: none stored yet).
-
-    One primary-key probe per partition, not a scan of the offsets table (the live service asks each poll).
-    """
-    conn = getattr(source, "conn", source)
-    out = {}
-    for topic, part in partitions:
-        (n,) = conn.execute("SELECT max(next_offset) FROM offsets WHERE topic = ? AND partition = ?",
-                            (topic, part)).fetchone()
-        if n is not None:
-            out[(topic, part)] = n
-    return out
+    return [((topic, part), ms, next_offset) for topic, part, ms, next_offset in rows]
 
 
 def jsons_by_seq(source, seqs) -> dict[int, str]:

@@ -566,3 +566,29 @@ def test_a_partition_kafka_says_is_behind_holds_the_mark_while_the_writer_delive
     mark.forget_ends()
     mark.saw("b", 0, 32_000)
     assert mark.bound(60_000, stored) == 31_999, "without Kafka's word only the partition that delivers holds"
+
+
+def test_a_read_cut_short_by_the_read_limit_does_not_count_a_partition_caught_up(tmp_path):
+    """Kafka's end is reached in the ledger file, but the judge has read only part of it (read_limit):
+    the watermark compares with what was read, so every step's state is `--as-of <judged_at>` and
+    nothing arrives late."""
+    path = tmp_path / "l.db"
+    base = to_millis(T0)
+    policy = published(TEXT, T0 - timedelta(days=1))
+    shares = [email_share(T0 + timedelta(seconds=s)) for s in range(40)]
+    where = [("ledger.policy", 0, base - 86_400_000)] + [("ledger.sharing", s % 2, base + 1000 * s) for s in range(40)]
+    records = placed(list(to_records([policy, *shares], codec=default_codec())), where)
+    ingest_records(path, records[:5])
+    kafka = Kafka({("ledger.policy", 0): 1, ("ledger.sharing", 0): 20, ("ledger.sharing", 1): 20})
+    clock = Clock()
+    judge = LiveJudge(clock=clock, end_offsets=kafka, idle_after_s=30, read_limit=6, ends_every_s=0)
+    now = T0 + timedelta(minutes=5)
+    with Ledger.open(path) as ledger:
+        judge.accept(judge.step(ledger, now))
+        ingest_records(path, records[5:])
+        for _ in range(10):
+            clock.t += 1
+            s = judge.step(ledger, now)
+            judge.accept(s)
+            assert s.late == 0 and set(judge.published) == batch_ids(path, s.judged_at)
+    assert s.judged_at == now - timedelta(seconds=1) and judge.rewinds == 0

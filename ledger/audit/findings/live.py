@@ -74,7 +74,6 @@ from ledger.store.findings_reads import (
     appended_after,
     jsons_by_seq,
     last_seq,
-    next_offsets,
     partition_latest,
     recorded_events,
 )
@@ -179,7 +178,9 @@ class LiveJudge:
         self.position: tuple | None = None
         self.fed_to: int | None = None  # the watermark (ms) everything was fed to: judged_at of a non-final step
         self.pending: list[tuple] = []  # heap of (position, seq, json text)
-        self.stored: dict[tuple[str, int], int] = {}  # the ledger's next offset per partition (last step)
+        #: The next offset of each partition as far as this judge has *read* the ledger (not the writer's
+        #: stored offset, which may be ahead of a read cut short by read_limit): "caught up" compares it.
+        self.stored: dict[tuple[str, int], int] = {}
         self.event_open: dict[str, Finding] = {}
         self.time_open: dict[str, Finding] = {}
         self.retracted: dict[str, Retraction] = {}
@@ -214,7 +215,6 @@ class LiveJudge:
                 fed_facts = None  # every published finding may be cleared: no attribution
             else:
                 self._read(ledger, upto_seq, out)
-                self._refresh_stored(ledger)
                 bound = self._bound(now_ms, final)
                 if self.late and self._rewind_due(final):
                     fed_facts = [_facts(json.loads(text)) for _, _, text in self.late]
@@ -282,9 +282,6 @@ class LiveJudge:
         self.broker_error = None
         self.mark.ends(ends, now_ms)
 
-    def _refresh_stored(self, ledger) -> None:
-        if self.end_offsets is not None:
-            self.stored = next_offsets(ledger, list(self.mark.partitions))
 
     def _bound(self, now_ms: int, final: bool) -> int:
         if final:
@@ -300,8 +297,9 @@ class LiveJudge:
             return False
         seq = last_seq(ledger)
         self.cursor_seq = seq if upto_seq is None else min(seq, upto_seq)
-        self.mark.start(partition_latest(ledger, upto_seq=self.cursor_seq))
-        self._refresh_stored(ledger)
+        latest = partition_latest(ledger, upto_seq=self.cursor_seq)
+        self.mark.start([(tp, ms) for tp, ms, _ in latest])
+        self.stored = {tp: next_offset for tp, _, next_offset in latest}
         bound = self._bound(now_ms, final)
         if self.resume_at is not None:  # what the state holds was judged that far: do not withdraw it
             bound = max(bound, to_millis(self.resume_at))
@@ -313,9 +311,11 @@ class LiveJudge:
         rows = appended_after(ledger, self.cursor_seq, limit=self.read_limit, upto_seq=upto_seq)
         wall = self.clock()
         position = self.position
-        saw, pending, late = self.mark.saw, self.pending, self.late
+        saw, pending, late, stored = self.mark.saw, self.pending, self.late, self.stored
         for seq, status, ms, topic, part, offset, text in rows:
             saw(topic, part, ms, wall)
+            if stored.get((topic, part), 0) <= offset:
+                stored[(topic, part)] = offset + 1
             if text is None:
                 continue
             key = (ms, topic, part, offset)
@@ -435,6 +435,7 @@ class LiveJudge:
         standing = self.standing
         out.findings = [f for fid, f in standing.items() if fid not in self.published]
         policy_ids = [] if fed_facts is None else [e[0] for e in fed_facts if e[1] == "PolicyPublished"]
+        index = None
         for fid, f in self.published.items():
             if fid in standing:
                 continue
@@ -445,13 +446,28 @@ class LiveJudge:
             if fed_facts is None:
                 cleared = ()
             else:
-                subjects, first = set(f.subjects), f.event_ids[0]
-                cleared = tuple(e[0] for e in fed_facts
-                                if e[3] == first or (e[2] & subjects and e[1] != "PolicyPublished")) \
-                    or tuple(policy_ids)
+                if index is None:
+                    index = _evidence_index(fed_facts)
+                hits = set(index.get(("case", f.event_ids[0]), ()))
+                for subject in f.subjects:
+                    hits.update(index.get(("subject", subject), ()))
+                cleared = tuple(fed_facts[i][0] for i in sorted(hits)) or tuple(policy_ids)
             why = "a newer policy judges it" if cleared and set(cleared) <= set(policy_ids) else \
                 "cleared by evidence recorded later"
             out.withdrawn.append(Withdrawn(f, f"{f.sentence} (withdrawn: {why})", cleared))
+
+
+def _evidence_index(fed_facts: list) -> dict:
+    """Positions in ``fed_facts`` by the case they belong to and by each customer they name (not for a
+    PolicyPublished): what could have cleared a finding, found without a scan per finding."""
+    index: dict[tuple, list[int]] = {}
+    for i, (_, kind, subjects, case) in enumerate(fed_facts):
+        if case is not None:
+            index.setdefault(("case", case), []).append(i)
+        if kind != "PolicyPublished":
+            for subject in subjects:
+                index.setdefault(("subject", subject), []).append(i)
+    return index
 
 
 def finding_message(f: Finding, judged_at: datetime) -> dict:
