@@ -5,7 +5,9 @@ with ``--live``, the live findings service beside the writer.
     python bench/bench_findings.py --events 1000000 --repeat 1
     python bench/bench_findings.py --live --events 200000 --repeat 3 [--kafka-client confluent]
 
-``--live``: the policy and the events are produced once to a local broker; each
+``--live``: the policy and the events are produced once to a local broker (the
+policy recorded into a template ledger first, as deployed; ``--policy-in-backlog``
+leaves it in the backlog, which the writer's fetches deliver last); each
 round then runs the real writer (``LedgerWriter.run(until_idle=True)``) into a
 fresh ledger alone, and again with the live service (``python -m
 consumers.findings``, a separate process, started before the writer) reading
@@ -114,19 +116,37 @@ def live(args) -> None:
             w = wire_record(policy, default_codec(), settings.topic_prefix)
             producer.send(w.topic, key=w.key, value=w.value, headers=w.headers)
             producer.flush()
+        template = None
+        if not args.policy_in_backlog:
+            # As deployed: the policy was recorded before the backlog arrives. Each round's ledgers start
+            # as a copy of one holding only the policy (the writer's fetches bring a backlog's policy
+            # partition last, and nothing can be judged before the policy is recorded).
+            template = os.path.join(tmp, "policy.db")
+            LedgerWriter(settings.with_(db=template), group_id=None, progress=False).run(
+                until_idle=True, install_signals=False)
         produce(settings, args.events)
+
+        def fresh(name: str) -> str:
+            db = os.path.join(tmp, name)
+            if template is not None:
+                with sqlite3.connect(template) as src, sqlite3.connect(db) as dst:
+                    src.backup(dst)
+            return db
+
         alone, beside, after, rates, cpu_ratio = [], [], [], [], []
         for run in range(args.repeat):
-            db = os.path.join(tmp, f"alone{run}.db")
+            db = fresh(f"alone{run}.db")
             writer = LedgerWriter(settings.with_(db=db), group_id=None, progress=False)
             started = time.perf_counter()
             n = writer.run(until_idle=True, install_signals=False).records
             alone.append(n / (time.perf_counter() - started))
 
-            db = os.path.join(tmp, f"beside{run}.db")
+            db = fresh(f"beside{run}.db")
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            profile = ["-m", "cProfile", "-o", os.path.join(args.profile_service, f"service{run + 1}.prof")] \
+                if args.profile_service else []
             service = subprocess.Popen(
-                [sys.executable, "-m", "consumers.findings", "--db", db, "--bootstrap-servers",
+                [sys.executable, *profile, "-m", "consumers.findings", "--db", db, "--bootstrap-servers",
                  settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix, "--kafka-client",
                  args.kafka_client, "--quiet", "--poll-interval", "0.2"], cwd=root,
                 env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL)
@@ -136,6 +156,10 @@ def live(args) -> None:
                 n = writer.run(until_idle=True, install_signals=False).records
                 wrote, writer_cpu = time.perf_counter() - started, time.process_time() - cpu
                 beside.append(n / wrote)
+                at_end = {}
+                if os.path.exists(f"{db}.findings-state"):
+                    with sqlite3.connect(f"{db}.findings-state") as conn:
+                        at_end = dict(conn.execute("SELECT key, value FROM meta"))
                 with Ledger.open(db, readonly=True) as ledger:
                     last = ledger.conn.execute(
                         "SELECT timestamp, topic, partition, offset FROM entries WHERE status = 'entry' "
@@ -162,7 +186,8 @@ def live(args) -> None:
 
             with sqlite3.connect(state) as conn:
                 live_ids = {fid for (fid,) in conn.execute("SELECT finding_id FROM published")}
-                at = conn.execute("SELECT value FROM meta WHERE key = 'judged_at'").fetchone()[0]
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+                at = meta["judged_at"]
             with Ledger.open(db, readonly=True) as ledger:
                 batch_ids = {f.finding_id for f in current(judge_ledger(ledger, as_of=at).results)}
             if live_ids != batch_ids:
@@ -179,7 +204,10 @@ def live(args) -> None:
             rates.append(n / done)
             print(f"round {run + 1}: writer alone {alone[-1]:,.0f}/s, beside the service {beside[-1]:,.0f}/s; "
                   f"service done {after[-1]:.1f}s after the writer ({rates[-1]:,.0f} events/s over the run), "
-                  f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s")
+                  f"{published:,} findings standing (= the batch answer); CPU: writer {writer_cpu:.1f}s, service {service_cpu:.1f}s; "
+                  f"service rebuilds {meta.get('rebuilds', '?')} (1 = the start), rewinds {meta.get('rewinds', '?')}; "
+                  f"load average {os.getloadavg()[0]:.1f}; when the writer finished the service had judged "
+                  f"{at_end.get('fed', '0')} entries, {at_end.get('pending', '?')} waited for the watermark")
         cost = 1 - median(beside) / median(alone)
         print(f"writer alone, median of {args.repeat}: {median(alone):,.0f} events/s; beside the live service: "
               f"{median(beside):,.0f} events/s; cost {cost:.1%} (goal <= 10%)")
@@ -196,6 +224,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--live", action="store_true", help="the live service beside the writer (a local broker)")
     parser.add_argument("--kafka-client", choices=("auto", "confluent", "kafka-python"), default="auto")
+    parser.add_argument("--policy-in-backlog", action="store_true",
+                        help="--live: the policy arrives with the events instead of being recorded first")
+    parser.add_argument("--profile-service", metavar="DIR", help="--live: run the service under cProfile, "
+                                                                 "one DIR/serviceN.prof a round")
     args = parser.parse_args()
     if args.live:
         print(machine())

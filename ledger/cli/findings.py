@@ -36,6 +36,7 @@ examples:
   ledger findings --as-of 2026-03-31T23:59:59Z --rule consent.marketing
   ledger findings --follow                       # the live service (python -m consumers.findings)
   ledger findings --follow --until-idle          # publish what the ledger holds now, then exit
+  ledger findings --health --state /state/ledger.db.findings-state   # the compose healthcheck
 """
 
 FIELDS = ("finding_id", "rule", "kind", "severity", "sentence", "subjects", "event_ids", "policy_sha256",
@@ -67,12 +68,55 @@ def register(subparsers, common) -> None:
     live.add_argument("--idle-after", type=float, default=10.0, metavar="S",
                       help="a partition silent this long no longer holds back judging (default 10)")
     live.add_argument("--quiet", action="store_true", help="no progress lines")
+    live.add_argument("--health", action="store_true",
+                      help="check the service's --state instead (a container healthcheck): exit 0 when it "
+                           "committed within --max-age, 1 when not")
+    live.add_argument("--max-age", type=float, default=60.0, metavar="S",
+                      help="--health: the longest time since the service's last commit (default 60; it "
+                           "commits at least every --tick)")
     p.set_defaults(func=run)
 
 
 #: Options that only the batch answer takes: refused with --follow rather than silently ignored.
 BATCH_ONLY = ("as_of", "since", "until", "rule", "subject", "actor", "recipient")
 LIVE_ONLY = ("state", "until_idle", "quiet")
+
+
+def health(args) -> int:
+    """``--health``: is the live service alive? Its state file's last commit (a heartbeat at least every
+    --tick) is at most --max-age old. Says how far the judged instant trails and what waits."""
+    from datetime import UTC, datetime
+
+    from ledger.audit.findings.live import default_state_path
+    from ledger.errors import LedgerError
+    from ledger.model.times import parse_time
+    from ledger.store.findings_state import read_meta
+
+    from . import settings_from
+
+    if not args.max_age > 0:
+        print(f"ledger findings: error: --max-age must be a positive number of seconds, not {args.max_age}",
+              file=sys.stderr)
+        return 2
+    path = args.state or default_state_path(settings_from(args).db)
+    try:
+        meta = read_meta(path)
+    except LedgerError as err:
+        print(f"unhealthy: {err}")
+        return 1
+    if not meta.get("committed_at"):
+        print(f"unhealthy: {path} has no commit yet (waiting for a policy, or still judging the ledger at start)")
+        return 1
+    now = datetime.now(UTC)
+    age = (now - parse_time(meta["committed_at"])).total_seconds()
+    trails = (parse_time(meta["committed_at"]) - parse_time(meta["judged_at"])).total_seconds()
+    words = (f"last commit {age:.0f} s ago; judged at {meta['judged_at']} ({trails:.0f} s behind that commit); "
+             f"{meta.get('late_pending', '0')} late entries waiting")
+    if age > args.max_age:
+        print(f"unhealthy: {words}; more than --max-age {args.max_age:g} s")
+        return 1
+    print(f"healthy: {words}")
+    return 0
 
 
 def follow(args) -> int:
@@ -118,6 +162,8 @@ def _selected(args, run, findings: list) -> list:
 
 @quiet_broken_pipe
 def run(args) -> int:
+    if args.health:
+        return health(args)
     if args.follow:
         return follow(args)
     given = [f"--{name.replace('_', '-')}" for name in LIVE_ONLY if getattr(args, name)]

@@ -1,6 +1,6 @@
 """Reads the promise checks need: the ledger's events in recorded order, and its recorded policies.
 
-    for json_text, timestamp, topic, partition, offset in recorded_events(ledger, until_ms=None, after=None): ...
+    for json_text, timestamp, topic, partition, offset, seq in recorded_events(ledger, until_ms=None, after=None): ...
     policies = recorded_policies(ledger, until_ms=None)     # [(json_text, timestamp, topic, partition, offset)]
 
 Only entries of status ``entry`` (one per event_id) are events. The order is
@@ -20,13 +20,13 @@ _COLUMNS = "json, timestamp, topic, partition, offset"
 
 def recorded_events(source, *, until_ms: int | None = None,
                     after: tuple[int, str, int, int] | None = None, upto_seq: int | None = None) -> Iterator[tuple]:
-    """``(json, timestamp, topic, partition, offset)`` of each event, in recorded order.
+    """``(json, timestamp, topic, partition, offset, seq)`` of each event, in recorded order.
 
     ``until_ms`` keeps those recorded at or before it; ``after`` (a position
     ``(timestamp, topic, partition, offset)``) those strictly after it; ``upto_seq``
     those appended by that seq (the live service's tests reveal a ledger step by step).
     """
-    sql = f"SELECT {_COLUMNS} FROM entries WHERE status = 'entry'"
+    sql = f"SELECT {_COLUMNS}, seq FROM entries WHERE status = 'entry'"
     params: list = []
     if until_ms is not None:
         sql += " AND timestamp <= ?"
@@ -88,12 +88,25 @@ def last_seq(source) -> int:
     return getattr(source, "conn", source).execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
 
 
-def partition_latest(source, *, upto_seq: int | None = None) -> list[tuple[tuple[str, int], int]]:
-    """``((topic, partition), latest recorded time ms)`` per partition holding records (one scan, at start)."""
-    sql = "SELECT topic, partition, max(timestamp) FROM entries WHERE kind = 'record'"
+def partition_latest(source, *, upto_seq: int | None = None) -> list[tuple[tuple[str, int], int, int]]:
+    """``((topic, partition), latest recorded time ms, next offset)`` per partition holding records, the
+    next offset being one past its highest record (one scan, at start)."""
+    sql = "SELECT topic, partition, max(timestamp), max(offset) + 1 FROM entries WHERE kind = 'record'"
     params: list = []
     if upto_seq is not None:
         sql += " AND seq <= ?"
         params.append(upto_seq)
     rows = getattr(source, "conn", source).execute(sql + " GROUP BY topic, partition", params).fetchall()
-    return [((topic, part), ms) for topic, part, ms in rows]
+    return [((topic, part), ms, next_offset) for topic, part, ms, next_offset in rows]
+
+
+def jsons_by_seq(source, seqs) -> dict[int, str]:
+    """``{seq: json}`` of the given entries, by primary key (the live judge re-reads what it replays)."""
+    conn = getattr(source, "conn", source)
+    seqs = list(seqs)
+    out: dict[int, str] = {}
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i:i + 500]
+        out.update(conn.execute(f"SELECT seq, json FROM entries WHERE seq IN ({', '.join('?' * len(chunk))})",
+                                chunk).fetchall())
+    return out

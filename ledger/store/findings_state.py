@@ -3,6 +3,7 @@
     state = FindingsState.open("ledger.db.findings-state", identity={"ledger": ..., "topic": ..., "policy": ...})
     state.published()                    # {finding_id: finding as JSON}: what the topic says stands
     state.commit(position, judged_at, added={id: json}, removed={ids})   # one transaction
+    read_meta("ledger.db.findings-state")   # read-only, for `ledger findings --health`
 
 The service commits only after the producer's flush succeeded (at-least-once:
 a crash between the two republishes with the same ids). ``identity`` is
@@ -70,9 +71,12 @@ class FindingsState:
         (value,) = row
         return value
 
-    def commit(self, *, position: str, judged_at: str, added: dict[str, dict], removed, late: int = 0) -> None:
-        """Record a published step: its position and instant, the findings added and those retracted, and
-        how many entries arrived behind the position and wait for the next rebuild (``late``)."""
+    def commit(self, *, position: str, judged_at: str, added: dict[str, dict], removed, late: int = 0,
+               committed_at: str = "", counters: dict[str, int] | None = None) -> None:
+        """Record a published step: its position and instant, the findings added and those retracted, how
+        many entries arrived behind the position and wait for the next rewind (``late``), and the wall
+        clock of the commit (``committed_at``: the service's heartbeat, what ``--health`` checks), and
+        ``counters`` of the service's work (rebuilds, rewinds) for whoever watches it."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany("DELETE FROM published WHERE finding_id = ?", [(i,) for i in removed])
@@ -80,7 +84,8 @@ class FindingsState:
                                   [(i, json.dumps(f, sort_keys=True)) for i, f in added.items()])
             self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                   [("position", position), ("judged_at", judged_at),
-                                   ("late_pending", str(late))])
+                                   ("late_pending", str(late)), ("committed_at", committed_at),
+                                   *((k, str(v)) for k, v in (counters or {}).items())])
             self.conn.execute("COMMIT")
         except sqlite3.Error as err:
             if self.conn.in_transaction:
@@ -91,4 +96,19 @@ class FindingsState:
         self.conn.close()
 
 
-__all__ = ["STATE_VERSION", "FindingsState"]
+def read_meta(path: str | Path) -> dict[str, str]:
+    """The state file's meta (position, judged_at, committed_at, …), read-only: never creates the file."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no findings state at {path} (has `ledger findings --follow` run with this --state?)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return dict(conn.execute("SELECT key, value FROM meta"))
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read the findings state file {path}: {err}") from err
+
+
+__all__ = ["STATE_VERSION", "FindingsState", "read_meta"]

@@ -145,6 +145,15 @@ def test_the_findings_service_follows_the_ledger_read_only_with_its_state_apart(
     assert findings["depends_on"]["writer"]["condition"] == "service_healthy"
 
 
+def test_the_findings_service_is_healthy_while_it_commits_its_own_state(compose):
+    """Its healthcheck is `ledger findings --health` on the very state file the service writes."""
+    findings = compose["services"]["findings"]
+    test, command = findings["healthcheck"]["test"], findings["command"]
+    assert test[:4] == ["CMD", "ledger", "findings", "--health"]
+    assert test[test.index("--state") + 1] == command[command.index("--state") + 1]
+    assert float(test[test.index("--max-age") + 1]) > 10  # longer than the service's heartbeat (--tick)
+
+
 def test_ledger_services_set_the_ledger_environment_variables(compose):
     """Every ledger service sets the variables the ledger reads, each one a known setting."""
     known = {f"LEDGER_{name.upper()}" for name in Settings.__dataclass_fields__} | {"LEDGER_SCHEMAS_DIR"}

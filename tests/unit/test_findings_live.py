@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from ledger.dev.simulate import simulate
 from ledger.errors import DecodeError, SchemaError, StoreError
 from ledger.model import events as ev
 from ledger.model.policy import load, loads, published_fields
+from ledger.model.times import from_millis, time_text, to_millis
 from ledger.store import Ledger
 from ledger.store.findings_state import FindingsState
 from ledger.wire.codec import default_codec
@@ -149,7 +151,8 @@ def test_the_live_answer_equals_the_batch_answer_and_the_oracle(tmp_path, month,
             run = judge_ledger(ledger, now=at)
         keys = {(f.rule, f.kind, f.event_ids[0], f.subjects) for f in current(run.results) if f.finding_id in live}
         assert keys == month.expected_findings(at)
-    assert judge.rebuilds >= 2, "the writer order must have made some entries late"
+    assert judge.rewinds >= 1, "the writer order must have made some entries late"
+    assert judge.rebuilds == 1, "late entries are judged from a rewind point, not from the ledger's start"
 
 
 @settings(max_examples=8, deadline=None)
@@ -160,6 +163,7 @@ def test_the_live_answer_equals_the_batch_answer_for_any_workload(tmp_path_facto
     w = simulate(seed=seed, events=events, subjects=60)
     start = min((e["occurred_at"] for e in w.events), default=T0)
     at = max((e["occurred_at"] for e in w.events), default=T0) + timedelta(days=late_days)
+    at = max(at, start)  # before the policy's entry there is no batch answer to compare with
     path = tmp_path_factory.mktemp("live") / "l.db"
     grow(path, [published(TEXT, start - timedelta(days=1)), *w.events], seed=seed)
     _, messages = follow(path, at, step=step)
@@ -362,3 +366,229 @@ def test_the_findings_schemas_are_not_event_schemas():
     assert sorted(p.name for p in FINDINGS_SCHEMAS.iterdir() if p.is_dir()) == ["Finding", "FindingRetracted"]
     assert not set(ev.schema_files()) & {"Finding", "FindingRetracted"}
     assert load(EXAMPLE)  # the example still loads: nothing above touched the vocabulary
+
+
+# -- rewinding, the watermark, the instant judged at ------------------------------------------
+def access(at):
+    return event("DataAccessed", at, data_categories=["user.contact.email"],
+                 purpose="essential.service.operations.support", access_type="VIEW", outcome="GRANTED")
+
+
+def placed(records, where):
+    """``records`` put on the partitions, offsets and recorded times ``where`` gives: [(topic, partition, ms)]."""
+    offsets: dict = {}
+    out = []
+    for r, (topic, part, ms) in zip(records, where, strict=True):
+        offset = offsets[(topic, part)] = offsets.get((topic, part), -1) + 1
+        out.append(dataclasses.replace(r, topic=topic, partition=part, offset=offset, timestamp=ms))
+    return out
+
+
+def test_a_late_consent_is_judged_from_a_rewind_point_and_retracts_the_finding(tmp_path):
+    """A consent recorded before the share but appended after the share was judged arrives behind the
+    position: the judge rewinds to a point before it (no re-judging from the start), the share is kept
+    and its published finding withdrawn naming the consent; the answer is the batch answer."""
+    path = tmp_path / "l.db"
+    fillers = [access(T0 - timedelta(hours=3) + timedelta(seconds=i)) for i in range(120)]
+    share, granted = email_share(T0), consent(T0 - timedelta(hours=1))
+    events = [published(TEXT, T0 - timedelta(days=1)), *fillers, granted, share,
+              *[access(T0 + timedelta(seconds=i)) for i in range(10)]]
+    records = list(to_records(events, codec=default_codec()))
+    late = records.pop(len(fillers) + 1)  # the consent: recorded in its place, appended last
+    ingest_records(path, records)
+    judge = LiveJudge(idle_after_s=0, point_min=20, point_max=20)
+    at = T0 + timedelta(days=1)
+    with Ledger.open(path) as ledger:
+        first = judge.step(ledger, at)
+        judge.accept(first)
+        broken = [f for f in first.findings if f.rule == "consent.marketing" and f.event_ids[0] == share["event_id"]]
+        assert len(broken) == 1
+        ingest_records(path, [late])
+        second = judge.step(ledger, at)
+        judge.accept(second)
+    assert (judge.rebuilds, judge.rewinds) == (1, 1), "rewound to a point, not re-judged from the start"
+    assert [w.finding.finding_id for w in second.withdrawn] == [broken[0].finding_id]
+    assert second.withdrawn[0].cleared_by == (granted["event_id"],) and second.late == 0
+    assert set(judge.published) == batch_ids(path, at)
+
+
+def test_a_late_entry_older_than_every_rewind_point_rebuilds_from_the_start(tmp_path):
+    """With the points kept all after a late entry, the judge falls back to judging afresh, still exactly."""
+    path = tmp_path / "l.db"
+    share, granted = email_share(T0), consent(T0 - timedelta(hours=1))
+    events = [published(TEXT, T0 - timedelta(days=1)), granted, share,
+              *[access(T0 + timedelta(seconds=i)) for i in range(200)]]
+    records = list(to_records(events, codec=default_codec()))
+    late = records.pop(1)
+    ingest_records(path, records)
+    clock = Clock()
+    judge = LiveJudge(idle_after_s=0, point_min=20, point_max=20, points=2, rebuild_every_s=5, clock=clock)
+    at = T0 + timedelta(days=1)
+    with Ledger.open(path) as ledger:
+        judge.accept(judge.step(ledger, at))
+        ingest_records(path, [late])
+        clock.t += 1
+        assert judge.step(ledger, at).late == 1, "a rebuild waits rebuild_every_s after the last"
+        clock.t += 5
+        judge.accept(judge.step(ledger, at))
+    assert (judge.rebuilds, judge.rewinds) == (2, 0)
+    assert set(judge.published) == batch_ids(path, at)
+
+
+class Kafka:
+    """What Kafka answers for end offsets in these tests: set by the test (the broker tests use the real one)."""
+
+    def __init__(self, ends):
+        self.ends = dict(ends)
+        self.asked = 0
+
+    def __call__(self, fetch_from):
+        self.asked += 1
+        return dict(self.ends)
+
+
+def test_a_caught_up_partition_does_not_hold_back_while_another_still_delivers(tmp_path):
+    """Partition 0 is caught up with Kafka, partition 1 still delivers (its end is ahead of the ledger):
+    entries are fed up to just below partition 1's latest record and the step is judged at that watermark,
+    which is exactly `ledger findings --as-of <judged_at>`; once partition 1 is caught up too, everything
+    up to the instant Kafka was asked (less the allowance) is fed, and nothing arrived late."""
+    path = tmp_path / "l.db"
+    base = to_millis(T0)
+    policy = published(TEXT, T0 - timedelta(days=1))
+    zero = [access(T0 + timedelta(seconds=s)) for s in (1, 2, 3, 4, 5)]
+    one = [email_share(T0 + timedelta(seconds=s)) for s in (1.5, 2.5, 3.5, 4.5, 5.5)]
+    records = placed(list(to_records([policy, *zero, *one], codec=default_codec())),
+                     [("ledger.policy", 0, base - 86_400_000)]
+                     + [("ledger.access", 0, base + 1000 * s) for s in (1, 2, 3, 4, 5)]
+                     + [("ledger.sharing", 1, base + 500 + 1000 * s) for s in (1, 2, 3, 4, 5)])
+    ingest_records(path, records[:9])  # partition 1 has delivered 3 of its 5
+    kafka = Kafka({("ledger.policy", 0): 1, ("ledger.access", 0): 5, ("ledger.sharing", 1): 5})
+    clock = Clock()
+    judge = LiveJudge(clock=clock, end_offsets=kafka, idle_after_s=30)
+    now = T0 + timedelta(minutes=1)
+    with Ledger.open(path) as ledger:
+        s = judge.step(ledger, now)
+        judge.accept(s)
+        assert s.judged_at == T0 + timedelta(seconds=3.499) and s.timed
+        assert s.pending == 3 and s.late == 0  # partition 0 at 4 s and 5 s, partition 1 at 3.5 s
+        assert set(judge.published) == batch_ids(path, s.judged_at)
+        ingest_records(path, records[9:])
+        clock.t += 2
+        s = judge.step(ledger, now)
+        judge.accept(s)
+    assert s.judged_at == now - timedelta(seconds=1) and s.pending == 0 and judge.rewinds == 0
+    assert set(judge.published) == batch_ids(path, s.judged_at)
+    assert kafka.asked == 1, "the end read first already shows partition 1 caught up once the ledger reaches it"
+
+
+def test_until_idle_judges_an_entry_stamped_ahead_of_the_clock_instead_of_leaving_it_pending(tmp_path):
+    """--until-idle's final step judges at the later of the clock and the newest recorded time: a broker
+    clock ahead of the service's moves the instant to that entry's time, so the state is
+    `--as-of <judged_at>` with nothing left out."""
+    path = tmp_path / "l.db"
+    ahead = T0 + timedelta(minutes=5)
+    records = list(to_records([published(TEXT, T0 - timedelta(days=1)), email_share(ahead)], codec=default_codec()))
+    ingest_records(path, records)
+    judge = LiveJudge(idle_after_s=0)
+    with Ledger.open(path) as ledger:
+        s = judge.step(ledger, T0)
+        assert s.pending == 1, "while following, an entry stamped ahead of the clock waits for it"
+        judge.accept(s)
+        s = judge.step(ledger, judge.final_instant(T0), final=True)
+        judge.accept(s)
+    assert s.pending == 0 and s.judged_at == from_millis(records[-1].timestamp) > T0
+    assert judge.published and set(judge.published) == batch_ids(path, s.judged_at)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), cut=st.floats(0, 1))
+def test_a_cloned_judge_is_independent_and_judges_as_the_original(seed, cut):
+    """Feeding the rest to a clone gives what the uninterrupted judge gives, and leaves the original as it was."""
+    from ledger.audit.findings.recorded import LedgerJudge
+
+    w = simulate(seed=seed, events=400, subjects=20)
+    texts = [json.dumps(ev.to_json(e), sort_keys=True) for e in w.events]
+    at = max(e["occurred_at"] for e in w.events) + timedelta(days=10)
+    k = int(cut * len(texts))
+    whole = LedgerJudge(loads(TEXT, "t.toml"), draft=True)
+    expected = [r for t in texts for r in whole.feed(t)] + whole.finish(at)
+    original = LedgerJudge(loads(TEXT, "t.toml"), draft=True)
+    head = [r for t in texts[:k] for r in original.feed(t)]
+    before = original.finish(at)
+    copy = original.clone()
+    tail = [r for t in texts[k:] for r in copy.feed(t)] + copy.finish(at)
+    assert head + tail == expected
+    assert original.finish(at) == before
+
+
+def test_health_is_a_recent_commit_of_the_state_file(tmp_path, capsys):
+    """--health exits 1 naming the reason for a missing state or an old commit, 0 for a recent one, and
+    never creates the file it checks."""
+    path = tmp_path / "ledger.db.findings-state"
+    assert main(["findings", "--health", "--state", str(path)]) == 1
+    assert "unhealthy: no findings state" in capsys.readouterr().out and not path.exists()
+    identity = {"ledger": "/x/ledger.db", "topic": "ledger.findings", "policy": "recorded"}
+    state = FindingsState.open(path, identity)
+    assert main(["findings", "--health", "--state", str(path)]) == 1
+    assert "no commit yet" in capsys.readouterr().out
+    now = datetime.now(UTC)
+    state.commit(position="[1]", judged_at=time_text(now - timedelta(seconds=3)), added={}, removed=[],
+                 committed_at=time_text(now))
+    assert main(["findings", "--health", "--state", str(path)]) == 0
+    assert "healthy: last commit 0 s ago" in capsys.readouterr().out
+    state.commit(position="[1]", judged_at=time_text(now - timedelta(minutes=5)), added={}, removed=[],
+                 committed_at=time_text(now - timedelta(minutes=2)))
+    state.close()
+    assert main(["findings", "--health", "--state", str(path), "--max-age", "60"]) == 1
+    assert "more than --max-age 60 s" in capsys.readouterr().out
+
+
+def test_a_partition_kafka_says_is_behind_holds_the_mark_while_the_writer_delivers_others():
+    """Waiting its turn in a backlog longer than idle_after_s, a partition behind Kafka's end still holds
+    the watermark while another partition delivers; once every partition is silent (the writer is down)
+    it stops holding, and without Kafka's word a silent partition stops holding on its own."""
+    from ledger.audit.findings.watermark import Watermark
+
+    clock = Clock()
+    mark = Watermark(idle_after_s=10, allowance_ms=1000, clock=clock)
+    mark.ends({("a", 0): 100, ("b", 0): 100}, read_at_ms=50_000)
+    mark.saw("a", 0, 20_000)
+    mark.saw("b", 0, 30_000)
+    stored = {("a", 0): 40, ("b", 0): 60}
+    assert mark.bound(60_000, stored) == 19_999
+    clock.t = 15
+    mark.saw("b", 0, 31_000)  # b delivers, a waits its turn
+    assert mark.bound(60_000, stored) == 19_999
+    clock.t = 30  # nothing delivered for 15 s
+    assert mark.bound(60_000, stored) == 60_000
+    stored = {("a", 0): 100, ("b", 0): 100}  # both caught up: held at the instant Kafka was asked
+    assert mark.bound(60_000, stored) == 49_000
+    mark.forget_ends()
+    mark.saw("b", 0, 32_000)
+    assert mark.bound(60_000, stored) == 31_999, "without Kafka's word only the partition that delivers holds"
+
+
+def test_a_read_cut_short_by_the_read_limit_does_not_count_a_partition_caught_up(tmp_path):
+    """Kafka's end is reached in the ledger file, but the judge has read only part of it (read_limit):
+    the watermark compares with what was read, so every step's state is `--as-of <judged_at>` and
+    nothing arrives late."""
+    path = tmp_path / "l.db"
+    base = to_millis(T0)
+    policy = published(TEXT, T0 - timedelta(days=1))
+    shares = [email_share(T0 + timedelta(seconds=s)) for s in range(40)]
+    where = [("ledger.policy", 0, base - 86_400_000)] + [("ledger.sharing", s % 2, base + 1000 * s) for s in range(40)]
+    records = placed(list(to_records([policy, *shares], codec=default_codec())), where)
+    ingest_records(path, records[:5])
+    kafka = Kafka({("ledger.policy", 0): 1, ("ledger.sharing", 0): 20, ("ledger.sharing", 1): 20})
+    clock = Clock()
+    judge = LiveJudge(clock=clock, end_offsets=kafka, idle_after_s=30, read_limit=6, ends_every_s=0)
+    now = T0 + timedelta(minutes=5)
+    with Ledger.open(path) as ledger:
+        judge.accept(judge.step(ledger, now))
+        ingest_records(path, records[5:])
+        for _ in range(10):
+            clock.t += 1
+            s = judge.step(ledger, now)
+            judge.accept(s)
+            assert s.late == 0 and set(judge.published) == batch_ids(path, s.judged_at)
+    assert s.judged_at == now - timedelta(seconds=1) and judge.rewinds == 0

@@ -109,6 +109,29 @@ class Evaluator:
         #: with the standing findings this gives kept / broken / not judgeable per promise.
         self.judged: Counter = Counter()
 
+    def clone(self) -> Evaluator:
+        """An independent copy of the facts gathered so far (the live judge rewinds to such copies).
+
+        Every container :meth:`feed` changes is copied; the events in them are shared, since nothing
+        changes an event once fed, and so are the caches, which depend on the policy only.
+        """
+        new = Evaluator.__new__(Evaluator)
+        new.policy, new.v = self.policy, self.v
+        new._access_verdicts, new._consent_rule, new._always_noticed = \
+            self._access_verdicts, self._consent_rule, self._always_noticed
+        new.consents = {s: {p: {c: list(r) for c, r in by_channel.items()} for p, by_channel in by_purpose.items()}
+                        for s, by_purpose in self.consents.items()}
+        new.notice_versions = {s: list(r) for s, r in self.notice_versions.items()}
+        new.open_consent = {s: list(r) for s, r in self.open_consent.items()}
+        new.glass = list(self.glass)
+        new.reviews = {k: list(r) for k, r in self.reviews.items()}
+        new.cases = {}
+        for k, case in self.cases.items():
+            copy = new.cases[k] = _Case()
+            copy.disclosure, copy.changes, copy.notices = case.disclosure, list(case.changes), list(case.notices)
+        new.judged = Counter(self.judged)
+        return new
+
     # -- output ----------------------------------------------------------------
     def _finding(self, rule: str, kind: str, sentence: str, subjects, event_ids) -> Finding:
         subjects, event_ids = tuple(subjects), tuple(event_ids)

@@ -78,6 +78,16 @@ class LedgerJudge:
         #: The last event fed (a normalized dict), for callers that look at what arrived.
         self.last_event: dict | None = None
 
+    def clone(self) -> LedgerJudge:
+        """An independent copy: feeding one never changes the other (see :meth:`Evaluator.clone`)."""
+        new = LedgerJudge.__new__(LedgerJudge)
+        new.evaluator = self.evaluator.clone()
+        new.draft, new.judging, new.track_about = self.draft, self.judging, self.track_about
+        new.policies = list(self.policies)
+        new.about = dict(self.about)
+        new.last_event = self.last_event
+        return new
+
     def feed(self, text: str) -> list:
         """The findings and retractions one entry makes (none before the first policy's entry)."""
         event = self.last_event = event_of(text)
