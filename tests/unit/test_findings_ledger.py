@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fill import fill_ledger
 
-from ledger.audit.findings import current, evaluate
+from ledger.audit.findings import current
 from ledger.audit.findings.recorded import judge_ledger
 from ledger.cli import main
 from ledger.dev.simulate import simulate

@@ -312,7 +312,7 @@ class LiveJudge:
         wall = self.clock()
         position = self.position
         saw, pending, late, stored = self.mark.saw, self.pending, self.late, self.stored
-        for seq, status, ms, topic, part, offset, text in rows:
+        for seq, _status, ms, topic, part, offset, text in rows:
             saw(topic, part, ms, wall)
             if stored.get((topic, part), 0) <= offset:
                 stored[(topic, part)] = offset + 1
