@@ -85,7 +85,7 @@ def test_confluent_kafka_prefetches_no_more_than_one_fetch_and_one_poll():
     """librdkafka's read-ahead queue is held to the batch bound and one poll's records, not its 64 MiB default."""
     assert confluent_fetch_limits(4 * MiB, 10_000) == {
         "fetch.max.bytes": 4 * MiB, "max.partition.fetch.bytes": 4 * MiB,
-        "queued.max.messages.kbytes": 4096, "queued.min.messages": 10_000}
+        "queued.max.messages.kbytes": 4096, "queued.min.messages": 10_000, "fetch.queue.backoff.ms": 10}
     assert confluent_fetch_limits(256 * MiB, 1)["queued.max.messages.kbytes"] == 64 * 1024  # the fetch cap
 
 
