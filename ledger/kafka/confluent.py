@@ -381,7 +381,7 @@ class ConfluentConsumer:
 
 def open_consumer(settings: Settings, *, max_poll_records: int, group_id: str | None, bootstrap_timeout: float):
     errors = _Errors()
-    options = {**CONSUMER_CONFIG, **confluent_fetch_limits(settings.batch_max_bytes),
+    options = {**CONSUMER_CONFIG, **confluent_fetch_limits(settings.batch_max_bytes, max_poll_records),
                "group.id": group_id or ASSIGN_ONLY_GROUP}
     client = _construct(_Consumer, _conf(settings, errors, options))
     try:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ledger.config import Settings
 from ledger.errors import ConfigError
 from ledger.ingest.writer import LedgerWriter
-from ledger.kafka.reading import fetch_limits
+from ledger.kafka.reading import confluent_fetch_limits, fetch_limits
 from ledger.wire.record import Record
 
 
@@ -79,3 +79,22 @@ def test_the_bound_is_a_setting_with_a_default_and_caps_the_fetches():
     for bad in ("lots", "1000"):
         with pytest.raises(ConfigError, match="batch_max_bytes"):
             Settings.load(env={"LEDGER_BATCH_MAX_BYTES": bad})
+
+
+def test_confluent_kafka_prefetches_no_more_than_one_fetch_and_one_poll():
+    """librdkafka's read-ahead queue is held to the batch bound and one poll's records, not its 64 MiB default."""
+    assert confluent_fetch_limits(4 * MiB, 10_000) == {
+        "fetch.max.bytes": 4 * MiB, "max.partition.fetch.bytes": 4 * MiB,
+        "queued.max.messages.kbytes": 4096, "queued.min.messages": 10_000, "fetch.queue.backoff.ms": 10}
+    assert confluent_fetch_limits(256 * MiB, 1)["queued.max.messages.kbytes"] == 64 * 1024  # the fetch cap
+
+
+def test_librdkafka_accepts_the_consumer_settings():
+    """The consumer's settings, fetch caps included, are ones librdkafka takes (it refuses bad ones at once)."""
+    confluent = pytest.importorskip("confluent_kafka")
+    from ledger.kafka.confluent import ASSIGN_ONLY_GROUP, CONSUMER_CONFIG
+
+    for bound in (2 * MiB, 16 * MiB, 256 * MiB):
+        consumer = confluent.Consumer({**CONSUMER_CONFIG, **confluent_fetch_limits(bound, 10_000),
+                                       "bootstrap.servers": "127.0.0.1:9", "group.id": ASSIGN_ONLY_GROUP})
+        consumer.close()
