@@ -44,7 +44,7 @@ def encoded_records(mix: str, n: int, prefix: str = "ledger.") -> list[Record]:
     codec = default_codec()
     offsets: dict[tuple[str, int], int] = {}
     records = []
-    for i, event in enumerate(workload_chunk(mix, 1, n)):
+    for event in workload_chunk(mix, 1, n):
         w = wire_record(event, codec, prefix)
         where = (w.topic, zlib.crc32(w.key or b"") % PARTITIONS)
         offset = offsets.get(where, 0)

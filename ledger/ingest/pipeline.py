@@ -49,7 +49,7 @@ from ledger.store.schema import (
     headers_to_json,
 )
 from ledger.tlog.chain import gap_hash, leaf_hash, link
-from ledger.wire.record import EVENT_TYPE_HEADER, Record  # noqa: F401 - EVENT_TYPE_HEADER re-exported
+from ledger.wire.record import EVENT_TYPE_HEADER, Record
 
 from .repeats import FirstOccurrence, classify_repeat, join_reasons, recorded_earlier
 from .routing import routing_problem

@@ -17,8 +17,8 @@ from ledger.audit.verify import verify_ledger
 from ledger.dev.simulate import simulate
 from ledger.errors import LedgerDivergedError, LedgerLockedError
 from ledger.ingest.writer import LedgerWriter
-from ledger.kafka.topics import dlq_topic, topic_for
 from ledger.kafka import open_producer
+from ledger.kafka.topics import dlq_topic, topic_for
 from ledger.produce.producer import AuditProducer
 from ledger.store import Ledger
 from ledger.wire.codec import default_codec
