@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from httpkit import start_server
 from ledger.audit import query
 from ledger.dev.simulate import simulate
 from ledger.ingest.writer import LedgerWriter
+from ledger.produce.outbox_file import pending_count
 from ledger.produce.producer import AuditProducer
 from ledger.store import Ledger
 
@@ -22,13 +22,6 @@ from ledger.store import Ledger
 def run_writer(settings) -> None:
     LedgerWriter(settings, group_id=None).run(until_idle=True, install_signals=False)
 
-
-def outbox_pending(path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def test_every_answered_read_appears_in_the_ledger_as_its_data_accessed(settings, tmp_path):
@@ -63,9 +56,9 @@ def test_every_answered_read_appears_in_the_ledger_as_its_data_accessed(settings
             if answered:
                 reads.append((r.headers.get("x-request-id") or "", path, token is me))
         deadline = time.monotonic() + 60
-        while outbox_pending(server.outbox) and time.monotonic() < deadline:
+        while pending_count(server.outbox) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert outbox_pending(server.outbox) == 0, "the outbox relay did not deliver the recorded reads"
+        assert pending_count(server.outbox) == 0, "the outbox relay did not deliver the recorded reads"
     finally:
         server.stop()
     run_writer(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from httpkit import start_server
 from kafkautil import read_topics
 
 from ledger.dev.simulate import simulate
+from ledger.produce.outbox_file import pending_count
 from ledger.wire.codec import default_codec
 
 
@@ -50,13 +50,6 @@ def sockets_of(pid: int) -> set[str]:
     return out
 
 
-def pending(outbox) -> int:
-    conn = sqlite3.connect(outbox)
-    try:
-        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    finally:
-        conn.close()
-
 
 def test_two_workers_answer_follow_each_others_cursors_and_record_every_read_once(settings, tmp_path):
     workload = simulate(seed=8, events=600, subjects=8)
@@ -84,9 +77,9 @@ def test_two_workers_answer_follow_each_others_cursors_and_record_every_read_onc
                 r["event_id"] for r in second.json()["items"])
             request_ids += [first.headers["x-request-id"], second.headers["x-request-id"]]
         deadline = time.monotonic() + 60
-        while pending(server.outbox) and time.monotonic() < deadline:
+        while pending_count(server.outbox) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert pending(server.outbox) == 0, "the shared outbox was not relayed"
+        assert pending_count(server.outbox) == 0, "the shared outbox was not relayed"
     finally:
         server.stop()
     codec = default_codec()
