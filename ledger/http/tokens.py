@@ -116,12 +116,17 @@ def write_keypair(out: str | os.PathLike) -> tuple[Path, Path]:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    # Created with 0600 from the start: never readable by others, not even for an instant.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    try:
+        # A missing directory is made owner-only, as `ledger keys generate` makes its --out.
+        private_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created with 0600 from the start: never readable by others, not even for an instant.
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write the key: {err.strerror or err}") from err
     return private_path, public_path
 
 

@@ -40,6 +40,22 @@ def test_keygen_writes_an_owner_only_signing_key_and_a_public_key(tmp_path):
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_keygen_makes_a_missing_directory_owner_only_and_an_unwritable_out_is_one_clean_error(tmp_path):
+    """The README's `ledger tokens keygen --out secrets/api.key` works where secrets/ does not exist yet."""
+    out = tmp_path / "secrets" / "api.key"
+    run = subprocess.run([sys.executable, "-m", "ledger", "tokens", "keygen", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert stat.S_IMODE(os.stat(out.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    bad = subprocess.run([sys.executable, "-m", "ledger", "tokens", "keygen", "--out", str(blocked / "api.key")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "--out" in bad.stderr and "cannot write the key" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_issue_prints_the_token_alone_and_it_verifies_with_the_public_key(keys):
     """`ledger tokens issue` prints one line, a JWT with kid/aud/iat/exp/jti/scope/holder."""
     private, public = keys
