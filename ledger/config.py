@@ -33,6 +33,7 @@ SECURITY_KEYS = (
 )
 
 KAFKA_CLIENTS = ("auto", "confluent", "kafka-python")
+READ_AHEAD = ("auto", "process", "off")
 
 
 #: A batch must hold the largest record Kafka delivers (1 MiB by default) and then some.
@@ -59,6 +60,9 @@ class Settings:
     max_clock_skew_s: int = 300  # occurred_at this far after its Kafka timestamp: 5 minutes
     max_record_lag_s: int = 2_592_000  # occurred_at this far before it: 30 days
     kafka_client: str = "auto"  # auto | confluent | kafka-python: see ledger/kafka/__init__.py
+    #: auto | process | off: the writer and replay fetch and decode in a second process (auto: on two
+    #: or more CPUs); see ledger/ingest/readahead.py.
+    read_ahead: str = "auto"
     #: Most bytes (keys + values + headers) in one writer batch. At most two batches are in memory
     #: (one committing, one being prepared) and fetches are capped to it, so this bounds the writer's
     #: memory whatever the records are. Decoded, a record can take ~30 times its bytes (a map of many
@@ -121,6 +125,8 @@ class Settings:
             raise ConfigError(
                 f"kafka_client must be one of {', '.join(KAFKA_CLIENTS)}, got {values['kafka_client']!r}"
             )
+        if values.get("read_ahead", "auto") not in READ_AHEAD:
+            raise ConfigError(f"read_ahead must be one of {', '.join(READ_AHEAD)}, got {values['read_ahead']!r}")
         if "batch_max_bytes" in values:
             try:
                 values["batch_max_bytes"] = int(values["batch_max_bytes"])

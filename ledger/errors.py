@@ -104,12 +104,21 @@ class OffsetOutOfRangeError(LedgerDivergedError):
     """
 
     def __init__(self, topic: str, partition: int, offset: int | None, detail: str = ""):
-        self.topic, self.partition, self.offset = topic, partition, offset
+        self.topic, self.partition, self.offset, self.detail = topic, partition, offset, detail
         where = f"{topic}[{partition}]" + (f" offset {offset}" if offset is not None else "")
         super().__init__(
             f"{where} is out of range on the broker{': ' + detail if detail else ''}; the topic was "
             "truncated or recreated, or the broker lost data (positions are never reset silently)"
         )
+
+    def __reduce__(self):  # pickled with its own arguments (the read-ahead process sends it to the writer)
+        return type(self), (self.topic, self.partition, self.offset, self.detail)
+
+
+class ReadAheadError(LedgerError):
+    """The read-ahead process (ledger/ingest/readahead.py) ended without reporting an error."""
+
+
 class OutboxRelayError(StoreError):
     """The durable-mode relay thread stopped; ``emit``, ``flush`` and ``close`` raise this from then on."""
 

@@ -22,7 +22,6 @@ after a contradiction's own reason when it has both (``...; time: ...``).
 from __future__ import annotations
 
 import gc
-import re
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -30,14 +29,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ledger.errors import DecodeError, LedgerError, StoreError, ValidationError
+from ledger.errors import StoreError
 from ledger.model.timecheck import TimeLimits, time_flag
 from ledger.store import AppendBatch, FirstSeen, Ledger, Move, StoredOccurrence, Tip, iter_rejected_records
 from ledger.store.index import entry_columns, index_row
 from ledger.store.schema import (
     COL_EVENT_ID,
     COL_JSON,
-    COL_OCCURRED_AT,
     COL_OFFSET,
     COL_PARTITION,
     COL_REASON,
@@ -46,17 +44,36 @@ from ledger.store.schema import (
     COL_TIMESTAMP,
     COL_TOPIC,
     gap_row,
-    headers_to_json,
 )
-from ledger.tlog.chain import gap_hash, leaf_hash, link
-from ledger.wire.record import EVENT_TYPE_HEADER, Record
+from ledger.tlog.chain import gap_hash, link
+from ledger.wire.record import Record
 
+from .derive import (  # decode_value, header_type, peek_event_id: also for verify, which decides as ingest does
+    EVENT_ID,
+    FINGERPRINT,
+    HEADER_TYPE,
+    HEADERS,
+    INDEX_ROW,
+    JSON,
+    LEAF,
+    OCCURRED_AT,
+    PEEKED_ID,
+    REASON,
+    TIME_FLAG,
+    TYPE,
+    DerivedRecord,
+    decode_value,
+    derive,
+    header_type,
+    peek_event_id,
+)
 from .repeats import FirstOccurrence, classify_repeat, join_reasons, recorded_earlier
 from .routing import routing_problem
 
 CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
 STATUSES = ("entry", "duplicate", "conflict", "contradiction", "rejected", "gap")
-_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+__all__ = ["Ingestor", "CommitPipeline", "PreparedBatch", "decode_value", "header_type", "peek_event_id",
+           "reprocess", "no_cyclic_gc"]
 
 
 @dataclass
@@ -123,47 +140,6 @@ def default_codec():
     from ledger.wire.codec import default_codec as load
 
     return load()
-
-
-def decode_value(codec, value: bytes | None) -> tuple[dict | None, str | None]:
-    """``(event, None)`` if the value decodes and validates, else ``(None, reason)``.
-
-    The event is read with its writer's own schema (``Codec.decode_as_written``), so
-    the stored readable form does not depend on the schema versions installed at
-    ingest time: a replay with newer versions stores the same text.
-    """
-    try:
-        return codec.decode_as_written(value), None
-    except DecodeError as err:
-        return None, err.reason
-    except ValidationError as err:
-        return None, f"invalid: {err}"
-    except LedgerError as err:  # e.g. a schema problem found while decoding
-        return None, f"undecodable: {err}"
-
-
-def peek_event_id(value: bytes | None) -> str | None:
-    """The event_id of an undecodable record when it can still be read.
-
-    Every schema starts with ``event_id`` (a 36-character UUID string): in the
-    single-object encoding that is byte 10 = 0x48 (zigzag length 36) and the
-    UUID text after it.
-    """
-    if value is None or len(value) < 47 or value[:2] != b"\xc3\x01" or value[10] != 0x48:
-        return None
-    text = bytes(value[11:47])
-    return text.decode("ascii") if _UUID.fullmatch(text) else None
-
-
-def header_type(record: Record) -> str | None:
-    """The ``event_type`` header, when present and readable."""
-    for name, value in record.headers:
-        if name == EVENT_TYPE_HEADER and value is not None:
-            try:
-                return value.decode("utf-8")[:200]
-            except UnicodeDecodeError:
-                return None
-    return None
 
 
 class Ingestor:
@@ -247,8 +223,7 @@ class Ingestor:
         decoded: list[tuple[list, dict]] = []
         rejected: list[tuple[Record, str]] = []
         touched: set[tuple[str, int]] = set()
-        codec = self.codec
-        fingerprint = codec.fingerprint
+        codec, limits = self.codec, self.time_limits
 
         for rec in records:
             where = (rec.topic, rec.partition)
@@ -266,26 +241,23 @@ class Ingestor:
                 entries.append(gap_row(seq, rec.topic, rec.partition, expected, rec.offset, leaf, prev))
                 counts["gap"] += 1
                 seq += 1
-            leaf = leaf_hash(rec)
+            # Derived ahead by the read-ahead process (readahead.py), or here: the same function either way.
+            part = rec.derived if type(rec) is DerivedRecord else derive(rec, codec, limits)
+            leaf = part[LEAF]
             chain = link(prev, leaf)
             tips[where] = Tip(rec.offset, chain, seq)
             touched.add(where)
-            value = rec.value
-            event, reason = decode_value(codec, value)
-            if event is not None and (reason := routing_problem(rec, event)) is not None:
-                event = None  # misrouted: kept as rejected, never an event (routing.py)
             # An entries row in ENTRY_COLUMNS order, built in two halves: evidence, then what the value decoded to.
             row = [seq, rec.topic, rec.partition, rec.offset, "record", None, rec.timestamp, rec.key,
-                   headers_to_json(rec.headers), value, None if value is None else fingerprint(value)]
-            if event is None:
-                row += ["rejected", reason, peek_event_id(value), header_type(rec), None, None, leaf, chain]
+                   part[HEADERS], rec.value, part[FINGERPRINT]]
+            reason = part[REASON]
+            if reason is not None:
+                row += ["rejected", reason, part[PEEKED_ID], part[HEADER_TYPE], None, None, leaf, chain]
                 rejected.append((rec, reason))
                 counts["rejected"] += 1
             else:
-                cols = entry_columns(event)
-                row += [None, time_flag(cols["occurred_at"], rec.timestamp, self.time_limits), cols["event_id"],
-                        cols["type"], cols["occurred_at"], cols["json"], leaf, chain]
-                decoded.append((row, event))
+                row += [None, part[TIME_FLAG], part[EVENT_ID], part[TYPE], part[OCCURRED_AT], part[JSON], leaf, chain]
+                decoded.append((row, part[INDEX_ROW]))
             entries.append(row)
             seq += 1
 
@@ -304,8 +276,11 @@ class Ingestor:
                 self._pending_rows[event_id] = entries[seq_ - base_seq]  # seqs are contiguous from base_seq
         return prepared
 
-    def _classify(self, decoded: list[tuple[list, dict]], rows: AppendBatch, counts: dict[str, int]) -> None:
-        """Set each decoded row's status (first occurrence wins; repeats.py) and collect index rows."""
+    def _classify(self, decoded: list[tuple[list, list]], rows: AppendBatch, counts: dict[str, int]) -> None:
+        """Set each decoded row's status (first occurrence wins; repeats.py) and collect index rows.
+
+        ``decoded``: (entries row, its index row with seq 0, from derive).
+        """
         ids = {row[COL_EVENT_ID] for row, _ in decoded}
         with self._lock:  # pending first: a commit finishing meanwhile is then seen in the file
             first = {i: self._pending_ids[i] for i in ids if i in self._pending_ids}
@@ -318,7 +293,7 @@ class Ingestor:
         stored = lookup.first_details(seen.seq for seen in in_file.values()) if in_file else {}
         details = {event_id: first_occurrence(self.codec, seen, stored[seen.seq])
                    for event_id, seen in in_file.items()}
-        for row, event in decoded:
+        for row, index in decoded:
             event_id = row[COL_EVENT_ID]
             seen = first.get(event_id)
             seq, topic, partition = row[COL_SEQ], row[COL_TOPIC], row[COL_PARTITION]
@@ -327,7 +302,7 @@ class Ingestor:
                 first[event_id] = FirstSeen(seq, topic, partition)
                 origin[event_id] = row
                 rows.event_ids.append((event_id, seq, topic, partition))
-                rows.index.append(index_row(seq, event, row[COL_OCCURRED_AT]))
+                rows.index.append([seq, *index[1:]])
                 counts["entry"] += 1
                 continue
             occurrence = details.get(event_id)
@@ -338,7 +313,7 @@ class Ingestor:
             if status != "duplicate":
                 rows.conflicts.append((seq, event_id, seen.seq))
             if status == "contradiction":
-                rows.index.append(index_row(seq, event, row[COL_OCCURRED_AT]))
+                rows.index.append([seq, *index[1:]])
             elif recorded_earlier(status, row[COL_TIMESTAMP], occurrence):
                 rows.earlier.append((seen.seq, seq, row[COL_TIMESTAMP]))
             counts[status] += 1

@@ -32,14 +32,15 @@ from typing import Callable, Iterable
 
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerDivergedError, OffsetOutOfRangeError, StoreError
-from ledger.kafka import BEGINNING, Partition, event_partitions, open_consumer
+from ledger.kafka import BEGINNING, Partition, event_partitions
 from ledger.kafka.reading import take_within
 from ledger.model.timecheck import TimeLimits
 from ledger.store import Ledger
 from ledger.store.coverage import COVERAGE_KEY, Coverage
 from ledger.wire.record import Record
 
-from .pipeline import CommitPipeline, Ingestor
+from .pipeline import CommitPipeline, Ingestor, default_codec
+from .readahead import open_reader
 
 
 @dataclass
@@ -96,10 +97,15 @@ def replay(
     windowed = from_ms is not None or to_ms is not None
     result = ReplayResult(coverage=Coverage(from_ms, to_ms))
     started = time.monotonic()
-    consumer = open_consumer(settings, max_poll_records=batch_size)
-    ledger = Ledger.open(into, readonly=False, create=True, time_limits=TimeLimits.from_settings(settings))
+    codec, limits = default_codec(), TimeLimits.from_settings(settings)  # the new ledger's
+    consumer = open_reader(settings, codec=codec, limits=limits, max_poll_records=batch_size)  # readahead.py
     try:
-        ingestor = Ingestor(ledger, start_mid_chain=windowed)
+        ledger = Ledger.open(into, readonly=False, create=True, time_limits=limits)
+    except BaseException:
+        consumer.close()
+        raise
+    try:
+        ingestor = Ingestor(ledger, codec=codec, start_mid_chain=windowed)
         if bulk:
             ledger.begin_bulk()
         partitions = event_partitions(consumer, settings.topic_prefix, topics)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from ledger.config import Settings
 from ledger.errors import BrokerError, LedgerDivergedError, OffsetOutOfRangeError
 from ledger.ingest.pipeline import CommitPipeline, Ingestor
+from ledger.ingest.readahead import open_reader
 from ledger.kafka import BEGINNING, Partition, event_partitions, open_consumer, open_producer
 from ledger.kafka.reading import take_within
 from ledger.kafka.topics import dlq_topic
@@ -100,7 +101,7 @@ class LedgerWriter:
         try:
             ledger.lock_for_writing()
             ingestor = Ingestor(ledger)
-            consumer = self._consumer()
+            consumer = self._consumer(ingestor)
             dlq = None
             try:
                 partitions = event_partitions(consumer, self.settings.topic_prefix)
@@ -144,10 +145,12 @@ class LedgerWriter:
         return self.stats
 
     # -- Kafka ---------------------------------------------------------------------
-    def _consumer(self):
-        # Fetch sizes follow the batch bound (the seam caps them at settings.batch_max_bytes).
+    def _consumer(self, ingestor):
+        # Fetch sizes follow the batch bound (the seam caps them at settings.batch_max_bytes); fetched and
+        # derived in a second process when the settings choose it (readahead.py).
         settings = dataclasses.replace(self.settings, batch_max_bytes=self.batch_max_bytes)
-        return open_consumer(settings, group_id=self.group_id, max_poll_records=self.batch_size)
+        return open_reader(settings, codec=ingestor.codec, limits=ingestor.time_limits, group_id=self.group_id,
+                           max_poll_records=self.batch_size)
 
     def _next_batch(self, consumer) -> list[Record]:
         """Poll until ``batch_size`` records, ``batch_max_bytes`` or ``batch_seconds``; offset order per partition.

@@ -22,12 +22,11 @@ from ledger.audit.obligations import obligations
 from ledger.audit.report import build_report, render
 from ledger.cli import main
 from ledger.errors import ValidationError
-from ledger.ingest.pipeline import EVENT_TYPE_HEADER
 from ledger.model.events import event_key
 from ledger.model.times import to_millis
 from ledger.store import Ledger
 from ledger.wire.codec import default_codec
-from ledger.wire.record import Record
+from ledger.wire.record import EVENT_TYPE_HEADER, Record
 
 UTC = timezone.utc
 CODEC = default_codec()

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import fastavro
 
-from ledger.ingest.pipeline import EVENT_TYPE_HEADER
 from ledger.kafka.topics import TOPIC_SUFFIX
 from ledger.model import events
 from ledger.model.event_rules import _COUNTRY, _SHA256
 from ledger.model.taxonomy import CODE_PATTERN
 from ledger.model.validator import _UUID_CANONICAL
 from ledger.wire.codec import default_codec, schema_fingerprint
+from ledger.wire.record import EVENT_TYPE_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "producing.md").read_text(encoding="utf-8")
