@@ -188,8 +188,8 @@ class Checkpointer:
     The writer calls :meth:`after_commit` once per committed batch (an O(1) check) and
     :meth:`finish` when it stops. A due round runs on the writer's commit thread between two
     commits (``schedule``, CommitPipeline.between_commits): there it never waits for a commit's
-    write lock, and the writer goes on fetching and preparing meanwhile (its next commit begins
-    when the round ends); a round due while one is running is folded into the next. Signing goes through store.checkpoints.issue_checkpoints
+    write lock, and the writer goes on fetching and preparing meanwhile; a round due while one
+    is running is folded into the next. Signing goes through store.checkpoints.issue_checkpoints
     — the same fork protection as ``ledger checkpoint`` — and reads a committed snapshot of the
     file through its own connection. A failed publish is reported on stderr and retried at the
     next checkpoint (the checkpoints stay stored); a fork stops the writer (raised by the next

@@ -25,10 +25,9 @@ import gc
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ledger.errors import StoreError
 from ledger.model.timecheck import TimeLimits, time_flag
@@ -178,18 +177,11 @@ class Ingestor:
         return IngestResult(prepared.counts, prepared.rejected)
 
     def commit(self, prepared: PreparedBatch) -> None:
-        """Append the oldest prepared batch in one transaction and move the committed tips forward."""
-        self.start_commit(prepared)()
+        """Append the oldest prepared batch in one transaction and move the committed tips forward.
 
-    def start_commit(self, prepared: PreparedBatch) -> Callable[[], None]:
-        """The first half of :meth:`commit`, on this thread; returns the second half, to call once.
-
-        The first half checks the order and writes the rows bound from Python
-        (``Ledger.begin_append``); the second expands the side rows and commits,
-        SQLite's work alone, so it may run on another thread while this one
-        prepares the next batch (CommitPipeline: one commit at a time, in the
-        order prepared). If either half fails, every batch prepared after this
-        one was built on it and must be prepared again.
+        May run on another thread than ``prepare`` (one committer at a time): the
+        writer prepares batch N+1 while batch N commits, since SQLite releases
+        the GIL while it writes.
         """
         with self._lock:
             if not self._in_flight or self._in_flight[0] is not prepared or prepared.base_seq != self.next_seq:
@@ -197,37 +189,23 @@ class Ingestor:
                     f"batch prepared at seq {prepared.base_seq} is not the next to commit (ledger at "
                     f"{self.next_seq}); batches must be committed in the order they were prepared"
                 )
-        empty = prepared.next_seq == prepared.base_seq
         try:
-            with no_cyclic_gc():
-                pending = None if empty else self.ledger.begin_append(prepared.rows)
+            if prepared.next_seq != prepared.base_seq:
+                with no_cyclic_gc():
+                    self.ledger.append(prepared.rows)
         except BaseException:
-            self._forget_in_flight()
+            with self._lock:  # everything prepared after it was built on it: prepare again
+                self._in_flight.clear()
+                self._pending_ids.clear()
+                self._pending_rows.clear()
             raise
-
-        def finish() -> None:
-            try:
-                if pending is not None:
-                    with no_cyclic_gc():
-                        pending.finish()
-            except BaseException:
-                self._forget_in_flight()
-                raise
-            with self._lock:
-                self._in_flight.popleft()
-                for event_id, *_ in prepared.rows.event_ids:
-                    self._pending_ids.pop(event_id, None)
-                    self._pending_rows.pop(event_id, None)
-                self.tips = prepared.tips
-                self.next_seq = prepared.next_seq
-
-        return finish
-
-    def _forget_in_flight(self) -> None:
-        with self._lock:  # everything prepared after the failed batch was built on it: prepare again
-            self._in_flight.clear()
-            self._pending_ids.clear()
-            self._pending_rows.clear()
+        with self._lock:
+            self._in_flight.popleft()
+            for event_id, *_ in prepared.rows.event_ids:
+                self._pending_ids.pop(event_id, None)
+                self._pending_rows.pop(event_id, None)
+            self.tips = prepared.tips
+            self.next_seq = prepared.next_seq
 
     def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Decode, chain and classify ``records`` against the current tips; writes nothing."""
@@ -290,7 +268,6 @@ class Ingestor:
             (t, p, tips[(t, p)].offset + 1, tips[(t, p)].seq, tips[(t, p)].chain_hash)
             for t, p in sorted(touched)
         ]
-        rows.index_json()  # here, not on the commit thread (AppendBatch.index_json)
         prepared = PreparedBatch(rows, counts, rejected, tips, base_seq, seq)
         with self._lock:
             self._in_flight.append(prepared)
@@ -385,23 +362,14 @@ class CommitPipeline:
         self.ingestor = ingestor
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit") if background else None
         self._pending = None
-        self._last = None  # the last work given to the commit thread
 
     def submit(self, prepared: PreparedBatch, tag=None):
-        """Start committing ``prepared``; return ``(batch, tag)`` of the commit that just finished, if any.
-
-        The commit's first half (the rows bound from Python) runs here, the second (side rows,
-        COMMIT) on the commit thread: Ingestor.start_commit says why.
-        """
+        """Start committing ``prepared``; return ``(batch, tag)`` of the commit that just finished, if any."""
         if self._pool is None:
             self.ingestor.commit(prepared)
             return prepared, tag
         done = self.wait()
-        if self._last is not None:  # work queued between commits uses the connection too: let it end first
-            wait_for([self._last])
-        finish = self.ingestor.start_commit(prepared)
-        self._pending = (self._pool.submit(finish), prepared, tag)
-        self._last = self._pending[0]
+        self._pending = (self._pool.submit(self.ingestor.commit, prepared), prepared, tag)
         return done
 
     def wait(self):
@@ -417,7 +385,7 @@ class CommitPipeline:
         """Run ``call()`` on the commit thread after the commit in progress and before the next one.
 
         Returns a Future. For work that must not wait on a commit's write lock nor hold up
-        prepare (the writer's own checkpoints): the next ``submit`` waits for it.
+        prepare (the writer's own checkpoints): the next ``submit`` queues behind it.
         """
         if self._pool is None:
             from concurrent.futures import Future
@@ -428,8 +396,7 @@ class CommitPipeline:
             except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
                 future.set_exception(err)
             return future
-        self._last = self._pool.submit(call)
-        return self._last
+        return self._pool.submit(call)
 
     def __enter__(self) -> "CommitPipeline":
         return self

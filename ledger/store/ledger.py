@@ -84,49 +84,6 @@ class AppendBatch:
     conflicts: list[tuple] = field(default_factory=list)  # (seq, event_id, first_seq)
     earlier: list[tuple] = field(default_factory=list)  # earlier_copies: (entry_seq, seq, timestamp)
     offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
-    _index_json: str | None = field(default=None, repr=False, compare=False)
-
-    def index_json(self) -> str:
-        """``index`` as the one JSON text SQLite expands into side rows; made once, when the rows are final.
-
-        The writer's prepare asks for it, so that the commit thread, the critical path, does not
-        spend its GIL time serializing (3.4 µs an event on the simulated mix).
-        """
-        if self._index_json is None:
-            self._index_json = json.dumps(self.index, ensure_ascii=False, separators=(",", ":"))
-        return self._index_json
-
-
-class OpenAppend:
-    """An append whose transaction is open (Ledger.begin_append): ``finish()`` it, on any thread, once."""
-
-    def __init__(self, ledger: "Ledger", transaction, batch: AppendBatch):
-        self._ledger, self._transaction, self._batch = ledger, transaction, batch
-        self._open = True
-
-    def run(self, step) -> None:
-        """Run ``step`` inside the transaction; on any error roll back, forget the trees' additions, raise."""
-        try:
-            step()
-        except BaseException as err:
-            self._open = False
-            self._ledger._trees.forget()
-            self._transaction.__exit__(type(err), err, err.__traceback__)  # ROLLBACK (unless SQLite did)
-            if isinstance(err, sqlite3.Error):
-                raise StoreError(f"cannot append to {self._ledger.path}: {_explain(err)}") from err
-            raise
-
-    def finish(self) -> None:
-        """Expand the side rows and commit."""
-        if not self._open:
-            raise StoreError("this append was already finished or rolled back")
-        self.run(lambda: self._ledger._expand_side_rows(self._ledger.conn, self._batch))
-        self._open = False
-        try:
-            self._transaction.__exit__(None, None, None)  # COMMIT
-        except BaseException:
-            self._ledger._trees.forget()
-            raise
 
 
 def _explain(err: sqlite3.Error) -> str:
@@ -325,38 +282,22 @@ class Ledger:
     # -- writing --------------------------------------------------------------------
     def append(self, batch: AppendBatch) -> None:
         """Write a batch's entries, side rows, dedupe rows and offsets in one transaction."""
-        self.begin_append(batch).finish()
-
-    def begin_append(self, batch: AppendBatch) -> "OpenAppend":
-        """The first half of :meth:`append`: a transaction begun, every row bound from Python written.
-
-        Returns the open append; its ``finish()`` (on any thread, once) expands the side rows and
-        commits, work SQLite does alone with the GIL released, so the writer prepares its next batch
-        meanwhile. Split this way because a row bound from Python takes the GIL back after each step:
-        an ``executemany`` beside a busy thread waits a switch interval a row (5 ms), so on the
-        commit thread it only ran while prepare was idle (measured: no overlap at all). Until
-        ``finish`` returns, nothing else may use this connection.
-        """
         if self.readonly:
             raise StoreError("the ledger was opened read-only")
         now = int(time.time() * 1000)
-        transaction = self.atomic()
         try:
-            conn = transaction.__enter__()
+            with self.atomic() as conn:
+                insert_many(conn, "entries", schema.ENTRY_COLUMNS, batch.entries)
+                self._trees.add(conn, batch.entries)  # the Merkle tiles commit with their leaves
+                self._insert_rows(conn, batch)
+                insert_many(conn, "offsets", ("topic", "partition", "next_offset", "last_seq", "chain_hash",
+                                              "written_at"), [(*row, now) for row in batch.offsets])
+        except sqlite3.Error as err:
+            self._trees.forget()
+            raise StoreError(f"cannot append to {self.path}: {_explain(err)}") from err
         except BaseException:
             self._trees.forget()
             raise
-        pending = OpenAppend(self, transaction, batch)
-
-        def bound_rows():
-            insert_many(conn, "entries", schema.ENTRY_COLUMNS, batch.entries)
-            self._trees.add(conn, batch.entries)  # the Merkle tiles commit with their leaves
-            self._insert_bound_rows(conn, batch)
-            insert_many(conn, "offsets", ("topic", "partition", "next_offset", "last_seq", "chain_hash",
-                                          "written_at"), [(*row, now) for row in batch.offsets])
-
-        pending.run(bound_rows)
-        return pending
 
     def mark_reprocessed(self, moves: list[Move], rows: AppendBatch) -> None:
         """Move rejected entries to a decoded status (the one UPDATE the triggers allow), atomically.
@@ -423,24 +364,17 @@ class Ledger:
         self._bulk = False
 
     def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
-        self._insert_bound_rows(conn, batch)
-        self._expand_side_rows(conn, batch)
-
-    def _insert_bound_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
-        """The rows bound from Python (and a bulk load's staged index rows: one statement)."""
-        if batch.index and self._bulk:
-            conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (batch.index_json(),))
+        if batch.index:
+            rows = json.dumps(batch.index, ensure_ascii=False, separators=(",", ":"))
+            if self._bulk:
+                conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (rows,))
+            else:
+                for sql in derive_statements(BATCH_SOURCE, self.bucket_bits):
+                    conn.execute(sql, (rows,))
         insert_many(conn, "temp.bulk_event_ids" if self._bulk else "event_ids", ("event_id", "seq", "topic", "partition"),
                     sorted(batch.event_ids))
         insert_many(conn, "conflicts", ("seq", "event_id", "first_seq"), batch.conflicts)
         insert_many(conn, "earlier_copies", ("entry_seq", "seq", "timestamp"), batch.earlier)
-
-    def _expand_side_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
-        """The side rows, expanded from the index rows' JSON inside SQLite (a bulk load stages them instead)."""
-        if batch.index and not self._bulk:
-            rows = batch.index_json()
-            for sql in derive_statements(BATCH_SOURCE, self.bucket_bits):
-                conn.execute(sql, (rows,))
 
     def set_meta(self, key: str, value: str) -> None:
         """Record ``key = value`` in meta (insert-only: an existing different value is refused)."""
