@@ -23,23 +23,29 @@ is raised by :meth:`ReadAheadConsumer.poll` with its own type and message; a
 reader that dies without a word raises :class:`ReadAheadError`. A writer that
 dies closes its end of the pipes, and the reader exits when it sees that.
 
-The process is forked from a fork server (``multiprocessing``'s
-``forkserver``), never from the writer itself: the writer has threads (the
-commit thread, librdkafka's), which a plain fork would copy mid-lock.
+The reader is a fresh interpreter (``python -m ledger.ingest.readahead``, 0.2 s
+to start), never a fork of the writer: the writer has threads (the commit
+thread, librdkafka's), which a fork would copy mid-lock; and unlike
+``multiprocessing``'s spawn and fork server it does not import the caller's
+main module again. It runs in its own session, so a Ctrl-C meant for the
+writer reaches the writer alone, which then stops its reader.
 """
 
 from __future__ import annotations
 
 import gc
 import marshal
-import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from ledger.config import Settings
@@ -55,7 +61,6 @@ IDLE_POLL_SECONDS = 0.2  # how long the reader waits on an empty fetch before it
 STOP_SECONDS = 5.0
 
 _RECORDS, _ERROR = b"R", b"E"
-_context = None
 
 
 def read_ahead_choice(settings: Settings, codec: Codec | None = None) -> tuple[bool, str]:
@@ -75,8 +80,8 @@ def read_ahead_choice(settings: Settings, codec: Codec | None = None) -> tuple[b
 
 
 def _unusable(settings: Settings, codec: Codec | None) -> str | None:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return "this platform has no fork server (multiprocessing 'forkserver')"
+    if os.name != "posix":
+        return "reading ahead passes pipes to a child process the POSIX way"
     if codec is not None and codec.directory is None:
         return "the ingest codec was built in memory, not loaded from a schema directory"
     try:
@@ -112,8 +117,6 @@ class _Job:
     max_record_bytes: int
     limits: object  # TimeLimits | None
     max_ahead_bytes: int
-    cwd: str
-    env: dict
 
 
 class ReadAheadConsumer:
@@ -165,16 +168,8 @@ class ReadAheadConsumer:
         self._state = {tp: (offset, None) for tp, offset in zip(self._partitions, starts.values())}
         job = _Job(self._settings, tuple((tp.topic, tp.partition, offset) for tp, offset in starts.items()),
                    self._max_poll_records, self._group_id, str(self._codec.directory), self._codec.max_record_bytes,
-                   self._limits, self._settings.batch_max_bytes, os.getcwd(), dict(os.environ))
-        context = _fork_server()
-        data_in, data_out = context.Pipe(duplex=False)
-        control_in, control_out = context.Pipe(duplex=False)
-        process = context.Process(target=_read_ahead, args=(job, data_out, control_in), name="ledger-read-ahead",
-                                  daemon=True)
-        process.start()
-        data_out.close()
-        control_in.close()
-        self._process, self._data, self._control = process, data_in, control_out
+                   self._limits, self._settings.batch_max_bytes)
+        self._process, self._data, self._control = _start(job)
 
     def poll(self, max_records: int, timeout: float) -> list[DerivedRecord]:
         """Up to ``max_records`` records, waiting up to ``timeout`` seconds for the first."""
@@ -215,8 +210,10 @@ class ReadAheadConsumer:
 
     def _died(self) -> ReadAheadError:
         process = self._process
-        process.join(1.0)
-        code = process.exitcode
+        try:
+            code = process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
         how = "is still running but closed its pipe" if code is None else (
             f"was killed by signal {-code}" if code < 0 else f"exited with code {code}")
         return ReadAheadError(
@@ -281,31 +278,49 @@ class ReadAheadConsumer:
             pass
         self._control.close()
         self._data.close()  # a reader blocked sending sees its pipe break
-        process.join(STOP_SECONDS)
-        if process.is_alive():
-            process.terminate()
-            process.join(STOP_SECONDS)
-        if process.is_alive():
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
             process.kill()
-            process.join()
+            process.wait()
 
 
-def _fork_server():
-    global _context
-    if _context is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])  # each reader then starts in milliseconds, imports done
-        _context = context
-    return _context
+def _start(job: _Job) -> tuple[subprocess.Popen, Connection, Connection]:
+    """Start the reader with its two pipes; the job goes down the control pipe first."""
+    data_in, data_out = os.pipe()
+    control_in, control_out = os.pipe()
+    env = dict(os.environ)
+    # The very package this process runs, whatever put it on sys.path (a checkout, PYTHONPATH, a bench script).
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "ledger.ingest.readahead", str(data_out), str(control_in)],
+                                   pass_fds=(data_out, control_in), stdin=subprocess.DEVNULL, env=env,
+                                   start_new_session=True)
+    except BaseException:
+        for fd in (data_in, data_out, control_in, control_out):
+            os.close(fd)
+        raise
+    os.close(data_out)
+    os.close(control_in)
+    data, control = Connection(data_in, writable=False), Connection(control_out, readable=False)
+    control.send_bytes(pickle.dumps(job))
+    return process, data, control
 
 
 # -- the read-ahead process ------------------------------------------------------------
+def _main(data_fd: int, control_fd: int) -> None:
+    out, control = Connection(data_fd, readable=False), Connection(control_fd, writable=False)
+    try:
+        job = pickle.loads(control.recv_bytes())
+    except (EOFError, OSError):
+        return  # the writer went before it sent the job
+    _read_ahead(job, out, control)
+
+
 def _read_ahead(job: _Job, out, control) -> None:
     """Fetch, derive, send; until told to stop or either pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the writer stops us itself
-    os.chdir(job.cwd)  # relative paths (a CA file) and the environment as the writer has them, not the fork server
-    os.environ.clear()
-    os.environ.update(job.env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the writer stops us itself
     sender = _Sender(out, job.max_ahead_bytes)
     consumer = None
     try:
@@ -415,3 +430,9 @@ class _Sender:
             with self._cond:
                 self._queued -= len(payload)
                 self._cond.notify_all()
+
+
+if __name__ == "__main__":
+    from ledger.ingest.readahead import _main as main  # the module itself, not this __main__ copy: _Job unpickles there
+
+    main(int(sys.argv[1]), int(sys.argv[2]))

@@ -3,7 +3,7 @@
 The same topics give the same ledger whether records are derived in line or
 by the read-ahead process, table by table; a reader that dies stops the
 writer with a message that says so and a restart loses and repeats nothing;
-a writer that dies takes its reader with it.
+a writer that dies takes its reader with it, and a Ctrl-C reaches the writer alone, which stops its reader.
 """
 
 from __future__ import annotations
@@ -96,8 +96,15 @@ def children(pid: int) -> list[int]:
 
 
 def readers_of(pid: int) -> list[int]:
-    """The read-ahead processes of the writer ``pid``: children of its fork server."""
-    return [reader for server in children(pid) for reader in children(server)]
+    """The read-ahead processes of the writer ``pid``."""
+    found = []
+    for child in children(pid):
+        try:
+            if b"ledger.ingest.readahead" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found
 
 
 def alive(pid: int) -> bool:
@@ -151,6 +158,7 @@ def test_a_reader_killed_mid_run_stops_the_writer_saying_so_and_a_restart_loses_
 
 
 def test_a_writer_killed_takes_its_reader_with_it(settings, tmp_path):
+    """SIGKILL leaves the writer no chance to stop its reader: the reader sees its pipes close and exits."""
     emit_mixed(settings, events=500)
     env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
            "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
@@ -159,9 +167,28 @@ def test_a_writer_killed_takes_its_reader_with_it(settings, tmp_path):
                               stderr=subprocess.PIPE)
     try:
         reader = wait_for(lambda: readers_of(writer.pid), what="the read-ahead process")[0]
-        server = children(writer.pid)[0]
         writer.kill()
         writer.wait(10)
-        wait_for(lambda: not alive(reader) and not alive(server), timeout=15, what="the reader and its fork server to exit")
+        wait_for(lambda: not alive(reader), timeout=15, what="the reader to exit")
+    finally:
+        stop_process(writer)
+
+
+def test_ctrl_c_stops_the_writer_which_stops_its_reader_and_exits_zero(settings, tmp_path):
+    """A terminal's Ctrl-C goes to the writer's process group; the reader runs in its own session, so the
+    writer finishes its batch, commits, stops the reader and exits 0 (no traceback from either)."""
+    emit_mixed(settings, events=500)
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+           "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
+           "LEDGER_DB": str(tmp_path / "ledger.db"), "LEDGER_READ_AHEAD": "process"}
+    writer = subprocess.Popen([sys.executable, "-m", "ledger", "consume"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        reader = wait_for(lambda: readers_of(writer.pid), what="the read-ahead process")[0]
+        wait_for(lambda: (tmp_path / "ledger.db").exists() and count(tmp_path / "ledger.db") > 0, what="a commit")
+        os.killpg(writer.pid, signal.SIGINT)
+        assert writer.wait(30) == 0
+        assert "Traceback" not in writer.stderr.read().decode()
+        wait_for(lambda: not alive(reader), timeout=10, what="the reader to exit")
     finally:
         stop_process(writer)
