@@ -268,6 +268,8 @@ class Ingestor:
             (t, p, tips[(t, p)].offset + 1, tips[(t, p)].seq, tips[(t, p)].chain_hash)
             for t, p in sorted(touched)
         ]
+        if not self.ledger.bulk:
+            rows.side_json()  # here, not on the commit thread (AppendBatch.side_json)
         prepared = PreparedBatch(rows, counts, rejected, tips, base_seq, seq)
         with self._lock:
             self._in_flight.append(prepared)

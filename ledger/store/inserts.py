@@ -38,3 +38,10 @@ def insert_many(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
 def derive_statements(source: str, bucket_bits: int) -> tuple[str, ...]:
     """One side-row INSERT per side table (schema.derive_side_rows_sql) for ``source``."""
     return tuple(schema.derive_side_rows_sql(table, source, bucket_bits) for table, _ in schema.SIDE_TABLES)
+
+
+@cache
+def own_rows_statements(bucket_bits: int) -> dict[str, str]:
+    """Per side table, its INSERT from one batch of its own rows (AppendBatch.side_json)."""
+    return {table: schema.derive_side_rows_sql(table, BATCH_SOURCE, bucket_bits, own_rows=True)
+            for table, _ in schema.SIDE_TABLES}

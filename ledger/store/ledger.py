@@ -27,7 +27,7 @@ from ledger.model.timecheck import TimeLimits
 from ..errors import StoreError
 from . import schema
 from .heads import Head
-from .inserts import BATCH_SOURCE, STAGED_SOURCE, derive_statements, insert_many
+from .inserts import STAGED_SOURCE, derive_statements, insert_many, own_rows_statements
 from .lock import WriterLock
 from .tiles import TreeWriter, ensure_tables, has_tables
 
@@ -84,6 +84,27 @@ class AppendBatch:
     conflicts: list[tuple] = field(default_factory=list)  # (seq, event_id, first_seq)
     earlier: list[tuple] = field(default_factory=list)  # earlier_copies: (entry_seq, seq, timestamp)
     offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
+    _side_json: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def index_json(self) -> str:
+        """``index`` as one JSON text (a bulk load stages it, Ledger.begin_bulk)."""
+        return json.dumps(self.index, ensure_ascii=False, separators=(",", ":"))
+
+    def side_json(self) -> dict[str, str]:
+        """Per side table, a JSON text of its rows ``[seq, occurred_at, type, keys]`` (none: no entry).
+
+        Made once, when the rows are final: the writer's prepare asks for it, so the commit
+        thread, the writer's critical path, spends no GIL time serializing (2.5 µs an event).
+        """
+        if self._side_json is None:
+            texts = {}
+            for table, at in schema.SIDE_KEY_INDEX.items():
+                rows = [[ix[0], ix[1], ix[2], ix[at]]  # index.index_row: [seq, occurred_at, type, <keys>...]
+                        for ix in self.index if ix[at] is not None]
+                if rows:
+                    texts[table] = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+            self._side_json = texts
+        return self._side_json
 
 
 def _explain(err: sqlite3.Error) -> str:
@@ -365,12 +386,12 @@ class Ledger:
 
     def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
         if batch.index:
-            rows = json.dumps(batch.index, ensure_ascii=False, separators=(",", ":"))
             if self._bulk:
-                conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (rows,))
+                conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (batch.index_json(),))
             else:
-                for sql in derive_statements(BATCH_SOURCE, self.bucket_bits):
-                    conn.execute(sql, (rows,))
+                statements = own_rows_statements(self.bucket_bits)
+                for table, rows in batch.side_json().items():
+                    conn.execute(statements[table], (rows,))
         insert_many(conn, "temp.bulk_event_ids" if self._bulk else "event_ids", ("event_id", "seq", "topic", "partition"),
                     sorted(batch.event_ids))
         insert_many(conn, "conflicts", ("seq", "event_id", "first_seq"), batch.conflicts)
