@@ -34,6 +34,7 @@ from bench_store import synthetic_event
 from common import (
     add_kafka_clients_arg,
     add_mix_arg,
+    add_read_ahead_arg,
     bench_settings,
     describe_client,
     machine,
@@ -54,8 +55,8 @@ MIXES = ("simulated", "reference")
 
 
 def workload_chunk(mix: str, seed: int, n: int) -> list[dict]:
-    """``n`` events of a mix: ``simulated`` is `ledger simulate` (1.3 KiB and 13.8 customers an event on
-    average: bulk jobs name up to 300); ``reference`` is the issue's calibration (~300 bytes, 1 to 3)."""
+    """``n`` events of a mix: ``simulated`` is `ledger simulate` (~440 bytes of Avro and 13.8 customers an
+    event on average: bulk jobs name up to 300); ``reference`` is the issue's calibration (~200 bytes, 1 to 3)."""
     if mix == "simulated":
         return simulate(seed=seed, events=n, subjects=10_000).events
     rng = random.Random(seed)
@@ -197,6 +198,7 @@ def main() -> None:
     parser.add_argument("--sustained", type=int, default=0, help="also ingest this many events in one run")
     add_mix_arg(parser)
     add_kafka_clients_arg(parser)
+    add_read_ahead_arg(parser)
     args = parser.parse_args()
     mixes, clients = selected_mixes(args.mix), selected_clients(args.kafka_client)
     print(f"machine: {machine()}")
@@ -206,6 +208,7 @@ def main() -> None:
     bare = {(c, m): [] for c in clients for m in mixes}
     for mix in mixes:
         with tempfile.TemporaryDirectory() as tmp, bench_settings() as base:
+            base = base.with_(read_ahead=args.read_ahead)
             for client in clients:
                 print(describe_client(base.with_(kafka_client=client)))
             produce(base, args.events, mix=mix)
@@ -236,6 +239,7 @@ def main() -> None:
                   f"({'met' if w / b >= 0.5 else 'missed'})")
     if args.sustained:
         with tempfile.TemporaryDirectory() as tmp, bench_settings(kafka_client=clients[0]) as settings:
+            settings = settings.with_(read_ahead=args.read_ahead)
             produce(settings, args.sustained, mix=mixes[0])
             seconds, n = run_writer(settings, os.path.join(tmp, "sustained.db"))
             print(f"sustained, {clients[0]}, {mixes[0]}: {n:,} events into one ledger in {seconds:.1f}s = "

@@ -28,6 +28,7 @@ from bench_ingest import produce, run_bare
 from common import (
     add_kafka_clients_arg,
     add_mix_arg,
+    add_read_ahead_arg,
     bench_settings,
     describe_client,
     machine,
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--no-bare", action="store_true", help="skip the bare pipeline")
     add_mix_arg(parser)
     add_kafka_clients_arg(parser)
+    add_read_ahead_arg(parser)
     args = parser.parse_args()
     mixes, clients = selected_mixes(args.mix), selected_clients(args.kafka_client)
     modes = ("bulk", "live") if args.mode == "both" else (args.mode,)
@@ -60,6 +62,7 @@ def main() -> None:
     sizes = {}
     for mix in mixes:
         with tempfile.TemporaryDirectory() as tmp, bench_settings() as base:
+            base = base.with_(read_ahead=args.read_ahead)
             for client in clients:
                 print(describe_client(base.with_(kafka_client=client)))
             produce(base, args.events, mix=mix)

@@ -100,8 +100,16 @@ def describe_client(settings) -> str:
         from ledger.kafka import confluent as impl
     else:
         from ledger.kafka import kafka_python as impl
+    from ledger.ingest.readahead import read_ahead_choice
+
     return (f"kafka client: {choice.name} ({choice.why})\n"
-            f"  producer settings: {impl.PRODUCER_CONFIG}\n  consumer settings: {impl.CONSUMER_CONFIG}")
+            f"  producer settings: {impl.PRODUCER_CONFIG}\n  consumer settings: {impl.CONSUMER_CONFIG}\n"
+            f"  read-ahead (writer, replay): {read_ahead_choice(settings)[1]}")
+
+
+def add_read_ahead_arg(parser) -> None:
+    parser.add_argument("--read-ahead", choices=("auto", "process", "off"), default="auto",
+                        help="the writer's and replay's second process (default auto, as the product)")
 
 
 

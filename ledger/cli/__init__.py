@@ -52,6 +52,13 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+def add_read_ahead(parser: argparse.ArgumentParser) -> None:
+    """``--read-ahead`` for the commands that ingest (consume, replay)."""
+    parser.add_argument("--read-ahead", choices=("auto", "process", "off"),
+                        help="fetch and decode in a second process (env LEDGER_READ_AHEAD, default auto: on two "
+                             "or more CPUs); `ledger doctor` says which and why")
+
+
 def settings_from(args: argparse.Namespace):
     from ..config import Settings
 
@@ -60,6 +67,7 @@ def settings_from(args: argparse.Namespace):
         topic_prefix=getattr(args, "topic_prefix", None),
         db=getattr(args, "db", None),
         kafka_client=getattr(args, "kafka_client", None),
+        read_ahead=getattr(args, "read_ahead", None),
     )
 
 

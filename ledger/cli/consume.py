@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import settings_from
+from . import add_read_ahead, settings_from
 
 EPILOG = """\
 One writer owns one ledger file. It resumes from the offsets stored in the
@@ -38,6 +38,7 @@ def register(subparsers, common) -> None:
                    help="with --checkpoint-every: store the checkpoints but do not publish them to the "
                         "checkpoints topic")
     p.add_argument("--log-origin", metavar="ORIGIN", help="log origin (env LEDGER_LOG_ORIGIN)")
+    add_read_ahead(p)
     p.set_defaults(func=run)
 
 

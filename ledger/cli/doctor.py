@@ -9,8 +9,9 @@ from . import settings_from
 EPILOG = """\
 Prints the Kafka client in use (LEDGER_KAFKA_CLIENT / --kafka-client; auto
 takes confluent-kafka when it is installed), the reason, the installed client
-versions, and the names (never the values) of the security settings given.
-Nothing is contacted unless --connect is given.
+versions, the names (never the values) of the security settings given, and
+whether consume and replay read ahead in a second process (LEDGER_READ_AHEAD
+/ --read-ahead). Nothing is contacted unless --connect is given.
 
 example:
   ledger doctor
@@ -48,6 +49,9 @@ def run(args) -> int:
     column = 1 if choice.name == "confluent" else 0
     mapped = [f"{key} -> {MAPPING[key][column]}" for key in sorted(settings.security)]
     print(f"security settings: {', '.join(mapped) or 'none (PLAINTEXT)'}")
+    from ..ingest.readahead import read_ahead_choice
+
+    print(f"read-ahead (consume, replay): {read_ahead_choice(settings)[1]}")
     if args.connect:
         with admin(settings, timeout=10.0) as cluster:
             topics = cluster.topic_partitions()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import settings_from
+from . import add_read_ahead, settings_from
 
 REPLAY_EPILOG = """\
 Reads the records whose Kafka timestamp (recorded time) lies in [--from, --to)
@@ -39,6 +39,7 @@ def register(subparsers, common) -> None:
     p.add_argument("--to", metavar="T", help="recorded time, exclusive (ISO-8601 with offset)")
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (default: the event topics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_read_ahead(p)
     p.set_defaults(func=run_replay)
 
     d = subparsers.add_parser("diff", help="compare two ledgers record by record", epilog=DIFF_EPILOG,

@@ -154,3 +154,27 @@ def test_what_cannot_cross_to_another_process_turns_read_ahead_off_or_is_refused
 def test_an_unknown_read_ahead_mode_is_refused_by_name():
     with pytest.raises(ConfigError, match="read_ahead must be one of auto, process, off, got 'threads'"):
         Settings.load(env={"LEDGER_READ_AHEAD": "threads"})
+
+
+def test_doctor_says_whether_consume_and_replay_read_ahead_and_why(monkeypatch, capsys):
+    from ledger.cli import main
+
+    monkeypatch.setenv("LEDGER_READ_AHEAD", "off")
+    assert main(["doctor"]) == 0
+    assert "read-ahead (consume, replay): off (LEDGER_READ_AHEAD=off / --read-ahead off)" in capsys.readouterr().out
+    monkeypatch.setenv("LEDGER_READ_AHEAD", "auto")
+    monkeypatch.setattr(readahead.os, "cpu_count", lambda: 4)
+    assert main(["doctor"]) == 0
+    assert "read-ahead (consume, replay): a second process (auto: 4 CPUs)" in capsys.readouterr().out
+
+
+def test_consume_and_replay_take_read_ahead_from_the_command_line():
+    import argparse
+
+    from ledger.cli import add_read_ahead, settings_from
+
+    parser = argparse.ArgumentParser()
+    add_read_ahead(parser)
+    assert settings_from(parser.parse_args(["--read-ahead", "off"])).read_ahead == "off"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--read-ahead", "threads"])
