@@ -73,10 +73,18 @@ def read_ahead_choice(settings: Settings, codec: Codec | None = None) -> tuple[b
         if mode == "process":
             raise ConfigError(f"read_ahead=process cannot be honoured: {problem}")
         return False, f"off: {problem}"
-    if mode == "auto" and (os.cpu_count() or 1) < 2:
+    cpus = _cpus()
+    if mode == "auto" and cpus < 2:
         return False, "off (auto: one CPU, a second process would only compete with the writer)"
-    cpus = os.cpu_count()
     return True, "a second process" + (f" (auto: {cpus} CPUs)" if mode == "auto" else " (read_ahead=process)")
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset, taskset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _unusable(settings: Settings, codec: Codec | None) -> str | None:

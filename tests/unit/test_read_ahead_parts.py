@@ -11,7 +11,10 @@ must say why. (The process itself, on a real broker: tests/integration/test_read
 from __future__ import annotations
 
 import marshal
+import os
 import pickle
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -130,9 +133,9 @@ def test_a_payload_larger_than_the_bound_is_still_sent_alone():
 
 
 def test_read_ahead_is_chosen_on_two_cpus_and_says_why(monkeypatch):
-    monkeypatch.setattr(readahead.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(readahead, "_cpus", lambda: 2)
     assert readahead.read_ahead_choice(Settings.load(env={}), CODEC) == (True, "a second process (auto: 2 CPUs)")
-    monkeypatch.setattr(readahead.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(readahead, "_cpus", lambda: 1)
     use, why = readahead.read_ahead_choice(Settings.load(env={}), CODEC)
     assert not use and "one CPU" in why
     assert readahead.read_ahead_choice(Settings.load(env={}, read_ahead="process"), CODEC)[0]
@@ -163,7 +166,7 @@ def test_doctor_says_whether_consume_and_replay_read_ahead_and_why(monkeypatch, 
     assert main(["doctor"]) == 0
     assert "read-ahead (consume, replay): off (LEDGER_READ_AHEAD=off / --read-ahead off)" in capsys.readouterr().out
     monkeypatch.setenv("LEDGER_READ_AHEAD", "auto")
-    monkeypatch.setattr(readahead.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(readahead, "_cpus", lambda: 4)
     assert main(["doctor"]) == 0
     assert "read-ahead (consume, replay): a second process (auto: 4 CPUs)" in capsys.readouterr().out
 
@@ -178,3 +181,13 @@ def test_consume_and_replay_take_read_ahead_from_the_command_line():
     assert settings_from(parser.parse_args(["--read-ahead", "off"])).read_ahead == "off"
     with pytest.raises(SystemExit):
         parser.parse_args(["--read-ahead", "threads"])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux call")
+def test_auto_counts_the_cpus_this_process_may_use_not_the_machines():
+    """A container's cpuset or `taskset -c 0` leaves one CPU, whatever os.cpu_count() says."""
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from ledger.config import Settings; from ledger.ingest.readahead import read_ahead_choice; "
+            "print(read_ahead_choice(Settings.load(env={}))[1])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "one CPU" in out.stdout
