@@ -67,8 +67,9 @@ class Settings:
     #: (one committing, one being prepared) and fetches are capped to it, so this bounds the writer's
     #: memory whatever the records are. Decoded, a record can take ~30 times its bytes (a map of many
     #: tiny entries; control characters are six bytes each in the JSON form), hence 16 MiB: with it
-    #: the writer stayed under 800 MiB on 1 MB records of every kind (BENCHMARKS.md,
-    #: bench/bench_writer_memory.py). Ordinary events (~1 KB) fill 10,000-record batches well below it.
+    #: the writer stayed under 800 MiB on 1 MB records of every kind, and under 850 MiB with its
+    #: read-ahead process (BENCHMARKS.md, bench/bench_writer_memory.py). Ordinary events (~1 KB) fill
+    #: 10,000-record batches well below it.
     batch_max_bytes: int = 16 * 1024 * 1024
     #: The log origin: a schema-less URL naming this log; each partition's checkpoint origin is
     #: ``<log_origin>/<topic>/<partition>`` and the log key is named after it (README "Proving it").

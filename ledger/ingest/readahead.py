@@ -53,7 +53,7 @@ from ledger.errors import ConfigError, LedgerError, ReadAheadError
 from ledger.kafka import Partition, open_consumer
 from ledger.wire.codec import Codec
 
-from .derive import DerivedRecord, derive
+from .derive import JSON, REASON, DerivedRecord, derive
 from .pipeline import no_cyclic_gc
 
 CHUNK_RECORDS = 1_000  # records a message carries: the writer gets work early, per-message costs stay small
@@ -208,7 +208,8 @@ class ReadAheadConsumer:
                 raise pickle.loads(payload[1:])
             with no_cyclic_gc():
                 rows, parts, state = marshal.loads(memoryview(payload)[1:])
-                for tp, position_high in zip(self._partitions, state):
+                del payload
+                for tp, position_high in zip(self._partitions, state or ()):  # None: more of the same poll follows
                     self._state[tp] = position_high
                 self._buffer.extend(DerivedRecord(*row, part) for row, part in zip(rows, parts))
             if rows:
@@ -338,25 +339,47 @@ def _read_ahead(job: _Job, out, control) -> None:
         consumer.assign({Partition(topic, partition): offset for topic, partition, offset in job.starts})
         gc.freeze()  # what exists now lives as long as the process: no more collector passes over it
         limits = job.limits
+        message_bytes = max(1 << 20, job.max_ahead_bytes // 8)
         last_state = None
         while sender.alive:
             if not _obey(control, consumer):
                 break
             records = consumer.poll(CHUNK_RECORDS, IDLE_POLL_SECONDS)
             with no_cyclic_gc():
-                parts = [derive(record, codec, limits) for record in records]
                 state = tuple((consumer.position(tp), consumer.highwater(tp)) for tp in partitions)
                 if not records and state == last_state:
                     continue
                 last_state = state
-                rows = [(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, r.headers) for r in records]
-                sender.put(_RECORDS + marshal.dumps((rows, parts, state)))
+                _send_derived(sender, records, codec, limits, state, message_bytes)
     except BaseException as err:  # noqa: BLE001 - every error goes to the writer, which raises it
         sender.put(_ERROR + _portable(err))
     finally:
         sender.finish()
         if consumer is not None:
             consumer.close()
+
+
+def _send_derived(sender: "_Sender", records, codec, limits, state, message_bytes: int) -> None:
+    """Derive ``records`` and send them in messages of about ``message_bytes`` (a larger record alone).
+
+    Bounded by size, not only by count: derived, a 1 MB record of control characters is 7 MB, and a
+    poll's worth of them in one message held twice over in each process doubled the writer's peak
+    memory (BENCHMARKS.md, "Read-ahead (s7)"). Only the poll's last message carries the positions
+    after it (``state``); before it, the writer keeps the older, lower ones, which never claim a
+    record it has not received.
+    """
+    rows, parts, size = [], [], 0
+    last = len(records) - 1
+    for i, record in enumerate(records):
+        part = derive(record, codec, limits)
+        rows.append((record.topic, record.partition, record.offset, record.timestamp, record.key, record.value,
+                     record.headers))
+        parts.append(part)
+        size += record.size + (len(part[JSON]) if part[REASON] is None else 0)
+        if size >= message_bytes and i < last:
+            sender.put(_RECORDS + marshal.dumps((rows, parts, None)))
+            rows, parts, size = [], [], 0
+    sender.put(_RECORDS + marshal.dumps((rows, parts, state)))
 
 
 def _obey(control, consumer) -> bool:
