@@ -48,7 +48,7 @@ from ledger.store.schema import (
 from ledger.tlog.chain import gap_hash, link
 from ledger.wire.record import Record
 
-from .derive import (  # decode_value, header_type, peek_event_id: also for verify, which decides as ingest does
+from .derive import (
     EVENT_ID,
     FINGERPRINT,
     HEADER_TYPE,
@@ -64,16 +64,12 @@ from .derive import (  # decode_value, header_type, peek_event_id: also for veri
     DerivedRecord,
     decode_value,
     derive,
-    header_type,
-    peek_event_id,
 )
 from .repeats import FirstOccurrence, classify_repeat, join_reasons, recorded_earlier
 from .routing import routing_problem
 
 CHAIN_START_KEY = "chain_start"  # meta: "mid" when each chain starts at its first record (a replayed window)
 STATUSES = ("entry", "duplicate", "conflict", "contradiction", "rejected", "gap")
-__all__ = ["Ingestor", "CommitPipeline", "PreparedBatch", "decode_value", "header_type", "peek_event_id",
-           "reprocess", "no_cyclic_gc"]
 
 
 @dataclass

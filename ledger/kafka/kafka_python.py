@@ -29,7 +29,7 @@ from ledger.wire.record import Record
 from ..config import Settings
 from ..errors import BrokerError, ConfigError, OffsetOutOfRangeError
 from . import BEGINNING, Acked, Partition
-from .reading import fetch_limits
+from .reading import caught_up, fetch_limits, lag
 from .security import kafka_python_options
 
 NAME = "kafka-python"
@@ -191,20 +191,10 @@ class KafkaPythonConsumer:
         return self._client.highwater(TopicPartition(*tp))
 
     def caught_up(self, partitions: Iterable[Partition]) -> bool:
-        for tp in partitions:
-            highwater = self.highwater(tp)
-            if highwater is None or self.position(tp) < highwater:
-                return False
-        return True
+        return caught_up(self, partitions)
 
     def lag(self, partitions: Iterable[Partition]) -> int | None:
-        lag = 0
-        for tp in partitions:
-            highwater = self.highwater(tp)
-            if highwater is None:
-                return None
-            lag += max(0, highwater - self.position(tp))
-        return lag
+        return lag(self, partitions)
 
     def pause(self, *partitions: Partition) -> None:
         self._client.pause(*(TopicPartition(*tp) for tp in partitions))

@@ -4,7 +4,9 @@ The consumers themselves are the seam's (``ledger.kafka.open_consumer``); this
 module only keeps what bounds memory: a batch within ``batch_max_bytes``
 (:func:`take_within`) and fetch sizes within the same bound
 (:func:`fetch_limits`), which both implementations apply from
-``Settings.batch_max_bytes`` so that fetched-but-unbatched data is bounded too.
+``Settings.batch_max_bytes`` so that fetched-but-unbatched data is bounded too;
+and how far behind a consumer is, from its own positions and high watermarks
+(:func:`caught_up`, :func:`lag`).
 """
 
 from __future__ import annotations
@@ -51,3 +53,27 @@ def take_within(records: list[Record], max_records: int, max_bytes: int, *, at_l
         size += n
     taken = records[:max_records]
     return taken, size
+
+
+def caught_up(consumer, partitions) -> bool:
+    """Every partition's position at its high watermark (an unknown watermark: not caught up).
+
+    In terms of the consumer's own ``position`` and ``highwater``, for a consumer that keeps both
+    locally (kafka-python's, the read-ahead consumer's).
+    """
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or consumer.position(tp) < highwater:
+            return False
+    return True
+
+
+def lag(consumer, partitions) -> int | None:
+    """Records between each partition's position and its high watermark, summed; None if one is unknown."""
+    total = 0
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return None
+        total += max(0, highwater - consumer.position(tp))
+    return total

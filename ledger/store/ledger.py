@@ -86,10 +86,6 @@ class AppendBatch:
     offsets: list[tuple] = field(default_factory=list)  # (topic, partition, next_offset, last_seq, chain_hash)
     _side_json: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
-    def index_json(self) -> str:
-        """``index`` as one JSON text (a bulk load stages it, Ledger.begin_bulk)."""
-        return json.dumps(self.index, ensure_ascii=False, separators=(",", ":"))
-
     def side_json(self) -> dict[str, str]:
         """Per side table, a JSON text of its rows ``[seq, occurred_at, type, keys]`` (none: no entry).
 
@@ -98,7 +94,7 @@ class AppendBatch:
         """
         if self._side_json is None:
             texts = {}
-            for table, at in schema.SIDE_KEY_INDEX.items():
+            for table, (at, _) in schema.SIDE_KEYS.items():
                 rows = [[ix[0], ix[1], ix[2], ix[at]]  # index.index_row: [seq, occurred_at, type, <keys>...]
                         for ix in self.index if ix[at] is not None]
                 if rows:
@@ -387,7 +383,8 @@ class Ledger:
     def _insert_rows(self, conn: sqlite3.Connection, batch: AppendBatch) -> None:
         if batch.index:
             if self._bulk:
-                conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (batch.index_json(),))
+                rows = json.dumps(batch.index, ensure_ascii=False, separators=(",", ":"))
+                conn.execute("INSERT INTO temp.bulk_index (rows) VALUES (?)", (rows,))
             else:
                 statements = own_rows_statements(self.bucket_bits)
                 for table, rows in batch.side_json().items():

@@ -100,7 +100,7 @@ def readers_of(pid: int) -> list[int]:
     found = []
     for child in children(pid):
         try:
-            if b"ledger.ingest.readahead" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"ledger.ingest.reader" in Path(f"/proc/{child}/cmdline").read_bytes():
                 found.append(child)
         except OSError:
             continue

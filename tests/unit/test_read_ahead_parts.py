@@ -1,4 +1,4 @@
-"""Reading ahead in a second process (ledger/ingest/readahead.py): what the writer may take from it unchecked.
+"""Reading ahead in a second process (ledger/ingest/readahead.py, reader.py): what the writer may take from it unchecked.
 
 The reader derives each record's part (derive.py) and sends it through a pipe
 with ``marshal``; the Ingestor then takes the part as it comes. So a part must
@@ -22,6 +22,7 @@ from builders import CODEC, make_event, make_record
 from ledgers import sample_records, table_differences
 
 import ledger.ingest.readahead as readahead
+import ledger.ingest.reader as reader
 from ledger.config import Settings
 from ledger.errors import ConfigError, LedgerError, OffsetOutOfRangeError
 from ledger.ingest.derive import DerivedRecord, derive
@@ -77,7 +78,7 @@ def test_a_part_from_other_time_limits_would_show_in_the_ledger(tmp_path):
 
 
 def test_a_reader_error_reaches_the_writer_with_its_type_and_fields():
-    err = pickle.loads(readahead._portable(OffsetOutOfRangeError("ledger.access", 2, 41, "log starts at 50")))
+    err = pickle.loads(reader._portable(OffsetOutOfRangeError("ledger.access", 2, 41, "log starts at 50")))
     assert type(err) is OffsetOutOfRangeError
     assert (err.topic, err.partition, err.offset) == ("ledger.access", 2, 41)
     assert str(err).startswith("ledger.access[2] offset 41 is out of range on the broker: log starts at 50")
@@ -88,7 +89,7 @@ def test_an_error_that_cannot_be_pickled_still_reaches_the_writer_by_name():
         def __init__(self, a, b):
             super().__init__(f"{a}/{b}")
 
-    err = pickle.loads(readahead._portable(Odd(1, 2)))
+    err = pickle.loads(reader._portable(Odd(1, 2)))
     assert type(err) is LedgerError
     assert str(err) == "the read-ahead process failed: Odd: 1/2"
 
@@ -109,7 +110,7 @@ class _BlockingPipe:
 
 def test_the_reader_queues_at_most_its_byte_bound_ahead():
     pipe = _BlockingPipe()
-    sender = readahead._Sender(pipe, limit=120)
+    sender = reader._Sender(pipe, limit=120)
     for _ in range(3):  # one in the blocked send, two queued: 120 bytes on their way, the bound
         sender.put(b"x" * 40)
     fourth = threading.Thread(target=sender.put, args=(b"y" * 40,))
@@ -126,7 +127,7 @@ def test_the_reader_queues_at_most_its_byte_bound_ahead():
 def test_a_payload_larger_than_the_bound_is_still_sent_alone():
     pipe = _BlockingPipe()
     pipe.release.set()
-    sender = readahead._Sender(pipe, limit=10)
+    sender = reader._Sender(pipe, limit=10)
     sender.put(b"z" * 1000)
     sender.finish()
     assert pipe.sent == [b"z" * 1000]

@@ -8,15 +8,8 @@ columns and the statuses here; the whole-table counts come last, then the offset
 from __future__ import annotations
 
 from ledger.errors import StoreError
-from ledger.ingest.pipeline import (
-    CHAIN_START_KEY,
-    decode_value,
-    default_codec,
-    first_occurrence,
-    header_type,
-    no_cyclic_gc,
-    peek_event_id,
-)
+from ledger.ingest.derive import decode_value, header_type, peek_event_id
+from ledger.ingest.pipeline import CHAIN_START_KEY, default_codec, first_occurrence, no_cyclic_gc
 from ledger.ingest.repeats import classify_repeat, recorded_earlier, split_reason
 from ledger.ingest.routing import PREFIX as ROUTING_PREFIX
 from ledger.ingest.routing import routing_problem
