@@ -9,6 +9,10 @@ empty ledger with the real writer (`LedgerWriter.run(until_idle=True)`) and,
 in the same run, with that client's bare pipeline: consume + fastavro decode +
 SQLite insert into one table with subject and actor indexes, no validation, no
 chaining, no side tables. Medians of ``--runs``; clients alternate within a run.
+Each run's files are deleted once measured: left in place, the kernel wrote
+earlier runs' dirty pages back during later runs, which were then 8-11% slower.
+``--bucket-bits`` makes the writer's ledgers with that side-table bucket size
+(default: the store's, schema.BUCKET_BITS).
 
 Goals: issue 17, confluent-kafka: writer >= 14,000 events/s (reference mix) and
 >= 9,500 (simulated) over 200k events, and >= 0.5 of the bare confluent-kafka
@@ -49,6 +53,7 @@ from ledger.kafka import open_producer
 from ledger.kafka.topics import event_topics
 from ledger.model.events import validate
 from ledger.produce.producer import wire_record
+from ledger.store.ledger import Ledger
 from ledger.wire.codec import default_codec
 
 MIXES = ("simulated", "reference")
@@ -82,11 +87,22 @@ def produce(settings, n: int, seed: int = 1, mix: str = "simulated") -> None:
           f"produced in {time.perf_counter() - started:.1f}s")
 
 
-def run_writer(settings, db: str) -> tuple[float, int]:
+def run_writer(settings, db: str, bucket_bits: int | None = None) -> tuple[float, int]:
+    if bucket_bits is not None:  # make the file first; the writer keeps an existing file's bucket size
+        Ledger.open(db, readonly=False, create=True, bucket_bits=bucket_bits).close()
     writer = LedgerWriter(settings.with_(db=db), group_id=None)
     started = time.perf_counter()
     stats = writer.run(until_idle=True, install_signals=False)
     return time.perf_counter() - started, stats.records
+
+
+def remove_sqlite(db: str) -> None:
+    """Delete an SQLite file and its WAL and shared-memory files, so its pages stop costing later runs."""
+    for path in (db, db + "-wal", db + "-shm"):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 def run_bare(settings, db: str) -> tuple[float, int]:
@@ -199,6 +215,8 @@ def main() -> None:
     add_mix_arg(parser)
     add_kafka_clients_arg(parser)
     add_read_ahead_arg(parser)
+    parser.add_argument("--bucket-bits", type=int, default=None,
+                        help="side-table bucket size of the writer's new ledgers, as a power of two")
     args = parser.parse_args()
     mixes, clients = selected_mixes(args.mix), selected_clients(args.kafka_client)
     print(f"machine: {machine()}")
@@ -215,9 +233,13 @@ def main() -> None:
             for run in range(args.runs):
                 for client in clients:
                     settings = base.with_(kafka_client=client)
-                    seconds, n = run_writer(settings, os.path.join(tmp, f"writer-{client}-{run}.db"))
+                    db = os.path.join(tmp, f"writer-{client}-{run}.db")
+                    seconds, n = run_writer(settings, db, args.bucket_bits)
+                    remove_sqlite(db)
                     writer[client, mix].append(n / seconds)
-                    seconds, m = run_bare(settings, os.path.join(tmp, f"bare-{client}-{run}.db"))
+                    db = os.path.join(tmp, f"bare-{client}-{run}.db")
+                    seconds, m = run_bare(settings, db)
+                    remove_sqlite(db)
                     bare[client, mix].append(m / seconds)
                     if n != args.events or m != args.events:
                         raise SystemExit(f"{client}: the writer took {n:,} and the bare pipeline {m:,} records, "
@@ -241,7 +263,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, bench_settings(kafka_client=clients[0]) as settings:
             settings = settings.with_(read_ahead=args.read_ahead)
             produce(settings, args.sustained, mix=mixes[0])
-            seconds, n = run_writer(settings, os.path.join(tmp, "sustained.db"))
+            seconds, n = run_writer(settings, os.path.join(tmp, "sustained.db"), args.bucket_bits)
             print(f"sustained, {clients[0]}, {mixes[0]}: {n:,} events into one ledger in {seconds:.1f}s = "
                   f"{n / seconds:,.0f} events/s")
 

@@ -82,7 +82,7 @@ def make_event(rng: random.Random, i: int, n: int, subjects: int) -> dict:
     return event
 
 
-def build(path: Path, n: int, subjects: int, batch: int = 10_000) -> None:
+def build(path: Path, n: int, subjects: int, batch: int = 10_000, bucket_bits: int | None = None) -> None:
     from ledger.ingest.pipeline import Ingestor
     from ledger.kafka.topics import topic_for
     from ledger.store import Ledger
@@ -96,7 +96,8 @@ def build(path: Path, n: int, subjects: int, batch: int = 10_000) -> None:
     rng = random.Random(42)
     offsets: dict[tuple[str, int], int] = {}
     started = time.perf_counter()
-    ledger = Ledger.open(path, readonly=False, create=True)
+    sizes = {} if bucket_bits is None else {"bucket_bits": bucket_bits}
+    ledger = Ledger.open(path, readonly=False, create=True, **sizes)
     ingestor = Ingestor(ledger, codec=codec)
     chunk = []
     for i in range(n):
@@ -216,25 +217,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rebuild", action="store_true", help="build the ledger even if it exists")
     parser.add_argument("--samples", type=int, default=2000, help="in-process who_saw calls")
     parser.add_argument("--runs", type=int, default=40, help="fresh CLI processes per measurement")
+    parser.add_argument("--bucket-bits", type=int, default=None,
+                        help="side-table bucket size of a new ledger, as a power of two (default: the store's)")
     args = parser.parse_args(argv)
     path = Path(args.db)
     print(machine())
-    if args.rebuild or not _has(path, args.entries):
-        build(path, args.entries, args.subjects)
+    if args.rebuild or not _has(path, args.entries, args.bucket_bits):
+        build(path, args.entries, args.subjects, bucket_bits=args.bucket_bits)
     print(f"ledger: {path} ({path.stat().st_size / 2**20:,.0f} MiB), {args.entries:,} entries, "
           f"{args.subjects:,} customers")
     in_process(path, args.subjects, args.samples)
     through_cli(path, args.subjects, args.runs)
 
 
-def _has(path: Path, entries: int) -> bool:
+def _has(path: Path, entries: int, bucket_bits: int | None) -> bool:
     if not path.exists():
         return False
-    from ledger.store import Ledger
+    from ledger.store import Ledger, schema
 
     try:
         with Ledger.open(path) as ledger:
-            return ledger.count() == entries
+            wanted = schema.BUCKET_BITS if bucket_bits is None else bucket_bits
+            return ledger.count() == entries and ledger.bucket_bits == wanted
     except Exception:
         return False
 
