@@ -26,10 +26,17 @@ from base64 import b64decode, b64encode
 
 FORMAT_VERSION = "3"  # 2: side tables keyed by bucket first; 3: contradictions, earlier_copies, time-flag limits
 
-#: Entries per side-table bucket, as a power of two: 65,536 (bench_index_layout.py measured this
-#: size). A ledger records its own in meta ``bucket_bits``; tests make small buckets to cross many.
-BUCKET_BITS = 16
+#: Entries per side-table bucket, as a power of two: 8,192. A batch's side rows are sorted into the
+#: newest bucket's B-trees, cheaper the smaller the bucket (simulated writer, 200k events: 13,188/s at
+#: 16 bits, 15,877/s at 13, 15,618/s at 12), while a query probes every bucket (who_saw of one customer
+#: over 1M entries, p50: 1.41 ms at 16, 1.57 ms at 13, 1.90 ms at 12; ~1.7 µs a bucket). BENCHMARKS.md,
+#: session 8. A ledger records its own in meta ``bucket_bits``; tests make small buckets to cross many.
+BUCKET_BITS = 13
 MAX_BUCKET_BITS = 40
+
+#: WAL pages (4 KiB) before a checkpoint copies them into the main file: ~40 MiB (PERFORMANCE-NOTES.md).
+#: A writer's appends checkpoint on a thread of their own (store/wal.py), with the same bound.
+WAL_CHECKPOINT_PAGES = 10_000
 
 # Column order of an `entries` row as written by Ledger.append.
 ENTRY_COLUMNS = (
@@ -233,7 +240,7 @@ def apply_pragmas(conn: sqlite3.Connection, *, readonly: bool) -> None:
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
     conn.execute("PRAGMA busy_timeout = 10000")
 
 

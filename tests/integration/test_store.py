@@ -214,6 +214,18 @@ def test_a_new_ledger_records_its_bucket_size(tmp_path):
         assert ledger.bucket_bits == 3
 
 
+@pytest.mark.parametrize("bits", [None, 16])
+def test_a_new_ledger_has_the_default_bucket_size_and_an_old_one_keeps_its_own(tmp_path, bits):
+    """New files get schema.BUCKET_BITS (13); a file made with 16 stays at 16 when a writer opens it."""
+    path = tmp_path / "l.db"
+    kwargs = {} if bits is None else {"bucket_bits": bits}
+    Ledger.open(path, readonly=False, create=True, **kwargs).close()
+    ledger, ingestor = open_writer(path)
+    ingestor.ingest([make_record(make_event(0))])
+    assert ledger.bucket_bits == (13 if bits is None else bits)
+    ledger.close()
+
+
 def test_a_ledger_of_another_format_is_refused_with_what_to_do(tmp_path):
     """A file written in another format is not read half-right: the error says how to rebuild it."""
     path = tmp_path / "old.db"
