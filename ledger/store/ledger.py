@@ -14,9 +14,11 @@ transaction as the entries, so a crash never loses or repeats a record.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,9 @@ from .heads import Head
 from .inserts import STAGED_SOURCE, derive_statements, insert_many, own_rows_statements
 from .lock import WriterLock
 from .tiles import TreeWriter, ensure_tables, has_tables
+from .wal import WalCheckpointer
+
+log = logging.getLogger(__name__)
 
 # Variables per IN (...) query; SQLite 3.32+ allows 32766.
 _IN_CHUNK = 5000
@@ -131,6 +136,8 @@ class Ledger:
         self._reader: "Ledger | None" = None
         self._bulk = False  # begin_bulk(): stage index rows, build the indexes at the end
         self._trees = TreeWriter()  # each partition's Merkle tree, extended in append's transaction
+        self._wal: WalCheckpointer | None = None  # started by the first append (store/wal.py)
+        self._wal_failed = False  # a checkpoint failed: back to SQLite's automatic checkpoints
 
     # -- opening and closing -----------------------------------------------------------
     @classmethod
@@ -212,6 +219,7 @@ class Ledger:
         return self._bucket_bits
 
     def close(self) -> None:
+        self._stop_wal()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -255,6 +263,8 @@ class Ledger:
         """A transaction (BEGIN IMMEDIATE); nested calls become savepoints."""
         depth = self._depth
         name = f"sp{depth}"
+        if depth == 0 and self._wal is not None:
+            self._wal_before_begin()
         try:
             self.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {name}")
         except sqlite3.Error as err:
@@ -280,6 +290,33 @@ class Ledger:
             if depth == 0 and self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise StoreError(f"cannot commit to {self.path}: {_explain(err)}") from err
+        if depth == 0 and self._wal is not None:
+            self._wal.committed()
+
+    def _wal_before_begin(self) -> None:
+        self._wal.before_begin()
+        if self._wal.error is not None:  # checkpoints go back to the commits (logged by the checkpointer)
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {schema.WAL_CHECKPOINT_PAGES}")
+            self._stop_wal()
+            self._wal_failed = True
+
+    def _stop_wal(self) -> None:
+        if self._wal is not None:
+            self._wal_stop()  # the finalizer: runs once
+            self._wal = None
+
+    def _checkpoint_in_background(self) -> None:
+        """From the first append on, the WAL is checkpointed off this thread (store/wal.py)."""
+        try:
+            wal = WalCheckpointer(self.path)
+        except sqlite3.Error as err:  # the commits go on checkpointing, as SQLite does by itself
+            log.warning("WAL checkpoints stay with the writer's commits: cannot open %s again: %s", self.path, err)
+            self._wal_failed = True
+            return
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._wal = wal
+        # A ledger dropped without close() still stops its thread and connection.
+        self._wal_stop = weakref.finalize(self, wal.close)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -301,6 +338,8 @@ class Ledger:
         """Write a batch's entries, side rows, dedupe rows and offsets in one transaction."""
         if self.readonly:
             raise StoreError("the ledger was opened read-only")
+        if self._wal is None and not self._wal_failed:
+            self._checkpoint_in_background()
         now = int(time.time() * 1000)
         try:
             with self.atomic() as conn:
