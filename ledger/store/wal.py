@@ -40,6 +40,7 @@ class WalCheckpointer:
     def __init__(self, path: Path, restart_frames: int | None = None):
         self.restart_frames = RESTART_FRAMES if restart_frames is None else restart_frames
         self.error: sqlite3.Error | None = None
+        # Opened here so that a file which cannot be opened fails the caller; used by the thread alone.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._changed = threading.Condition()
         self._commits = 0  # commits announced by the writer
@@ -63,13 +64,28 @@ class WalCheckpointer:
             self._changed.wait_for(lambda: self._passed >= self._commits or self.error is not None or self._closing)
 
     def close(self) -> None:
+        """Stop the thread once its current pass ends; the thread closes its connection as it exits."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
-        self._thread.join()
-        self._conn.close()
+        # The owner's finalizer may run on this very thread, from a garbage collection it set off.
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _checkpoint(self) -> int:
+        """One PASSIVE pass; the WAL pages it found."""
+        _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames
 
     def _run(self) -> None:
+        # Only this thread touches the connection from here on, closing it included: a
+        # sqlite3 connection closed while another thread runs a statement on it crashes.
+        try:
+            self._checkpoint_until_closed()
+        finally:
+            self._conn.close()
+
+    def _checkpoint_until_closed(self) -> None:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._commits > self._passed or self._closing)
@@ -77,7 +93,7 @@ class WalCheckpointer:
                     return
                 target = self._commits
             try:
-                _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                frames = self._checkpoint()
             except sqlite3.Error as err:
                 log.warning("WAL checkpoints go back to the writer's commits: %s", err)
                 with self._changed:

@@ -80,11 +80,16 @@ def test_a_failing_checkpoint_hands_checkpoints_back_to_the_commits(tmp_path, ca
     ingestor.ingest(chunks[0])
     checkpointer = ledger._wal
     assert ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
-    checkpointer._conn.close()  # the thread's next checkpoint fails
+
+    def failing_checkpoint():
+        raise sqlite3.OperationalError("disk I/O error")
+
+    checkpointer._checkpoint = failing_checkpoint  # the thread's next pass fails
     with caplog.at_level(logging.WARNING, logger="ledger.store.wal"):
         ingestor.ingest(chunks[1])
         checkpointer._thread.join(timeout=10)
     assert not checkpointer._thread.is_alive()
+    assert "disk I/O error" in caplog.text
     assert "WAL checkpoints go back to the writer's commits" in caplog.text
     ingestor.ingest(chunks[2])
     assert ledger._wal is None
@@ -106,6 +111,38 @@ def test_a_writer_dropped_without_close_stops_its_thread(tmp_path):
     gc.collect()
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_closing_while_a_pass_runs_waits_for_it(tmp_path):
+    """Close right after a commit, while the thread checkpoints: the file is whole (closing its connection under it crashed)."""
+    path = tmp_path / "l.db"
+    for round_ in range(20):
+        ledger, ingestor = open_writer(path)
+        ingestor.ingest([make_record(make_event(round_ * 40 + i), offset=round_ * 40 + i) for i in range(40)])
+        ledger.close()
+    assert verify_file(path).ok
+
+
+def test_a_close_from_the_thread_itself_ends_it(tmp_path, monkeypatch):
+    """The ledger's finalizer can run on the checkpoint thread (a collection it set off): no join on itself."""
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+    ledger, ingestor = open_writer(tmp_path / "l.db")
+    first, second = batches(2)
+    ingestor.ingest(first)  # starts the thread
+    checkpointer = ledger._wal
+    real_pass = checkpointer._checkpoint
+
+    def pass_then_close():
+        checkpointer.close()
+        return real_pass()
+
+    checkpointer._checkpoint = pass_then_close
+    ingestor.ingest(second)
+    checkpointer._thread.join(timeout=10)
+    assert not checkpointer._thread.is_alive()
+    assert raised == []
+    ledger.close()
 
 
 def test_readers_and_one_shot_writers_start_no_thread(tmp_path):
