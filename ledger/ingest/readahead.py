@@ -27,8 +27,12 @@ The reader is a fresh interpreter (``python -m ledger.ingest.reader``, reader.py
 to start), never a fork of the writer: the writer has threads (the commit
 thread, librdkafka's), which a fork would copy mid-lock; and unlike
 ``multiprocessing``'s spawn and fork server it does not import the caller's
-main module again. It runs in its own session, so a Ctrl-C meant for the
-writer reaches the writer alone, which then stops its reader.
+main module again. It runs in its own process group, so a Ctrl-C meant for the
+writer (a terminal signals its foreground group) reaches the writer alone, which
+then stops its reader. It stays in the writer's session: Linux's scheduler
+shares a core fairly between sessions (autogroups) before it looks at nice
+values, and the reader runs at a lower priority than the commit (reader.py,
+READER_NICE), which only counts within one session.
 """
 
 from __future__ import annotations
@@ -275,7 +279,7 @@ def _start(job: Job) -> tuple[subprocess.Popen, Connection, Connection]:
     try:
         process = subprocess.Popen([sys.executable, "-m", "ledger.ingest.reader", str(data_out), str(control_in)],
                                    pass_fds=(data_out, control_in), stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)
+                                   process_group=0)
     except BaseException:
         for fd in (data_in, data_out, control_in, control_out):
             os.close(fd)

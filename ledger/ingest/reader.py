@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import marshal
+import os
 import pickle
 import signal
 import sys
@@ -33,6 +34,10 @@ from .pipeline import no_cyclic_gc
 CHUNK_RECORDS = 1_000  # records a poll takes: the writer gets work early, per-message costs stay small
 IDLE_POLL_SECONDS = 0.2  # how long the reader waits on an empty fetch before it looks at its control pipe
 RECORDS, ERROR = b"R", b"E"  # the first byte of a data message
+#: Added to the writer's nice value. The reader runs ahead of the commit, the writer's chained and
+#: one-at-a-time part: when the two want the same core, the commit should get it (simulated mix,
+#: 200k events, 2 CPUs: 12,483 / 12,521 events/s at the writer's priority, 13,304 / 13,368 at +5).
+READER_NICE = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ def _main(data_fd: int, control_fd: int) -> None:
 def _read_ahead(job: Job, out, control) -> None:
     """Fetch, derive, send; until told to stop or either pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the writer stops us itself
+    os.nice(READER_NICE)
     sender = _Sender(out, job.max_ahead_bytes)
     consumer = None
     try:

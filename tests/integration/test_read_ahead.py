@@ -23,6 +23,7 @@ from processes import stop_process
 from ledger.audit.verify import verify_ledger
 from ledger.dev.simulate import simulate
 from ledger.errors import ReadAheadError
+from ledger.ingest.reader import READER_NICE
 from ledger.ingest.replay import replay
 from ledger.ingest.writer import LedgerWriter
 from ledger.kafka import open_producer
@@ -174,8 +175,28 @@ def test_a_writer_killed_takes_its_reader_with_it(settings, tmp_path):
         stop_process(writer)
 
 
+def test_the_reader_runs_below_the_writer_in_the_writer_session_and_a_group_of_its_own(settings, tmp_path):
+    """Nice values weigh threads against each other only within one session (Linux autogroups): a reader in
+    a session of its own would take a core's fair share from the commit whatever its priority."""
+    emit_mixed(settings, events=500)
+    env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+           "LEDGER_KAFKA_CLIENT": settings.kafka_client, "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
+           "LEDGER_DB": str(tmp_path / "ledger.db"), "LEDGER_READ_AHEAD": "process"}
+    writer = subprocess.Popen([sys.executable, "-m", "ledger", "consume"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        reader = wait_for(lambda: readers_of(writer.pid), what="the read-ahead process")[0]
+        writer_nice = os.getpriority(os.PRIO_PROCESS, writer.pid)
+        expected = min(19, writer_nice + READER_NICE)
+        wait_for(lambda: os.getpriority(os.PRIO_PROCESS, reader) == expected, what=f"the reader at nice {expected}")
+        assert os.getsid(reader) == os.getsid(writer.pid)
+        assert os.getpgid(reader) not in (os.getpgid(writer.pid), os.getpgid(0))
+    finally:
+        stop_process(writer)
+
+
 def test_ctrl_c_stops_the_writer_which_stops_its_reader_and_exits_zero(settings, tmp_path):
-    """A terminal's Ctrl-C goes to the writer's process group; the reader runs in its own session, so the
+    """A terminal's Ctrl-C goes to the writer's process group; the reader runs in a group of its own, so the
     writer finishes its batch, commits, stops the reader and exits 0 (no traceback from either)."""
     emit_mixed(settings, events=500)
     env = {**os.environ, "LEDGER_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
